@@ -1,0 +1,5 @@
+"""``python -m procman``."""
+
+from procman.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Every Redis key name workerkit uses, in one place.
+
+The layout follows Sidekiq's, so a Ruby Sidekiq client and Sidekiq's own API can share a Redis with
+workerkit. Reliable fetch adds in-flight lists of workerkit's own (``inflight:<identity>:<queue>``)
+that Sidekiq never reads. An optional namespace prefix (``myapp:``) lets several apps share one Redis.
+Nothing outside this module spells a key. ``docs/redis-model.md`` documents each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one optional namespace."""
+
+    namespace: str = ""
+
+    def _k(self, name: str) -> str:
+        return f"{self.namespace}:{name}" if self.namespace else name
+
+    # Queues -------------------------------------------------------------------------------------
+    @property
+    def queues(self) -> str:
+        """SET of every queue name ever pushed to."""
+        return self._k("queues")
+
+    def queue(self, name: str) -> str:
+        """LIST of job payloads; clients LPUSH, workers take from the right (oldest first)."""
+        return self._k(f"queue:{name}")
+
+    def queue_prefix(self) -> str:
+        """The prefix of every queue list (for stripping it off)."""
+        return self._k("queue:")
+
+    # Sorted sets ------------------------------------------------------------------------------------
+    @property
+    def schedule(self) -> str:
+        """ZSET of scheduled jobs, scored by the epoch second they are due."""
+        return self._k("schedule")
+
+    @property
+    def retry(self) -> str:
+        """ZSET of failed jobs waiting for their next attempt, scored by that time."""
+        return self._k("retry")
+
+    @property
+    def dead(self) -> str:
+        """ZSET of jobs that exhausted their retries, scored by the time they died."""
+        return self._k("dead")
+
+    # Processes ----------------------------------------------------------------------------------
+    @property
+    def processes(self) -> str:
+        """SET of live worker process identities."""
+        return self._k("processes")
+
+    def process(self, identity: str) -> str:
+        """HASH of one process's heartbeat (info, busy, beat, quiet, rss, ...), EXPIRE 60."""
+        return self._k(identity)
+
+    def work(self, identity: str) -> str:
+        """HASH thread-id -> JSON {queue, payload, run_at} of jobs the process is running."""
+        return self._k(f"{identity}:work")
+
+    def signals(self, identity: str) -> str:
+        """LIST of signals (TSTP, TERM) sent to a process from the dashboard or API."""
+        return self._k(f"{identity}-signals")
+
+    def inflight(self, identity: str, queue: str) -> str:
+        """LIST of jobs fetched by ``identity`` from ``queue`` and not yet acknowledged (reliable fetch)."""
+        return self._k(f"inflight:{identity}:{queue}")
+
+    def inflight_pattern(self) -> str:
+        """SCAN pattern matching every in-flight list."""
+        return self._k("inflight:*")
+
+    @property
+    def process_cleanup_lock(self) -> str:
+        """STRING lock (SET NX EX) so the orphan sweep runs at most once per interval."""
+        return self._k("process_cleanup")
+
+    # Stats --------------------------------------------------------------------------------------
+    def stat(self, name: str, day: date | None = None) -> str:
+        """Counter ``stat:processed`` / ``stat:failed``, or its daily twin ``stat:NAME:YYYY-MM-DD``."""
+        suffix = f":{day.isoformat()}" if day else ""
+        return self._k(f"stat:{name}{suffix}")
+
+    # Periodic jobs ------------------------------------------------------------------------------
+    def periodic_tick(self, name: str, tick_epoch: int) -> str:
+        """STRING set NX once per (periodic job, tick) so each tick is enqueued exactly once."""
+        return self._k(f"periodic:{name}:{tick_epoch}")
+
+    @property
+    def periodic(self) -> str:
+        """HASH name -> JSON {cron, class, args, queue, tz, last_run} of registered periodic jobs."""
+        return self._k("periodic")
