@@ -1,0 +1,225 @@
+"""Periodic (cron) jobs: declared in code, enqueued exactly once per tick by any worker.
+
+Declare them in a module that workers load with ``-r``::
+
+    workerkit.periodic("*/5 * * * *", ProjectCleanup, args=[7], tz="Europe/Berlin")
+
+    @workerkit.periodic("0 3 * * *")
+    @workerkit.job
+    def nightly_report() -> None: ...
+
+Every worker process calls :func:`enqueue_due` about once a second. For each periodic job it works out
+the latest tick at or before now and runs one Lua script that sets the tick's own lock key with
+``SET NX EX`` and, only if that set won, pushes the job, in one atomic step. So each tick is enqueued
+exactly once across all processes and hosts, whoever's clock gets there first, and a restart of any
+worker changes nothing.
+
+A tick missed while no worker ran is *not* replayed: only the latest tick is considered, and only while
+it is at most :data:`CATCH_UP_SECONDS` old. A worker that starts at 10:07 does not enqueue the 10:05 tick
+of a ``*/5`` job, nor the hundreds of ticks of a job whose workers were down overnight.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis
+from croniter import croniter
+
+from workerkit.keys import Keys
+from workerkit.payload import check_args, encode, new_payload
+
+CATCH_UP_SECONDS = 60.0
+"""How late a tick may still be enqueued; older ticks were missed and are skipped, not replayed."""
+
+_LOCK_TTL_SECONDS = int(CATCH_UP_SECONDS * 3)
+_SCRIPT = (resources.files("workerkit") / "scripts" / "periodic_enqueue.lua").read_text(encoding="utf-8")
+
+JobRef = TypeVar("JobRef")
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """One registered periodic job: which job to push, with what, on which schedule."""
+
+    name: str
+    cron: str
+    class_name: str
+    args: tuple[Any, ...]
+    queue: str
+    tz: str
+
+    def latest_tick(self, now: float) -> float:
+        """The epoch second of the latest tick at or before ``now``."""
+        just_after = datetime.fromtimestamp(math.floor(now) + 1, ZoneInfo(self.tz))
+        return float(croniter(self.cron, just_after).get_prev(float))
+
+    def next_tick(self, now: float) -> float:
+        """The epoch second of the first tick after ``now``."""
+        return next_tick(self.cron, self.tz, now)
+
+    def record(self, last_run: float | None = None, last_jid: str | None = None) -> str:
+        """The JSON record the dashboard reads from ``keys.periodic``."""
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "cron": self.cron,
+            "class": self.class_name,
+            "args": list(self.args),
+            "queue": self.queue,
+            "tz": self.tz,
+        }
+        if last_run is not None:
+            fields["last_run"] = last_run
+            fields["last_jid"] = last_jid
+        return json.dumps(fields)
+
+
+def next_tick(cron: str, tz: str, now: float) -> float:
+    """The epoch second of the first tick of ``cron`` (in time zone ``tz``) after ``now``."""
+    return float(croniter(cron, datetime.fromtimestamp(now, ZoneInfo(tz))).get_next(float))
+
+
+_registry: dict[str, PeriodicJob] = {}
+
+
+def registered() -> list[PeriodicJob]:
+    """Every periodic job declared in this process, in declaration order."""
+    return list(_registry.values())
+
+
+def unregister_all() -> None:
+    """Forget every declared periodic job (for tests)."""
+    _registry.clear()
+
+
+def _job_class_name(job: object) -> str:
+    if isinstance(job, str):
+        return job
+    name = getattr(job, "class_name", None) or f"{getattr(job, '__module__', '')}.{getattr(job, '__qualname__', '')}"
+    if not isinstance(name, str) or name.startswith(".") or name.endswith("."):
+        raise TypeError(f"periodic: {job!r} is not a job class, @job function or class name")
+    return name
+
+
+def _job_queue(job: object) -> str:
+    queue = getattr(job, "queue", None)
+    return queue if isinstance(queue, str) else "default"
+
+
+def _validate(cron: str, tz: str, args: Sequence[Any]) -> None:
+    if not croniter.is_valid(cron):
+        raise ValueError(f"periodic: invalid cron expression {cron!r}")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"periodic: unknown time zone {tz!r}") from exc
+    try:
+        check_args(args)
+    except TypeError as exc:
+        raise ValueError(f"periodic: {exc}") from exc
+
+
+def register(
+    cron: str,
+    job: object,
+    args: Iterable[Any] = (),
+    *,
+    tz: str = "UTC",
+    name: str | None = None,
+    queue: str | None = None,
+) -> PeriodicJob:
+    """Declare that ``job`` runs on the ``cron`` schedule; returns the registered entry.
+
+    ``job`` is a job class, a ``@job`` function or a class name. ``name`` (default: the class name)
+    identifies the periodic job in Redis; two declarations with one name are an error unless equal.
+    """
+    arg_tuple = tuple(args)
+    _validate(cron, tz, arg_tuple)
+    class_name = _job_class_name(job)
+    entry = PeriodicJob(
+        name=name or class_name,
+        cron=cron,
+        class_name=class_name,
+        args=arg_tuple,
+        queue=queue or _job_queue(job),
+        tz=tz,
+    )
+    existing = _registry.get(entry.name)
+    if existing is not None and existing != entry:
+        raise ValueError(f"periodic: the name {entry.name!r} is already declared with another schedule or job")
+    _registry[entry.name] = entry
+    return entry
+
+
+def periodic(
+    cron: str,
+    job: object | None = None,
+    args: Iterable[Any] = (),
+    *,
+    tz: str = "UTC",
+    name: str | None = None,
+    queue: str | None = None,
+) -> Any:
+    """Declare a periodic job; without ``job``, return a decorator that declares the decorated job.
+
+    ``periodic("*/5 * * * *", Cleanup, args=[1], tz="Europe/Berlin")`` registers and returns the entry;
+    ``@periodic("0 * * * *")`` above a job class or ``@job`` function registers it and returns it unchanged.
+    """
+    if job is not None:
+        return register(cron, job, args, tz=tz, name=name, queue=queue)
+    _validate(cron, tz, tuple(args))
+
+    def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
+        register(cron, target, args, tz=tz, name=name, queue=queue)
+        return target
+
+    return decorate
+
+
+def _payload(entry: PeriodicJob, now: float) -> tuple[str, str]:
+    payload = new_payload(entry.class_name, entry.args, entry.queue, True, {"periodic": entry.name})
+    payload["enqueued_at"] = now
+    return payload["jid"], encode(payload)
+
+
+def enqueue_due(
+    conn: redis.Redis, keys: Keys, now: float | None = None, jobs: Iterable[PeriodicJob] | None = None
+) -> int:
+    """Enqueue every periodic job whose latest tick is due and not yet enqueued; returns how many.
+
+    Safe to call from any number of threads, processes and hosts at once: each tick is pushed by
+    exactly one caller. Ticks older than :data:`CATCH_UP_SECONDS` are skipped (never replayed); the
+    job's record in ``keys.periodic`` is still published so the dashboard lists it.
+    """
+    current = time.time() if now is None else now
+    entries = registered() if jobs is None else list(jobs)
+    if not entries:
+        return 0
+    script = conn.register_script(_SCRIPT)
+    pipe = conn.pipeline(transaction=False)
+    for entry in entries:
+        tick = entry.latest_tick(current)
+        fresh = current - tick <= CATCH_UP_SECONDS
+        jid, payload = _payload(entry, current)
+        script(
+            keys=[keys.periodic_tick(entry.name, int(tick)), keys.queues, keys.queue(entry.queue), keys.periodic],
+            args=[
+                _LOCK_TTL_SECONDS,
+                entry.queue,
+                payload,
+                entry.name,
+                entry.record(last_run=tick, last_jid=jid),
+                entry.record(),
+                "1" if fresh else "0",
+            ],
+            client=pipe,
+        )
+    return sum(int(result) for result in pipe.execute())
