@@ -1,0 +1,128 @@
+"""Configuration: which Redis, which namespace, and the hooks (middleware, error and death handlers).
+
+The Redis URL comes from ``workerkit.configure(redis_url=...)``, else ``WORKERKIT_REDIS_URL``, else
+``REDIS_URL``, else ``redis://127.0.0.1:6379/0``. ``redis://``, ``rediss://`` (TLS) and ``unix://`` work.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from workerkit.keys import Keys
+
+if TYPE_CHECKING:
+    from workerkit.job import Job
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+ClientMiddleware = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+"""Called with each payload before it is pushed; return the payload (possibly changed) or None to drop it."""
+ServerMiddleware = Callable[["Job", dict[str, Any], Callable[[], None]], None]
+"""Wraps each job run: ``mw(job, payload, call_next)``; call ``call_next()`` to run the job."""
+ErrorHandler = Callable[[BaseException, dict[str, Any]], None]
+"""Called with every exception a job raises, and its payload (for Sentry and the like)."""
+DeathHandler = Callable[[dict[str, Any], "BaseException | None"], None]
+"""Called when a job goes to the dead set, with its payload and the last exception."""
+
+
+def _url_from_env() -> str:
+    return os.environ.get("WORKERKIT_REDIS_URL") or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+@dataclass
+class Config:
+    """Everything workerkit is configured with; one instance per process (``workerkit.config.current()``)."""
+
+    redis_url: str = field(default_factory=_url_from_env)
+    namespace: str = ""
+    client_middleware: list[ClientMiddleware] = field(default_factory=list)
+    server_middleware: list[ServerMiddleware] = field(default_factory=list)
+    error_handlers: list[ErrorHandler] = field(default_factory=list)
+    death_handlers: list[DeathHandler] = field(default_factory=list)
+    max_retries: int = 25
+    dead_max_jobs: int = 10_000
+    dead_timeout: float = 180 * 24 * 3600.0
+
+
+_config = Config()
+_client: redis.Redis | None = None
+_lock = threading.Lock()
+
+
+def current() -> Config:
+    """The configuration in effect."""
+    return _config
+
+
+def configure(
+    redis_url: str | None = None,
+    namespace: str | None = None,
+    *,
+    client_middleware: list[ClientMiddleware] | None = None,
+    server_middleware: list[ServerMiddleware] | None = None,
+    error_handlers: list[ErrorHandler] | None = None,
+    death_handlers: list[DeathHandler] | None = None,
+    max_retries: int | None = None,
+    dead_max_jobs: int | None = None,
+    dead_timeout: float | None = None,
+) -> Config:
+    """Change the configuration; arguments left as None keep their value. Returns the configuration."""
+    global _client
+    with _lock:
+        changes: dict[str, Any] = {
+            "redis_url": redis_url,
+            "namespace": namespace,
+            "client_middleware": client_middleware,
+            "server_middleware": server_middleware,
+            "error_handlers": error_handlers,
+            "death_handlers": death_handlers,
+            "max_retries": max_retries,
+            "dead_max_jobs": dead_max_jobs,
+            "dead_timeout": dead_timeout,
+        }
+        for name, value in changes.items():
+            if value is not None:
+                setattr(_config, name, value)
+        if redis_url is not None and _client is not None:
+            _client.close()
+            _client = None
+    return _config
+
+
+def reset() -> None:
+    """Forget every setting and the client (tests use this between cases)."""
+    global _config, _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _config, _client = Config(), None
+
+
+def new_redis_client(url: str | None = None, **kwargs: Any) -> redis.Redis:
+    """A new ``redis.Redis`` for ``url`` (default: the configured one), with sane socket settings."""
+    options: dict[str, Any] = {"socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 30}
+    options.update(kwargs)
+    return redis.Redis.from_url(url or _config.redis_url, **options)
+
+
+def redis_client() -> redis.Redis:
+    """The shared ``redis.Redis`` for the configured URL (created on first use, thread-safe)."""
+    global _client
+    client = _client
+    if client is None:
+        with _lock:
+            if _client is None:
+                _client = new_redis_client()
+            client = _client
+    return client
+
+
+def keys() -> Keys:
+    """The :class:`Keys` of the configured namespace."""
+    return Keys(_config.namespace)
