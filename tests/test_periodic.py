@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
+from workerkit import Job, job
 from workerkit import periodic as periodic_module
 from workerkit.keys import Keys
 from workerkit.periodic import CATCH_UP_SECONDS, PeriodicJob, enqueue_due, periodic, register, registered
@@ -57,7 +58,8 @@ def test_a_due_tick_is_enqueued_once_with_a_full_payload(redis_client: redis.Red
     assert enqueue_due(redis_client, KEYS, T0 + 299) == 0
 
     [job] = queued(redis_client, "critical")
-    assert (job["class"], job["args"], job["queue"], job["periodic"]) == ("app.jobs.Sweep", [7, "x"], "critical", "sweep")
+    assert (job["class"], job["args"], job["queue"]) == ("app.jobs.Sweep", [7, "x"], "critical")
+    assert job["periodic"] == "sweep"
     assert job["enqueued_at"] == T0 + 2 and len(str(job["jid"])) == 24
     assert redis_client.smembers(KEYS.queues) == {b"critical"}
     record = json.loads(redis_client.hget(KEYS.periodic, "sweep") or b"{}")
@@ -139,19 +141,26 @@ def test_processes_racing_on_every_tick_enqueue_each_tick_once(redis_url: str, r
 
 def test_the_decorator_registers_the_job_and_returns_it_unchanged() -> None:
     @periodic("0 3 * * *", tz="Europe/Berlin", args=[1])
+    @job(queue="low", retry=3)
     def nightly(days: int) -> int:
         return days
 
+    class Cleanup(Job):
+        queue = "maintenance"
+
+    periodic("*/10 * * * *", Cleanup)
+
     assert nightly(5) == 5
-    [entry] = registered()
-    assert entry == PeriodicJob(
-        name=f"{__name__}.test_the_decorator_registers_the_job_and_returns_it_unchanged.<locals>.nightly",
-        cron="0 3 * * *",
-        class_name=f"{__name__}.test_the_decorator_registers_the_job_and_returns_it_unchanged.<locals>.nightly",
-        args=(1,),
-        queue="default",
-        tz="Europe/Berlin",
-    )
+    local = f"{__name__}.test_the_decorator_registers_the_job_and_returns_it_unchanged.<locals>"
+    assert registered() == [
+        PeriodicJob(f"{local}.nightly", "0 3 * * *", f"{local}.nightly", (1,), "low", "Europe/Berlin", 3),
+        PeriodicJob(f"{local}.Cleanup", "*/10 * * * *", f"{local}.Cleanup", (), "maintenance", "UTC", True),
+    ]
+
+
+def test_something_that_is_not_a_job_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"^periodic: <built-in function print> is not a job class"):
+        periodic("* * * * *", print)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +173,7 @@ def test_the_decorator_registers_the_job_and_returns_it_unchanged() -> None:
 )
 def test_bad_declarations_fail_at_once_with_a_clear_message(kwargs: dict[str, object], message: str) -> None:
     declaration: dict[str, object] = {"cron": "* * * * *", "job": "app.jobs.X", **kwargs}
-    with pytest.raises(ValueError, match="^periodic: ") as failure:
+    with pytest.raises(ValueError, match=r"^periodic: ") as failure:
         periodic(**declaration)  # type: ignore[arg-type]
     assert message in str(failure.value)
 

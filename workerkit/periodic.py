@@ -34,6 +34,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis
 from croniter import croniter
 
+from workerkit import registry
+from workerkit.job import Job
 from workerkit.keys import Keys
 from workerkit.payload import check_args, encode, new_payload
 
@@ -56,6 +58,7 @@ class PeriodicJob:
     args: tuple[Any, ...]
     queue: str
     tz: str
+    retry: bool | int = True
 
     def latest_tick(self, now: float) -> float:
         """The epoch second of the latest tick at or before ``now``."""
@@ -100,18 +103,15 @@ def unregister_all() -> None:
     _registry.clear()
 
 
-def _job_class_name(job: object) -> str:
-    if isinstance(job, str):
-        return job
-    name = getattr(job, "class_name", None) or f"{getattr(job, '__module__', '')}.{getattr(job, '__qualname__', '')}"
-    if not isinstance(name, str) or name.startswith(".") or name.endswith("."):
-        raise TypeError(f"periodic: {job!r} is not a job class, @job function or class name")
-    return name
-
-
-def _job_queue(job: object) -> str:
-    queue = getattr(job, "queue", None)
-    return queue if isinstance(queue, str) else "default"
+def _job_defaults(job: object) -> tuple[str, str, bool | int]:
+    """Class name, queue and retry option of a job class, ``@job`` function or class name."""
+    job_class = getattr(job, "job_class", job)
+    if isinstance(job_class, type) and issubclass(job_class, Job):
+        return job_class.job_name(), job_class.queue, job_class.retry
+    if isinstance(job, str) and job:
+        registered_class = registry.get(job)
+        return job, registered_class.queue if registered_class else "default", True
+    raise TypeError(f"periodic: {job!r} is not a job class, @job function or job class name")
 
 
 def _validate(cron: str, tz: str, args: Sequence[Any]) -> None:
@@ -143,14 +143,15 @@ def register(
     """
     arg_tuple = tuple(args)
     _validate(cron, tz, arg_tuple)
-    class_name = _job_class_name(job)
+    class_name, default_queue, retry = _job_defaults(job)
     entry = PeriodicJob(
         name=name or class_name,
         cron=cron,
         class_name=class_name,
         args=arg_tuple,
-        queue=queue or _job_queue(job),
+        queue=queue or default_queue,
         tz=tz,
+        retry=retry,
     )
     existing = _registry.get(entry.name)
     if existing is not None and existing != entry:
@@ -185,7 +186,7 @@ def periodic(
 
 
 def _payload(entry: PeriodicJob, now: float) -> tuple[str, str]:
-    payload = new_payload(entry.class_name, entry.args, entry.queue, True, {"periodic": entry.name})
+    payload = new_payload(entry.class_name, entry.args, entry.queue, entry.retry, {"periodic": entry.name})
     payload["enqueued_at"] = now
     return payload["jid"], encode(payload)
 
