@@ -14,9 +14,16 @@ import pytest
 import redis
 
 from workerkit import Job, job
-from workerkit import periodic as periodic_module
 from workerkit.keys import Keys
-from workerkit.periodic import CATCH_UP_SECONDS, PeriodicJob, enqueue_due, periodic, register, registered
+from workerkit.periodic import (
+    CATCH_UP_SECONDS,
+    PeriodicJob,
+    enqueue_due,
+    periodic,
+    register,
+    registered,
+    unregister_all,
+)
 
 KEYS = Keys()
 # 2026-07-01 10:00:00 UTC, a Wednesday: a whole hour, so "*/5" and "0 *" both tick here.
@@ -25,9 +32,9 @@ T0 = datetime(2026, 7, 1, 10, 0, tzinfo=ZoneInfo("UTC")).timestamp()
 
 @pytest.fixture(autouse=True)
 def empty_registry() -> Iterator[None]:
-    periodic_module.unregister_all()
+    unregister_all()
     yield
-    periodic_module.unregister_all()
+    unregister_all()
 
 
 def queued(client: redis.Redis, queue: str = "default") -> list[dict[str, object]]:
