@@ -1,17 +1,280 @@
-"""The procman command line."""
+"""The procman command line: parse arguments, call the modules, map errors to messages and exit codes.
+
+Only ``argparse`` is imported up front; each command imports what it needs, so ``procman run`` (which
+replaces itself with the child) stays fast.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from procman import __version__
+from procman.errors import ConfigError
+
+USAGE_ERROR = 2
+COMMAND_NOT_FOUND = 127
+EXAMPLES = """\
+examples:
+  procman start                         run every process in ./Procfile
+  procman start web worker              run only these two
+  procman start -c web=2,worker=4       two web and four worker instances (all=N sets the rest)
+  procman start -r worker --can-die migrate
+                                        respawn worker when it dies; let migrate finish
+  procman run worker                    run one Procfile entry in the foreground (exec)
+  procman run python manage.py shell    run any command with the .env environment
+  procman restart 'worker.*'            restart processes of a running 'procman start'
+  procman status                        list them
+  procman export systemd ./units -a myapp -u deploy
+  procman check                         validate Procfile and .env, show ports
+
+Defaults come from [tool.procman] in pyproject.toml and PROCMAN_* variables (e.g. PROCMAN_TIMEOUT=10);
+flags win. POSIX only (Linux, macOS). Full reference: docs/procman.md.
+"""
+
+
+def _project_options(parser: argparse.ArgumentParser, formation: bool = True) -> None:
+    parser.add_argument("-f", "--procfile", help="the Procfile (default: ./Procfile)")
+    parser.add_argument(
+        "-e", "--env", action="append", metavar="FILES",
+        help="env file(s), comma list or repeated, later wins (default: .env in the root, if present)",
+    )
+    parser.add_argument("-d", "--root", help="working directory of the processes (default: the Procfile's folder)")
+    parser.add_argument("-p", "--port", type=int, help="base port (default: PORT from the env files, $PORT, 5000)")
+    if formation:
+        parser.add_argument(
+            "-c", "--concurrency", "-m", "--formation", dest="concurrency", metavar="FORMATION",
+            help="instances per process, e.g. web=2,worker=4,all=1 (name=0 disables)",
+        )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="procman",
+        description="Run the processes of a Procfile, prefix and colour their output, stop them together.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--version", action="version", version=f"procman {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    start = commands.add_parser("start", help="run the Procfile's processes", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    start.add_argument("names", nargs="*", metavar="NAME", help="only these processes")
+    _project_options(start)
+    start.add_argument("-t", "--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default 5)")
+    colour = start.add_mutually_exclusive_group()
+    colour.add_argument("--color", "--colour", dest="color", action="store_true", default=None, help="force colour")
+    colour.add_argument("--no-color", "--no-colour", dest="color", action="store_false", help="never colour")
+    start.add_argument("--no-timestamp", dest="timestamp", action="store_false", default=None,
+                       help="no time in the prefix")
+    start.add_argument("--no-prefix", dest="prefix", action="store_false", default=None, help="no prefix at all")
+    start.add_argument("-x", "--ignore", action="append", metavar="NAMES", help="processes not to start")
+    start.add_argument("--can-die", action="append", metavar="NAMES", help="processes whose exit stops nothing")
+    start.add_argument("-r", "--restart", action="append", metavar="NAMES|all",
+                       help="processes respawned when they exit (backoff, at most 5 times in 10 minutes)")
+    start.add_argument("--tty", action="store_true", default=None,
+                       help="give each process a pseudo-terminal (line-buffered output, colours kept)")
+
+    run = commands.add_parser("run", help="run a Procfile entry or a command with the environment (exec)")
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="NAME|COMMAND ...")
+    _project_options(run, formation=False)
+
+    check = commands.add_parser("check", help="validate the Procfile and env files, show the formation")
+    _project_options(check)
+
+    export = commands.add_parser("export", help="write service definitions for the formation")
+    export.add_argument("format", choices=("systemd", "supervisord", "launchd", "runit"))
+    export.add_argument("location", metavar="DIR", help="folder to write to")
+    _project_options(export)
+    export.add_argument("-a", "--app", help="application name (default: the root folder's name)")
+    export.add_argument("-u", "--user", help="user to run as (default: the current user)")
+    export.add_argument("-l", "--log", metavar="DIR", help="log folder (default: /var/log/APP)")
+    export.add_argument("-t", "--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default 5)")
+
+    for name, text in (("restart", "restart processes of a running start"), ("stop", "stop processes of it")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("names", nargs="+", metavar="NAME", help="names or wildcards: web, web.2, 'worker.*'")
+        _project_options(command, formation=False)
+    status = commands.add_parser("status", help="list the processes of a running start")
+    _project_options(status, formation=False)
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """``-e a,b -e c`` -> ``[a, b, c]``; None when the option was not given."""
+    if values is None:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge flags over PROCMAN_* over [tool.procman] over built-in defaults."""
+    from procman.settings import defaults
+
+    configured = defaults(os.environ, Path("pyproject.toml"))
+    flags = {
+        "procfile": getattr(args, "procfile", None),
+        "env": _split(getattr(args, "env", None)),
+        "root": getattr(args, "root", None),
+        "port": getattr(args, "port", None),
+        "concurrency": getattr(args, "concurrency", None),
+        "timeout": getattr(args, "timeout", None),
+        "color": getattr(args, "color", None),
+        "timestamp": getattr(args, "timestamp", None),
+        "prefix": getattr(args, "prefix", None),
+        "ignore": _split(getattr(args, "ignore", None)),
+        "can-die": _split(getattr(args, "can_die", None)),
+        "restart": _split(getattr(args, "restart", None)),
+        "tty": getattr(args, "tty", None),
+    }
+    builtin: dict[str, Any] = {"procfile": "Procfile", "concurrency": "", "timeout": 5.0, "timestamp": True,
+                               "prefix": True, "ignore": [], "can-die": [], "restart": [], "tty": False}
+    return {key: value if value is not None else configured.get(key, builtin.get(key)) for key, value in flags.items()}
+
+
+def _load(options: dict[str, Any], procfile_required: bool = True) -> Any:
+    from procman.project import load_project
+
+    return load_project(
+        options["procfile"], options["root"], options["env"], options["port"], dict(os.environ), procfile_required
+    )
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from procman.control import socket_path
+    from procman.formation import check_names
+    from procman.output import Output, Style, wants_color
+    from procman.supervisor import Policy, Supervisor
+
+    options = _resolve(args)
+    project = _load(options)
+    instances = project.formation(options["concurrency"], args.names, options["ignore"])
+    if not instances:
+        raise ConfigError("nothing to start: the formation has no instances", "-c/--concurrency")
+    check_names(options["can-die"], project.entries, "--can-die")
+    restart = options["restart"]
+    if restart == ["all"]:
+        restart = [entry.name for entry in project.entries]
+    check_names(restart, project.entries, "-r/--restart")
+    color = wants_color(options["color"], sys.stdout.isatty(), os.environ)
+    output = Output(sys.stdout.buffer, Style(color, options["timestamp"], options["prefix"]),
+                    [instance.label for instance in instances])
+    policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart))
+    supervisor = Supervisor(instances, project.environment, project.root, output, policy, options["tty"],
+                            socket_path(project.root, os.environ))
+    return supervisor.run()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    argv: list[str] = args.argv
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise ConfigError("name a Procfile entry or a command to run", "run")
+    options = _resolve(args)
+    project = _load(options, procfile_required=False)
+    entry = project.entry(argv[0]) if len(argv) == 1 else None
+    if entry is not None:
+        from procman.formation import Instance, port_for
+
+        instance = Instance(entry, 1, port_for(entry, 1, project.base_port))
+        env = project.environment(instance)
+        argv = ["/bin/sh", "-c", entry.command]
+    else:
+        env = project.environment(None)
+    sys.stdout.flush()
+    try:
+        os.chdir(project.root)
+        os.execvpe(argv[0], argv, env)
+    except FileNotFoundError:
+        print(f"procman: {argv[0]}: command not found (and not a Procfile entry)", file=sys.stderr)
+        return COMMAND_NOT_FOUND
+    except PermissionError:
+        print(f"procman: {argv[0]}: permission denied", file=sys.stderr)
+        return 126
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    options = _resolve(args)
+    project = _load(options)
+    instances = project.formation(options["concurrency"] or "")
+    console = Console(highlight=False)
+    names = ", ".join(entry.name for entry in project.entries)
+    console.print(f"valid Procfile detected ({names}): {project.procfile}")
+    for path in project.env_files:
+        if path.exists():
+            console.print(f"env file: {path}")
+    table = Table("process", "instances", "ports", "command")
+    for entry in project.entries:
+        ports = [str(instance.port) for instance in instances if instance.entry == entry]
+        table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", entry.command)
+    console.print(table)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from procman.export import ExportSpec, write_export
+
+    options = _resolve(args)
+    project = _load(options)
+    instances = project.formation(options["concurrency"])
+    if not instances:
+        raise ConfigError("nothing to export: the formation has no instances", "-c/--concurrency")
+    spec = ExportSpec.build(project, instances, args.app, args.user, args.log, options["timeout"])
+    for path in write_export(args.format, spec, Path(args.location)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from procman.control import request, socket_path
+
+    options = _resolve(args)
+    procfile = Path(options["procfile"]).absolute()
+    root = Path(options["root"]).absolute() if options["root"] else procfile.parent
+    reply = request(socket_path(root, os.environ), args.command, getattr(args, "names", []))
+    if not reply.get("ok"):
+        print(f"procman: {reply.get('error', 'request failed')}", file=sys.stderr)
+        return 1
+    if args.command != "status":
+        print(reply["message"])
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("process", "state", "pid", "port", "uptime", "restarts")
+    for process in reply["processes"]:
+        uptime = "-" if process["uptime"] is None else f"{process['uptime']:.0f}s"
+        table.add_row(process["name"], process["state"], str(process["pid"] or "-"), str(process["port"]), uptime,
+                      str(process["restarts"]))
+    Console().print(table)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``procman`` command."""
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] in (["version"], ["--version"]):
+    """Entry point of the ``procman`` command; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    handlers = {"start": _cmd_start, "run": _cmd_run, "check": _cmd_check, "export": _cmd_export,
+                "restart": _cmd_control, "stop": _cmd_control, "status": _cmd_control}
+    if args.command == "version":
         print(f"procman {__version__}")
         return 0
-    print("usage: procman version", file=sys.stderr)
-    return 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    try:
+        return handlers[args.command](args)
+    except ConfigError as error:
+        print(f"procman: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130

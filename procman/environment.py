@@ -1,0 +1,82 @@
+"""Read .env files with python-dotenv and build each instance's environment.
+
+Semantics (Foreman's): several files merge and a later file wins; values from the files override the
+shell's for the children; ``${VAR}`` expands from earlier keys (any file) and then the shell; the command
+text itself is never substituted (``sh -c`` does that with the final environment).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dotenv.parser import parse_stream
+from dotenv.variables import parse_variables
+
+from procman.errors import ConfigError
+
+_FORBIDDEN_IN_KEY = frozenset("=\0\"' \t")
+
+
+def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[str, str]:
+    """Parse one env file's text; ``${VAR}`` resolves against the keys read so far, then ``context``."""
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error or binding.key is None:
+            raise ConfigError("cannot parse this statement (expected KEY=value)", source, line)
+        if not binding.key or _FORBIDDEN_IN_KEY.intersection(binding.key):
+            raise ConfigError(f"invalid variable name {binding.key!r}", source, line)
+        if binding.value is None:  # a bare ``KEY`` line sets nothing, as in python-dotenv
+            continue
+        scope = {**context, **values}
+        value = "".join(atom.resolve(scope) for atom in parse_variables(binding.value))
+        if "\0" in value:
+            raise ConfigError(f"value of {binding.key} contains a NUL byte", source, line)
+        values[binding.key] = value
+    return values
+
+
+def load_env_files(paths: Sequence[Path], shell: Mapping[str, str], required: bool) -> dict[str, str]:
+    """Merge the env files in order (later wins). Missing files are an error only when ``required``."""
+    merged: dict[str, str] = {}
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if required:
+                raise ConfigError("env file not found", str(path)) from None
+            continue
+        except OSError as error:
+            raise ConfigError(f"cannot read env file: {error.strerror}", str(path)) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError("not valid UTF-8", str(path), data[: error.start].count(b"\n") + 1) from None
+        merged.update(parse_env_text(text, str(path), {**shell, **merged}))
+    return merged
+
+
+def child_env(
+    shell: Mapping[str, str],
+    dotenv: Mapping[str, str],
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    """The environment of one child: shell, overridden by the env files, then procman's own variables."""
+    env = dict(shell)
+    env.update(dotenv)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra)
+    return env
+
+
+def port_variable(name: str) -> str:
+    """``PROCMAN_PORT_<NAME>``: the variable that tells every process where another one listens."""
+    return "PROCMAN_PORT_" + name.upper().replace("-", "_")
+
+
+def shell_environment() -> dict[str, str]:
+    """A copy of procman's own environment."""
+    return dict(os.environ)

@@ -1,0 +1,96 @@
+"""``procman export FORMAT DIR``: service definitions for the formation, one per instance."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from procman.errors import ConfigError
+from procman.formation import Instance
+
+if TYPE_CHECKING:
+    from procman.project import Project
+
+
+@dataclass(frozen=True)
+class ExportedProcess:
+    """One instance as a service: its name, command and complete environment."""
+
+    instance: Instance
+    env: dict[str, str]
+
+    @property
+    def slug(self) -> str:
+        """``web-1``: a name every service manager accepts."""
+        return f"{self.instance.name}-{self.instance.number}"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """Everything an exporter writes down."""
+
+    app: str
+    user: str
+    log_dir: Path
+    root: Path
+    timeout: float
+    processes: tuple[ExportedProcess, ...]
+
+    @classmethod
+    def build(
+        cls,
+        project: Project,
+        instances: Sequence[Instance],
+        app: str | None,
+        user: str | None,
+        log_dir: str | None,
+        timeout: float,
+    ) -> ExportSpec:
+        """The spec for ``instances``; the environment is the env files plus procman's variables (not the shell)."""
+        name = app or project.root.name
+        base = {"PYTHONUNBUFFERED": "1", **project.dotenv}
+        processes = tuple(
+            ExportedProcess(instance, {**base, **project.procman_variables(instance)}) for instance in instances
+        )
+        return cls(name, user or getpass.getuser(), Path(log_dir or f"/var/log/{name}"), project.root, timeout,
+                   processes)
+
+
+# A rendered file: relative path, content, executable?
+RenderedFile = tuple[str, str, bool]
+Renderer = Callable[[ExportSpec], list[RenderedFile]]
+
+
+def _renderers() -> dict[str, Renderer]:
+    from procman.export import launchd, runit, supervisord, systemd
+
+    return {"systemd": systemd.render, "supervisord": supervisord.render, "launchd": launchd.render,
+            "runit": runit.render}
+
+
+def write_export(format_name: str, spec: ExportSpec, location: Path) -> list[Path]:
+    """Render ``spec`` in ``format_name`` and write the files under ``location``; return their paths."""
+    files = _renderers()[format_name](spec)
+    written = []
+    try:
+        for relative, content, executable in files:
+            path = location / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            if executable:
+                path.chmod(0o755)
+            written.append(path)
+    except OSError as error:
+        raise ConfigError(f"cannot write: {error.strerror}", str(error.filename or location)) from None
+    return written
+
+
+def reject_newlines(spec: ExportSpec, format_name: str) -> None:
+    """Formats whose files are line-based cannot carry a multi-line value: say which one."""
+    for process in spec.processes:
+        for key, value in process.env.items():
+            if "\n" in value:
+                raise ConfigError(f"{format_name} cannot hold the multi-line value of {key}", "env file")

@@ -1,0 +1,32 @@
+"""launchd (macOS): one property list per instance, ``APP.NAME.N.plist``."""
+
+from __future__ import annotations
+
+import plistlib
+
+from procman.export import ExportedProcess, ExportSpec, RenderedFile
+
+
+def _plist(spec: ExportSpec, process: ExportedProcess) -> dict[str, object]:
+    log = str(spec.log_dir / f"{process.slug}.log")
+    return {
+        "Label": f"{spec.app}.{process.instance.name}.{process.instance.number}",
+        "ProgramArguments": ["/bin/sh", "-c", process.instance.command],
+        "EnvironmentVariables": process.env,
+        "WorkingDirectory": str(spec.root),
+        "UserName": spec.user,
+        "RunAtLoad": True,
+        "KeepAlive": True,
+        "ExitTimeOut": max(1, round(spec.timeout)),
+        "StandardOutPath": log,
+        "StandardErrorPath": log,
+    }
+
+
+def render(spec: ExportSpec) -> list[RenderedFile]:
+    """The property lists, for ``/Library/LaunchDaemons`` (or ``~/Library/LaunchAgents``)."""
+    return [
+        (f"{spec.app}.{process.instance.name}.{process.instance.number}.plist",
+         plistlib.dumps(_plist(spec, process)).decode(), False)
+        for process in spec.processes
+    ]

@@ -1,0 +1,152 @@
+"""Turn chunks of child output into prefixed lines (``12:00:01 web.1 | ...``) and write them in batches.
+
+This is the hot path. A prefix is rendered once per instance and second; each chunk read from a child is
+split on ``b"\\n"`` and written with one ``write`` (one syscall per chunk, not per line). Bytes pass through
+untouched (invalid UTF-8 and the child's own ANSI codes included). Each instance keeps its own partial
+line, so one child printing half a line never holds up another; the partial line is written on its own
+after ``PARTIAL_LINE_WAIT`` seconds of silence, or when the child's output ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+RESET = b"\x1b[0m"
+# 12 distinct SGR colours: six base, six bright. Assigned per process type (web.1 and web.2 share one).
+PALETTE = (b"36", b"33", b"32", b"35", b"34", b"31", b"96", b"93", b"92", b"95", b"94", b"91")
+SYSTEM_COLOR = b"1"
+SYSTEM_LABEL = "system"
+PARTIAL_LINE_WAIT = 0.1
+
+
+@dataclass(frozen=True)
+class Style:
+    """How lines look: colour, a timestamp and a name prefix can each be switched off."""
+
+    color: bool
+    timestamps: bool = True
+    prefixes: bool = True
+
+
+def wants_color(option: bool | None, is_tty: bool, environ: Mapping[str, str]) -> bool:
+    """``--color``/``--no-color`` win; then ``NO_COLOR`` and ``FORCE_COLOR``; else colour only on a terminal."""
+    if option is not None:
+        return option
+    if environ.get("NO_COLOR"):
+        return False
+    force = environ.get("FORCE_COLOR")
+    if force is not None and force not in ("", "0", "false"):
+        return True
+    return is_tty and environ.get("TERM") != "dumb"
+
+
+class Output:
+    """The single writer: every line from every instance goes through ``write`` to one binary stream."""
+
+    def __init__(self, stream: BinaryIO, style: Style, labels: list[str]) -> None:
+        self._stream = stream
+        self.style = style
+        self._width = max(len(label) for label in [*labels, SYSTEM_LABEL])
+        self._broken = False
+        self._system = self.line_stream(SYSTEM_LABEL, None)
+
+    def line_stream(self, label: str, color_index: int | None) -> LineStream:
+        """A stream of lines for one instance; ``color_index`` picks its colour (None: the system colour)."""
+        color = SYSTEM_COLOR if color_index is None else PALETTE[color_index % len(PALETTE)]
+        return LineStream(self, _Prefix(label.ljust(self._width), color, self.style))
+
+    def system(self, message: str) -> None:
+        """Print one of procman's own messages as a ``system`` line."""
+        self._system.feed(message.encode("utf-8", "replace") + b"\n")
+
+    def write(self, data: bytes) -> None:
+        """Write whole lines with one call; a closed stdout (``procman start | head``) stops the output."""
+        if self._broken:
+            return
+        try:
+            self._stream.write(data)
+            self._stream.flush()
+        except BrokenPipeError:
+            self._broken = True
+
+
+class _Prefix:
+    """Renders ``<reset><colour>HH:MM:SS name | <reset>``, cached until the second changes."""
+
+    def __init__(self, padded_label: str, color: bytes, style: Style) -> None:
+        self._style = style
+        name = (padded_label.encode() + b" | ") if style.prefixes else b""
+        self._head = RESET + b"\x1b[" + color + b"m" if style.color and style.prefixes else b""
+        self._tail = name + (RESET if self._head else b"")
+        self._second = -1
+        self._rendered = self._head + self._tail
+
+    def render(self) -> bytes:
+        if not (self._style.timestamps and self._style.prefixes):
+            return self._rendered
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._rendered = self._head + time.strftime("%H:%M:%S ", time.localtime(now)).encode() + self._tail
+        return self._rendered
+
+
+class LineStream:
+    """One instance's output: whole lines are written at once, a partial line waits for its end."""
+
+    def __init__(self, output: Output, prefix: _Prefix) -> None:
+        self._output = output
+        self._prefix = prefix
+        self._partial: list[bytes] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        """Take a chunk as read from the child; write every complete line in it."""
+        if b"\n" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+                self._arm_timer()
+            return
+        if self._partial:
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
+            self._partial = []
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        prefix = self._prefix.render()
+        self._output.write(prefix + (b"\n" + prefix).join(lines) + b"\n")
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if rest:
+            self._partial.append(rest)
+            self._arm_timer()
+
+    def flush(self) -> None:
+        """Write the pending partial line now (its end did not come in time, or the child is gone)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._partial:
+            data = b"".join(self._partial)
+            self._partial = []
+            self._output.write(self._prefix.render() + data + b"\n")
+
+    def _arm_timer(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(PARTIAL_LINE_WAIT, self.flush)
+
+
+def read_chunk(fd: int) -> bytes | None:
+    """Read what is available from a non-blocking fd: bytes, ``b""`` at the end, None when nothing is ready."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError:  # EIO: a pseudo-terminal whose other side is closed
+        return b""
