@@ -12,9 +12,6 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dotenv.parser import parse_stream
-from dotenv.variables import parse_variables
-
 from procman.errors import ConfigError
 
 _FORBIDDEN_IN_KEY = frozenset("=\0\"' \t")
@@ -22,6 +19,9 @@ _FORBIDDEN_IN_KEY = frozenset("=\0\"' \t")
 
 def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[str, str]:
     """Parse one env file's text; ``${VAR}`` resolves against the keys read so far, then ``context``."""
+    from dotenv.parser import parse_stream  # imported here: ``procman run`` without env files skips it
+    from dotenv.variables import parse_variables
+
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         line = binding.original.line

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from procman.errors import ConfigError
 from procman.procfile import ProcfileEntry
@@ -12,8 +12,7 @@ DEFAULT_PORT = 5000
 PORT_STEP_PER_ENTRY = 100
 
 
-@dataclass(frozen=True)
-class Instance:
+class Instance(NamedTuple):
     """One process to run: ``web.2`` is the second instance of the ``web`` entry."""
 
     entry: ProcfileEntry
@@ -81,7 +80,7 @@ def base_port(option: int | None, dotenv: Mapping[str, str], shell: Mapping[str,
 
 def port_for(entry: ProcfileEntry, number: int, base: int) -> int:
     """``base + 100 * (index of the entry in the Procfile) + (instance - 1)``, whatever else is selected."""
-    return base + PORT_STEP_PER_ENTRY * entry.index + number - 1
+    return base + PORT_STEP_PER_ENTRY * entry.position + number - 1
 
 
 def build_formation(

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from procman.errors import ConfigError
 
 _LINE = re.compile(r"^([A-Za-z0-9_-]+):[ \t]*(.*?)[ \t]*$")
 
 
-@dataclass(frozen=True)
-class ProcfileEntry:
-    """One ``name: command`` line; ``index`` is its position among the Procfile's entries (for ports)."""
+class ProcfileEntry(NamedTuple):
+    """One ``name: command`` line; ``position`` is its place among the Procfile's entries (for ports)."""
 
     name: str
     command: str
-    index: int
+    position: int
     line: int
 
 

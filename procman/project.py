@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from procman.environment import child_env, load_env_files, port_variable
 from procman.errors import ConfigError
@@ -12,8 +12,7 @@ from procman.formation import Instance, all_ports, base_port, build_formation, p
 from procman.procfile import ProcfileEntry, read_procfile
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(NamedTuple):
     """Everything ``start``, ``run``, ``check`` and ``export`` share."""
 
     procfile: Path
