@@ -1,25 +1,176 @@
-"""The workerkit command line."""
+"""The workerkit command line: ``workerkit worker``, ``workerkit run``, ``workerkit redis``.
+
+Usage and configuration errors print one clear line and exit 2; they never show a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import traceback
 from pathlib import Path
+from typing import Any
 
 from workerkit import __version__
 
+USAGE_ERROR = 2
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``workerkit`` command."""
-    parser = argparse.ArgumentParser(prog="workerkit")
+
+class UsageError(Exception):
+    """A bad option or argument: reported in one line, exit code 2."""
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workerkit", description="Background jobs on Redis.")
     parser.add_argument("--version", action="version", version=f"workerkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run jobs from Redis until TERM/INT")
+    worker.add_argument("-r", "--require", action="append", default=[], metavar="MODULE",
+                        help="import MODULE, which defines jobs (repeatable); only its jobs run")
+    worker.add_argument("-q", "--queue", action="append", default=[], metavar="NAME[,WEIGHT]",
+                        help="queue to work (repeatable); in order, or weighted random when weights are given")
+    worker.add_argument("-c", "--concurrency", type=_positive_int, default=10, help="threads (default 10)")
+    worker.add_argument("-t", "--timeout", type=_seconds, default=25.0,
+                        help="seconds running jobs get to finish on shutdown (default 25)")
+    worker.add_argument("--prefetch", type=int, default=None, metavar="N",
+                        help="jobs fetched ahead of free threads (default: concurrency)")
+    worker.add_argument("--name", help="process name shown in the dashboard (default: the hostname)")
+    worker.add_argument("--tag", default="", help="a tag shown in the dashboard")
+    _common_options(worker)
+
+    run = commands.add_parser("run", help="run one job once in the foreground")
+    run.add_argument("job", metavar="module.JobClass", help="dotted path of a job class or @job function")
+    run.add_argument("args", nargs="*", metavar="ARG", help="arguments: JSON values, else plain strings")
+    _common_options(run)
+
     redis_cmd = commands.add_parser("redis", help="run a Redis-compatible server in the foreground")
     redis_cmd.add_argument("--port", type=int, default=6379)
     redis_cmd.add_argument("--dir", type=Path, default=Path(".workerkit/redis"))
     redis_cmd.add_argument("--bind", default="127.0.0.1")
-    args = parser.parse_args(argv)
-    if args.command == "redis":
+    return parser
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", help="Redis URL (default: WORKERKIT_REDIS_URL, REDIS_URL, local)")
+    parser.add_argument("--namespace", help="key prefix shared by clients and workers of one app")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _configure(args: argparse.Namespace) -> None:
+    from workerkit import config, logs
+
+    config.configure(redis_url=args.redis_url, namespace=args.namespace)
+    logs.setup(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
+
+
+def _import(module: str, option: str) -> None:
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        raise UsageError(f"cannot load {option} {module}: {detail}") from None
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from workerkit import registry
+    from workerkit.fetch import QueueSpec
+    from workerkit.worker import Worker, WorkerSettings
+
+    try:
+        queues = [QueueSpec.parse(text) for text in args.queue] or [QueueSpec("default")]
+    except ValueError as exc:
+        raise UsageError(f"-q {exc}") from None
+    if len({spec.name for spec in queues}) != len(queues):
+        raise UsageError("-q: a queue is listed twice")
+    if args.prefetch is not None and args.prefetch < 0:
+        raise UsageError("--prefetch must be 0 or more")
+    for module in args.require:
+        _import(module, "-r")
+    _configure(args)
+    if not registry.names():
+        logging.getLogger("workerkit").warning("no job classes registered: load your job modules with -r MODULE")
+    settings = WorkerSettings(
+        queues=queues, concurrency=args.concurrency, timeout=args.timeout, prefetch=args.prefetch,
+        name=args.name, tag=args.tag,
+        heartbeat_interval=float(os.environ.get("WORKERKIT_HEARTBEAT_INTERVAL", 5.0)),
+        sweep_interval=float(os.environ.get("WORKERKIT_SWEEP_INTERVAL", 15.0)),
+        poll_interval=float(os.environ.get("WORKERKIT_POLL_INTERVAL", 1.0)),
+    )
+    worker = Worker(settings)
+    worker.install_signal_handlers()
+    code = worker.run()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def _parse_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _run(args: argparse.Namespace) -> int:
+    from workerkit import registry
+    from workerkit.payload import new_payload
+    from workerkit.runner import execute
+
+    module, _, _ = args.job.rpartition(".")
+    if not module:
+        raise UsageError(f"{args.job!r} is not a dotted path module.JobClass")
+    _import(module, "job module")
+    job_class = registry.get(args.job)
+    if job_class is None:
+        raise UsageError(f"{args.job} is not a registered job (a Job subclass or @job function in {module})")
+    _configure(args)
+    payload = new_payload(job_class.job_name(), [_parse_arg(text) for text in args.args], job_class.queue, False)
+    log = logging.getLogger("workerkit")
+    try:
+        execute(job_class, payload)
+    except Exception:
+        log.exception("fail")
+        return 1
+    log.info("done")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``workerkit`` command."""
+    args = _parser().parse_args(argv)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        if args.command == "worker":
+            return _worker(args)
+        if args.command == "run":
+            return _run(args)
         from workerkit.server import exec_server
 
         exec_server(args.port, args.dir, args.bind)
+    except UsageError as exc:
+        print(f"workerkit {args.command}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     return 0

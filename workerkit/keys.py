@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from importlib import resources
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class Keys:
         """LIST of jobs fetched by ``identity`` from ``queue`` and not yet acknowledged (reliable fetch)."""
         return self._k(f"inflight:{identity}:{queue}")
 
+    @property
+    def inflight_lists(self) -> str:
+        """HASH in-flight list key -> JSON {identity, queue}: the registry of every in-flight list."""
+        return self._k("inflight_lists")
+
     def inflight_pattern(self) -> str:
         """SCAN pattern matching every in-flight list."""
         return self._k("inflight:*")
@@ -97,3 +104,9 @@ class Keys:
     def periodic(self) -> str:
         """HASH name -> JSON {cron, class, args, queue, tz, last_run} of registered periodic jobs."""
         return self._k("periodic")
+
+
+@cache
+def script(name: str) -> str:
+    """The source of the Lua script ``workerkit/scripts/<name>.lua`` (each documents its KEYS and ARGV)."""
+    return (resources.files("workerkit") / "scripts" / f"{name}.lua").read_text(encoding="utf-8")

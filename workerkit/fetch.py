@@ -1,0 +1,237 @@
+"""Reliable fetch: a job moves atomically from its queue to this process's in-flight list, and leaves it
+only when it finished (acknowledged in batches, with the next fetch, in one round trip) or was handed to the
+retry or dead set. Jobs of a process whose heartbeat expired are pushed back to their queues by the
+survivors (:func:`recover_orphans`, run on a timer); a job recovered :data:`POISON_PILL_RECOVERIES` times
+goes to the dead set instead.
+
+When the queues are empty, one waiter thread per queue blocks in ``BLMOVE`` (also queue → in-flight, so
+still reliable), so a new job starts within a network round trip instead of a polling interval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from workerkit.connection import REDIS_DOWN, Backoff
+from workerkit.keys import Keys, script
+from workerkit.payload import PayloadError, decode, encode
+
+log = logging.getLogger("workerkit")
+
+POISON_PILL_RECOVERIES = 3
+"""A job whose worker died under it this many times goes to the dead set instead of back to its queue."""
+
+Unit = tuple[int, bytes]
+"""A fetched job: the index of its queue in the worker's queue list, and its raw payload."""
+
+
+class PoisonPillError(Exception):
+    """The job was running in workers that died under it too many times."""
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue a worker takes jobs from, with its weight (1 when not weighted)."""
+
+    name: str
+    weight: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> QueueSpec:
+        """Parse ``name`` or ``name,weight``; raise ValueError with a clear message otherwise."""
+        name, _, weight = text.partition(",")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"queue {text!r}: empty queue name")
+        if not weight:
+            return cls(name)
+        if not weight.strip().isdigit() or int(weight) < 1:
+            raise ValueError(f"queue {text!r}: the weight must be a whole number of at least 1")
+        return cls(name, int(weight))
+
+
+def fetch_order(specs: list[QueueSpec]) -> Callable[[], list[int]]:
+    """Strict order (as listed) when no weight exceeds 1, else Sidekiq's weighted random order."""
+    indexes = list(range(len(specs)))
+    if all(spec.weight == 1 for spec in specs):
+        return lambda: indexes
+    pool = [index for index, spec in enumerate(specs) for _ in range(spec.weight)]
+
+    def weighted() -> list[int]:
+        shuffled = random.sample(pool, len(pool))
+        return list(dict.fromkeys(shuffled))
+
+    return weighted
+
+
+class ReliableFetch:
+    """Fetch, acknowledge and push back the jobs of one worker process."""
+
+    def __init__(self, conn: redis.Redis, keys: Keys, identity: str, specs: list[QueueSpec]) -> None:
+        self.conn = conn
+        self.keys = keys
+        self.identity = identity
+        self.specs = specs
+        self.queue_keys = [keys.queue(spec.name) for spec in specs]
+        self.inflight_keys = [keys.inflight(identity, spec.name) for spec in specs]
+        self._order = fetch_order(specs)
+        self._fetch = conn.register_script(script("fetch"))
+        self._requeue_all = conn.register_script(script("requeue_all"))
+        self._acks: list[Unit] = []
+        self._ack_lock = threading.Lock()
+
+    def register(self) -> None:
+        """Record this process's in-flight lists in the registry, so survivors find them without SCAN."""
+        entries = {
+            inflight: json.dumps({"identity": self.identity, "queue": spec.name})
+            for inflight, spec in zip(self.inflight_keys, self.specs, strict=True)
+        }
+        self.conn.hset(self.keys.inflight_lists, mapping=entries)
+
+    def ack(self, unit: Unit) -> None:
+        """Mark a job finished; it leaves the in-flight list with the next fetch."""
+        with self._ack_lock:
+            self._acks.append(unit)
+
+    @property
+    def pending_acks(self) -> int:
+        """Finished jobs not yet acknowledged in Redis."""
+        return len(self._acks)
+
+    def fetch(self, count: int) -> list[Unit]:
+        """Acknowledge finished jobs and move up to ``count`` jobs into the in-flight lists, in one round trip."""
+        with self._ack_lock:
+            acks, self._acks = self._acks, []
+        if count <= 0 and not acks:
+            return []
+        day = datetime.now(UTC).date()
+        keys = [self.keys.stat("processed"), self.keys.stat("processed", day), *self.queue_keys, *self.inflight_keys]
+        argv: list[Any] = [len(self.specs), max(0, count), len(acks), *[index + 1 for index in self._order()]]
+        for index, raw in acks:
+            argv += (index + 1, raw)
+        try:
+            reply = self._fetch(keys=keys, args=argv)
+        except BaseException:
+            with self._ack_lock:
+                self._acks[:0] = acks
+            raise
+        return [(int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]]
+
+    def requeue_all(self) -> int:
+        """Push every job still in this process's in-flight lists back to its queue and forget the lists."""
+        moved = 0
+        for queue_key, inflight in zip(self.queue_keys, self.inflight_keys, strict=True):
+            moved += int(self._requeue_all(keys=[inflight, queue_key]))
+        self.conn.hdel(self.keys.inflight_lists, *self.inflight_keys)
+        return moved
+
+
+class IdleWaiters:
+    """One thread per queue blocking in BLMOVE while the worker is idle, delivering what it catches."""
+
+    BLOCK_SECONDS = 0.5
+
+    def __init__(
+        self, fetch: ReliableFetch, deliver: Callable[[Unit], None], connect: Callable[[], redis.Redis]
+    ) -> None:
+        self.fetch = fetch
+        self.deliver = deliver
+        self.connect = connect
+        self.idle = threading.Event()
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._wait, args=(index,), name=f"waiter-{index}", daemon=True)
+            for index in range(len(fetch.specs))
+        ]
+
+    def start(self) -> None:
+        """Start the waiter threads (they block only while ``idle`` is set)."""
+        for thread in self.threads:
+            thread.start()
+
+    def close(self, timeout: float) -> None:
+        """Stop the waiters and wait for them, so none moves a job after this returns."""
+        self.stop.set()
+        self.idle.set()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _wait(self, index: int) -> None:
+        conn = self.connect()
+        source, inflight = self.fetch.queue_keys[index], self.fetch.inflight_keys[index]
+        backoff = Backoff("waiting for jobs")
+        try:
+            while True:
+                self.idle.wait()
+                if self.stop.is_set():
+                    return
+                try:
+                    raw = conn.blmove(source, inflight, self.BLOCK_SECONDS, "RIGHT", "LEFT")
+                except REDIS_DOWN as exc:
+                    backoff.failed(exc, self.stop)
+                    continue
+                backoff.succeeded()
+                if raw is not None:
+                    self.deliver((index, raw))
+        finally:
+            conn.close()
+
+
+def _recovered(raw: bytes) -> tuple[str, str, int]:
+    """The payload to write back for an orphaned job, whether it goes to its queue or dies, and its count."""
+    try:
+        payload = decode(raw)
+    except PayloadError:
+        return raw.decode("utf-8", "replace"), "queue", 0
+    count = int(payload.get("recovered", 0) or 0) + 1
+    payload["recovered"] = count
+    if count >= POISON_PILL_RECOVERIES:
+        from workerkit.retry import record_error
+
+        exc = PoisonPillError(f"the worker running this job died {count} times (kill -9, OOM, crash); not retried")
+        record_error(payload, exc, time.time())
+        return encode(payload), "dead", count
+    return encode(payload), "queue", count
+
+
+def recover_orphans(conn: redis.Redis, keys: Keys, lock_seconds: float) -> int:
+    """Push back the in-flight jobs of processes whose heartbeat expired; return how many jobs moved.
+
+    Runs at most once per ``lock_seconds`` across all processes (SET NX EX lock). Also prunes dead
+    identities from the ``processes`` set.
+    """
+    if not conn.set(keys.process_cleanup_lock, "1", nx=True, px=max(1, int(lock_seconds * 1000))):
+        return 0
+    for identity in conn.smembers(keys.processes):
+        if not conn.exists(keys.process(identity.decode())):
+            conn.srem(keys.processes, identity)
+    move = conn.register_script(script("move_job"))
+    moved = 0
+    for inflight, entry in conn.hgetall(keys.inflight_lists).items():
+        owner = json.loads(entry)
+        if conn.exists(keys.process(owner["identity"])):
+            continue
+        queue = owner["queue"]
+        for raw in reversed(conn.lrange(inflight, 0, -1)):
+            new, where, count = _recovered(raw)
+            target = keys.queue(queue) if where == "queue" else keys.dead
+            if move(keys=[inflight, target, keys.queues], args=[raw, new, where, time.time(), queue]):
+                moved += 1
+                log.warning(
+                    "recovered a job of dead process %s from queue %s%s", owner["identity"], queue,
+                    " into the dead set (poison pill)" if where == "dead" else f" (recovery {count})",
+                )
+        if conn.llen(inflight) == 0:
+            conn.hdel(keys.inflight_lists, inflight)
+    return moved

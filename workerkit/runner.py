@@ -1,0 +1,131 @@
+"""Run one job: decode its payload, find its registered class, run it through the server middleware,
+log ``start`` / ``done: 0.012 sec`` / ``fail``, then acknowledge it or hand it to retry/dead handling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from workerkit import config, registry
+from workerkit.connection import until_done
+from workerkit.fetch import ReliableFetch, Unit
+from workerkit.logs import job_context
+from workerkit.payload import Payload, PayloadError, decode, new_jid
+from workerkit.retry import handle_failure, kill
+
+if TYPE_CHECKING:
+    from workerkit.job import Job
+
+log = logging.getLogger("workerkit")
+
+
+class UnknownJobError(Exception):
+    """The payload names a class that is not a registered job in this worker."""
+
+
+def execute(job_class: type[Job], payload: Payload) -> None:
+    """Run a job in this thread: new instance, ``jid`` and ``payload`` set, server middleware, ``perform``."""
+    instance = job_class()
+    instance.jid = payload["jid"]
+    instance.payload = payload
+    middleware = config.current().server_middleware
+    if not middleware:
+        instance.perform(*payload["args"])
+        return
+
+    def call(position: int) -> None:
+        if position == len(middleware):
+            instance.perform(*payload["args"])
+        else:
+            middleware[position](instance, payload, lambda: call(position + 1))
+
+    call(0)
+
+
+def lookup(payload: Payload) -> type[Job]:
+    """The registered class the payload names; UnknownJobError when there is none."""
+    job_class = registry.get(payload["class"])
+    if job_class is None:
+        raise UnknownJobError(
+            f"job class {payload['class']!r} is not a registered job in this worker "
+            "(load the module that defines it with -r)"
+        )
+    return job_class
+
+
+def invalid_payload(raw: bytes, queue: str) -> Payload:
+    """A dead-set entry for a payload that is not a job: the raw text kept under ``raw``."""
+    return {
+        "class": "workerkit.InvalidPayload",
+        "args": [],
+        "jid": new_jid(),
+        "queue": queue,
+        "retry": False,
+        "created_at": time.time(),
+        "raw": raw.decode("utf-8", "replace"),
+    }
+
+
+class Runner:
+    """Runs the jobs of one worker process and records what each thread is running (for the heartbeat)."""
+
+    def __init__(self, conn: redis.Redis, fetch: ReliableFetch, stop: threading.Event) -> None:
+        self.conn = conn
+        self.fetch = fetch
+        self.stop = stop
+        self.running: dict[int, tuple[str, Payload, float]] = {}
+
+    def process(self, unit: Unit) -> None:
+        """Run one fetched job to its end: acknowledged, retried, or dead. Never raises."""
+        index, raw = unit
+        queue = self.fetch.specs[index].name
+        try:
+            payload = decode(raw)
+            job_class = lookup(payload)
+        except (PayloadError, UnknownJobError) as exc:
+            self._bury(unit, raw, queue, exc)
+            return
+        jid = str(payload.get("jid", ""))
+        tid = threading.get_ident()
+        self.running[tid] = (queue, payload, time.time())
+        try:
+            with job_context(jid, payload["class"]):
+                self._run(unit, job_class, payload)
+        finally:
+            del self.running[tid]
+
+    def _run(self, unit: Unit, job_class: type[Job], payload: Payload) -> None:
+        log.info("start")
+        started = time.perf_counter()
+        try:
+            execute(job_class, payload)
+        except Exception as exc:
+            log.warning("fail: %.3f sec", time.perf_counter() - started)
+            self._fail(unit, job_class, payload, exc)
+        else:
+            log.info("done: %.3f sec", time.perf_counter() - started)
+            self.fetch.ack(unit)
+
+    def _fail(self, unit: Unit, job_class: type[Job], payload: Payload, exc: Exception) -> None:
+        inflight = self.fetch.inflight_keys[unit[0]]
+        outcome = self._safely(
+            lambda: handle_failure(self.conn, self.fetch.keys, inflight, unit[1], payload, exc, job_class)
+        )
+        log.warning("%s: %s (%s)", type(exc).__name__, exc, outcome or "left in flight: Redis unreachable")
+
+    def _bury(self, unit: Unit, raw: bytes, queue: str, exc: Exception) -> None:
+        payload = decode(raw) if isinstance(exc, UnknownJobError) else invalid_payload(raw, queue)
+        with job_context(str(payload.get("jid", "")), str(payload["class"])):
+            log.error("dead: %s", exc)
+            inflight = self.fetch.inflight_keys[unit[0]]
+            self._safely(lambda: kill(self.conn, self.fetch.keys, inflight, raw, payload, exc))
+
+    def _safely(self, action: Callable[[], Any]) -> Any:
+        """Retry a Redis write through an outage; on shutdown give up (the job stays in flight, not lost)."""
+        return until_done(action, "recording a job's outcome", self.stop)

@@ -1,0 +1,247 @@
+"""A worker process: a dispatcher that fetches jobs in batches, a pool of threads that run them, the
+heartbeat, the scheduler, and the signals.
+
+- TERM / INT: stop fetching, let running jobs finish within ``timeout`` seconds, push every unfinished or
+  not yet started job back to its queue, leave the process registry, exit 0.
+- TSTP: quiet: fetch no more jobs (those already fetched still run); the dashboard can send TSTP and TERM.
+- Redis down at start or mid-run: wait and reconnect with backoff; jobs stay in Redis meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import redis
+
+from workerkit import __version__, config
+from workerkit.connection import REDIS_DOWN, Backoff, until_done
+from workerkit.fetch import IdleWaiters, QueueSpec, ReliableFetch, Unit, recover_orphans
+from workerkit.heartbeat import Heartbeat, ProcessInfo, new_identity
+from workerkit.runner import Runner
+from workerkit.scheduler import Scheduler
+
+log = logging.getLogger("workerkit")
+
+
+@dataclass
+class WorkerSettings:
+    """How a worker process runs (the ``workerkit worker`` options)."""
+
+    queues: list[QueueSpec] = field(default_factory=lambda: [QueueSpec("default")])
+    concurrency: int = 10
+    timeout: float = 25.0
+    prefetch: int | None = None
+    """Jobs fetched ahead of free threads (default: ``concurrency``); 0 fetches only for idle threads."""
+    name: str | None = None
+    tag: str = ""
+    heartbeat_interval: float = 5.0
+    sweep_interval: float = 15.0
+    poll_interval: float = 1.0
+
+
+class Worker:
+    """One worker process. ``run()`` blocks until TERM/INT (or a remote TERM) and returns the exit code."""
+
+    def __init__(self, settings: WorkerSettings, conn: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.conn = conn or config.redis_client()
+        self.keys = config.keys()
+        identity = new_identity()
+        if settings.name:
+            identity = f"{settings.name}:{identity.rsplit(':', 2)[1]}:{identity.rsplit(':', 1)[1]}"
+        self.identity = identity
+        self.stopping = threading.Event()
+        self.quiet = threading.Event()
+        self.fetch = ReliableFetch(self.conn, self.keys, identity, settings.queues)
+        self.runner = Runner(self.conn, self.fetch, self.stopping)
+        self.work: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
+        self.cond = threading.Condition()
+        self.outstanding = 0
+        self.deliveries = 0
+        prefetch = settings.concurrency if settings.prefetch is None else settings.prefetch
+        self.target = settings.concurrency + prefetch
+        self.batch_min = max(1, prefetch // 2)
+        self.waiters = IdleWaiters(self.fetch, self._deliver, lambda: config.new_redis_client())
+        self.heartbeat = Heartbeat(
+            self.conn, self.keys,
+            ProcessInfo(identity, [spec.name for spec in settings.queues], settings.concurrency, settings.tag),
+            running=lambda: self.runner.running, quiet=self.quiet.is_set, on_signal=self.remote_signal,
+            interval=settings.heartbeat_interval, sweep_interval=settings.sweep_interval,
+        )
+        self.scheduler = Scheduler(self.conn, self.keys, settings.poll_interval)
+        self.threads = [
+            threading.Thread(target=self._work, name=f"processor-{n}", daemon=True)
+            for n in range(settings.concurrency)
+        ]
+        self.dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+
+    # Control ------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Begin a graceful shutdown (what TERM and INT do)."""
+        self.stopping.set()
+        with self.cond:
+            self.cond.notify_all()
+
+    def make_quiet(self) -> None:
+        """Fetch no more jobs (what TSTP does)."""
+        if not self.quiet.is_set():
+            log.info("quiet: fetching no more jobs")
+        self.quiet.set()
+
+    def remote_signal(self, name: str) -> None:
+        """Act on a signal sent through Redis (``TSTP`` or ``TERM``)."""
+        log.info("received remote signal %s", name)
+        if name == "TSTP":
+            self.make_quiet()
+        elif name in ("TERM", "INT"):
+            self.stop()
+
+    def install_signal_handlers(self) -> None:
+        """TERM/INT stop, TSTP quiets (call from the main thread)."""
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if signum == signal.SIGTSTP:
+                self.make_quiet()
+            else:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                self.stop()
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
+            signal.signal(signum, handle)
+
+    # Running ------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start everything, wait for a stop, shut down gracefully; return the exit code (0)."""
+        spec = ", ".join(f"{q.name}" + (f" (weight {q.weight})" if q.weight > 1 else "") for q in self.settings.queues)
+        log.info(
+            "workerkit %s starting: identity %s, queues %s, concurrency %d, Redis %s",
+            __version__, self.identity, spec, self.settings.concurrency, _safe_url(config.current().redis_url),
+        )
+        if until_done(self._register, "starting the worker", self.stopping) is None:
+            return 0
+        for thread in self.threads:
+            thread.start()
+        self.waiters.start()
+        self.heartbeat.start()
+        self.scheduler.start()
+        self.dispatcher.start()
+        while not self.stopping.wait(1.0):
+            pass
+        return self._shutdown()
+
+    def _register(self) -> bool:
+        self.conn.ping()
+        self.heartbeat.beat()
+        self.fetch.register()
+        recover_orphans(self.conn, self.keys, self.settings.sweep_interval * 0.9)
+        return True
+
+    def _deliver(self, unit: Unit) -> None:
+        with self.cond:
+            self.outstanding += 1
+            self.deliveries += 1
+            self.cond.notify()
+        self.work.put(unit)
+
+    def _should_fetch(self) -> bool:
+        if self.quiet.is_set():
+            return False
+        return self.outstanding < self.settings.concurrency or self.target - self.outstanding >= self.batch_min
+
+    def _dispatch(self) -> None:
+        backoff = Backoff("fetching jobs")
+        while not self.stopping.is_set():
+            with self.cond:
+                if not self._should_fetch():
+                    self.cond.wait(0.5)
+                free = 0 if self.quiet.is_set() or self.stopping.is_set() else self.target - self.outstanding
+            try:
+                units = self.fetch.fetch(free)
+            except REDIS_DOWN as exc:
+                backoff.failed(exc, self.stopping)
+                continue
+            except Exception:
+                log.exception("fetching jobs failed; trying again in a second")
+                self.stopping.wait(1.0)
+                continue
+            backoff.succeeded()
+            for unit in units:
+                self._deliver(unit)
+            if free > 0 and not units:
+                self._wait_for_jobs()
+
+    def _wait_for_jobs(self) -> None:
+        """Queues are empty: let the waiters block on them until a job comes, a job ends, or a second passes."""
+        with self.cond:
+            seen, busy = self.deliveries, self.outstanding
+            self.waiters.idle.set()
+            self.cond.wait_for(
+                lambda: self.stopping.is_set() or self.deliveries != seen or self.outstanding != busy, timeout=1.0
+            )
+            self.waiters.idle.clear()
+
+    def _work(self) -> None:
+        while True:
+            unit = self.work.get()
+            if unit is None:
+                return
+            try:
+                if not self.stopping.is_set():
+                    self.runner.process(unit)
+            except BaseException:
+                log.exception("a worker thread failed outside a job; the job stays in flight")
+            finally:
+                with self.cond:
+                    self.outstanding -= 1
+                    self.cond.notify()
+
+    def _shutdown(self) -> int:
+        """Finish running jobs within the timeout, push the rest back, leave the registry."""
+        running = len(self.runner.running)
+        log.info("shutting down: waiting up to %.0f s for %d running job(s)", self.settings.timeout, running)
+        self.dispatcher.join(5)
+        self.waiters.close(2 * IdleWaiters.BLOCK_SECONDS + 1)
+        for _ in self.threads:
+            self.work.put(None)
+        deadline = time.monotonic() + self.settings.timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        unfinished = sum(thread.is_alive() for thread in self.threads)
+        self.scheduler.close()
+        self.heartbeat.close()
+        give_up = threading.Event()
+        timer = threading.Timer(10.0, give_up.set)
+        timer.daemon = True
+        timer.start()
+
+        def requeue() -> int:
+            self.fetch.fetch(0)
+            return self.fetch.requeue_all()
+
+        moved = until_done(requeue, "pushing unfinished jobs back", give_up)
+        if moved is None:
+            log.error("Redis unreachable: unfinished jobs stay in flight; another worker will recover them")
+        else:
+            until_done(self.heartbeat.clear, "leaving the process registry", give_up)
+        timer.cancel()
+        log.info(
+            "stopped: %d job(s) still running at the deadline, %s job(s) pushed back to their queues",
+            unfinished, "?" if moved is None else moved,
+        )
+        return 0
+
+
+def _safe_url(url: str) -> str:
+    """The URL with any password masked, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"
