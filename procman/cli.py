@@ -91,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("location", metavar="DIR", help="folder to write to")
     _project_options(export)
     export.add_argument("-a", "--app", help="application name (default: the root folder's name)")
-    export.add_argument("-u", "--user", help="user to run as (default: the current user)")
+    export.add_argument("-u", "--user", help="user to run as (default: the service manager's)")
     export.add_argument("-l", "--log", metavar="DIR", help="log folder (default: /var/log/APP)")
     export.add_argument("-t", "--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default 5)")
 

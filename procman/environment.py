@@ -24,7 +24,8 @@ def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[s
 
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
-        line = binding.original.line
+        statement = binding.original.string
+        line = binding.original.line + statement[: len(statement) - len(statement.lstrip())].count("\n")
         if binding.error or binding.key is None:
             raise ConfigError("cannot parse this statement (expected KEY=value)", source, line)
         if not binding.key or _FORBIDDEN_IN_KEY.intersection(binding.key):

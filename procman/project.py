@@ -58,9 +58,9 @@ def load_project(
     """Read the Procfile and env files. Default env file: ``.env`` in the root, when it exists."""
     procfile_path = Path(procfile).absolute()
     root_path = Path(root).absolute() if root else procfile_path.parent
+    entries = tuple(read_procfile(procfile_path)) if procfile_required or procfile_path.exists() else ()
     if not root_path.is_dir():
         raise ConfigError("root folder does not exist", root or str(root_path))
-    entries = tuple(read_procfile(procfile_path)) if procfile_required or procfile_path.exists() else ()
     paths = tuple(Path(name) for name in env_files) if env_files else (root_path / ".env",)
     dotenv = load_env_files(paths, shell, required=bool(env_files))
     return Project(procfile_path, root_path, paths, entries, dotenv, shell, base_port(port, dotenv, shell))

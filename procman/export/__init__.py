@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ class ExportSpec:
     """Everything an exporter writes down."""
 
     app: str
-    user: str
+    user: str | None
     log_dir: Path
     root: Path
     timeout: float
@@ -55,7 +54,7 @@ class ExportSpec:
         processes = tuple(
             ExportedProcess(instance, {**base, **project.procman_variables(instance)}) for instance in instances
         )
-        return cls(name, user or getpass.getuser(), Path(log_dir or f"/var/log/{name}"), project.root, timeout,
+        return cls(name, user, Path(log_dir or f"/var/log/{name}"), project.root, timeout,
                    processes)
 
 

@@ -9,18 +9,20 @@ from procman.export import ExportedProcess, ExportSpec, RenderedFile
 
 def _plist(spec: ExportSpec, process: ExportedProcess) -> dict[str, object]:
     log = str(spec.log_dir / f"{process.slug}.log")
-    return {
+    plist: dict[str, object] = {
         "Label": f"{spec.app}.{process.instance.name}.{process.instance.number}",
         "ProgramArguments": ["/bin/sh", "-c", process.instance.command],
         "EnvironmentVariables": process.env,
         "WorkingDirectory": str(spec.root),
-        "UserName": spec.user,
         "RunAtLoad": True,
         "KeepAlive": True,
         "ExitTimeOut": max(1, round(spec.timeout)),
         "StandardOutPath": log,
         "StandardErrorPath": log,
     }
+    if spec.user:
+        plist["UserName"] = spec.user
+    return plist
 
 
 def render(spec: ExportSpec) -> list[RenderedFile]:

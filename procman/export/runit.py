@@ -15,7 +15,7 @@ def _run(spec: ExportSpec, process: ExportedProcess) -> str:
         f"cd {shlex.quote(str(spec.root))} || exit 1\n"
         f"{exports}"
         "exec 2>&1\n"
-        f"exec chpst -u {shlex.quote(spec.user)} /bin/sh -c {command}\n"
+        f"exec {f'chpst -u {shlex.quote(spec.user)} ' if spec.user else ''}/bin/sh -c {command}\n"
     )
 
 

@@ -17,7 +17,7 @@ def _program(spec: ExportSpec, process: ExportedProcess) -> str:
         f"[program:{spec.app}-{process.slug}]\n"
         f"command=/bin/sh -c {_quote(process.instance.command)}\n"
         f"directory={spec.root}\n"
-        f"user={spec.user}\n"
+        f"{f'user={spec.user}' if spec.user else ''}\n"
         f"environment={environment}\n"
         "autostart=true\n"
         "autorestart=true\n"

@@ -22,7 +22,7 @@ def _service(spec: ExportSpec, process: ExportedProcess) -> str:
         f"PartOf={spec.app}.target\n"
         "StopWhenUnneeded=yes\n"
         "\n[Service]\n"
-        f"User={spec.user}\n"
+        f"{f'User={spec.user}' if spec.user else ''}\n"
         f"WorkingDirectory={spec.root}\n"
         f"{environment}"
         f"ExecStart=/bin/sh -c {_quote(process.instance.command, True)}\n"
