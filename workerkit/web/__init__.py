@@ -1,0 +1,6 @@
+"""The workerkit dashboard: ``app.mount("/workerkit", workerkit.web.dashboard())`` or ``workerkit web``."""
+
+from workerkit.web.app import dashboard
+from workerkit.web.security import Auth, basic_auth
+
+__all__ = ["Auth", "basic_auth", "dashboard"]

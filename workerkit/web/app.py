@@ -1,0 +1,367 @@
+"""The dashboard's pages and actions: a Starlette app over :class:`workerkit.api.Api`.
+
+GET pages only read; every change is a POST with a CSRF token that redirects back (303) with a short
+notice. Templates autoescape everything, so job arguments and error messages always render as text.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from workerkit.api import Api, JobSet, JobView, NotFound
+from workerkit.web.security import CSRF_COOKIE, CSRF_FIELD, Auth, CsrfTokens, SecurityHeaders, is_allowed
+
+HERE = Path(__file__).parent
+PER_PAGE_CHOICES = (25, 50, 100)
+SORTS = ("at", "class", "queue")
+MAX_FILTER_LENGTH = 200
+NOTICES = {
+    "quiet": "Asked the process to quiet: it stops taking new jobs.",
+    "stop": "Asked the process to stop: it finishes or requeues its jobs, then exits.",
+    "deleted": "Deleted {n} job(s).",
+    "cleared": "Cleared the queue ({n} job(s)).",
+    "run": "Moved {n} job(s) to their queues.",
+    "killed": "Moved {n} job(s) to the dead set.",
+    "enqueued": "Enqueued the periodic job.",
+    "gone": "Nothing to do: the job(s) had already moved on.",
+}
+SET_ACTIONS = {
+    JobSet.SCHEDULED: ("run", "delete", "kill"),
+    JobSet.RETRIES: ("run", "delete", "kill"),
+    JobSet.DEAD: ("run", "delete"),
+}
+SET_TITLES = {JobSet.SCHEDULED: "Scheduled", JobSet.RETRIES: "Retries", JobSet.DEAD: "Dead"}
+
+
+def _relative(epoch: float | None, now: float | None = None) -> str:
+    """``12 s ago`` / ``in 3 min``: a time relative to now, for reading at a glance."""
+    if epoch is None:
+        return "never"
+    delta = (now if now is not None else datetime.now(UTC).timestamp()) - epoch
+    amount = abs(delta)
+    if amount < 60:
+        text = f"{int(amount)} s"
+    elif amount < 3600:
+        text = f"{int(amount // 60)} min"
+    elif amount < 86400:
+        text = f"{int(amount // 3600)} h"
+    else:
+        text = f"{int(amount // 86400)} d"
+    return f"{text} ago" if delta >= 0 else f"in {text}"
+
+
+def _utc(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _int(value: str | None, default: int, low: int, high: int) -> int:
+    try:
+        number = int(value) if value is not None else default
+    except ValueError:
+        return default
+    return max(low, min(number, high))
+
+
+class Dashboard:
+    """Holds the API, templates, tokens and auth of one dashboard app; its methods are the endpoints."""
+
+    def __init__(self, api: Api | Callable[[], Api] | None, auth: Auth | None, secret: bytes) -> None:
+        self.routes = Router()
+        self._api_source = api
+        self._api: Api | None = api if isinstance(api, Api) else None
+        self.auth = auth
+        self.tokens = CsrfTokens(secret)
+        self.templates = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.filters.update(relative=_relative, utc=_utc, number=lambda n: f"{n:,}")
+
+    @property
+    def api(self) -> Api:
+        if self._api is None:
+            self._api = self._api_source() if callable(self._api_source) else Api()
+        return self._api
+
+    # Plumbing -----------------------------------------------------------------------------------
+    def path(self, request: Request, route: str, /, **params: Any) -> str:
+        """The path of ``route`` under wherever the dashboard is mounted (the request's root path)."""
+        quoted = {name: quote(str(value), safe="") for name, value in params.items()}
+        return str(request.scope.get("root_path", "")) + self.routes.url_path_for(route, **quoted)
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        token = self.tokens.token_for(request)
+        notice = NOTICES.get(request.query_params.get("done", ""), "")
+        html = self.templates.get_template(template).render(
+            request=request,
+            url=lambda route, /, **params: self.path(request, route, **params),
+            csrf_field=CSRF_FIELD,
+            csrf_token=token,
+            notice=notice.format(n=_int(request.query_params.get("n"), 0, 0, 10**9)),
+            now=datetime.now(UTC).timestamp(),
+            **context,
+        )
+        response = HTMLResponse(html, status_code=status)
+        if self.tokens.token_from_cookie(request.cookies.get(CSRF_COOKIE)) != token:
+            response.set_cookie(
+                CSRF_COOKIE,
+                self.tokens.cookie_value(token),
+                path=request.scope.get("root_path") or "/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    async def form(self, request: Request) -> FormData:
+        """The POSTed form, after checking its CSRF token (403 when it does not match)."""
+        form = await request.form()
+        submitted = form.get(CSRF_FIELD)
+        if not self.tokens.accepts(request, submitted if isinstance(submitted, str) else None):
+            raise HTTPException(403, "The form's security token did not match; reload the page and try again.")
+        return form
+
+    def back(
+        self, request: Request, target: str, done: str, count: int | None = None, /, **path_params: str
+    ) -> Response:
+        """Redirect (303) to the page ``target`` with a notice of what was ``done`` to ``count`` jobs."""
+        query = {"done": done if count != 0 else "gone"}
+        if count is not None:
+            query["n"] = str(count)
+        return RedirectResponse(f"{self.path(request, target, **path_params)}?{urlencode(query)}", 303)
+
+    # Dashboard ----------------------------------------------------------------------------------
+    async def home(self, request: Request) -> Response:
+        history = self.api.history(_int(request.query_params.get("days"), 30, 7, 180))
+        peak = max([day.processed + day.failed for day in history] + [1])
+        return self.render(
+            request,
+            "dashboard.html",
+            stats=self.api.stats(),
+            history=history,
+            peak=peak,
+            server=self.api.server_info(),
+            queues=self.api.queues(),
+        )
+
+    async def stats_json(self, request: Request) -> Response:
+        return JSONResponse(self.api.stats().as_dict(), headers={"cache-control": "no-store"})
+
+    # Busy ---------------------------------------------------------------------------------------
+    async def busy(self, request: Request) -> Response:
+        return self.render(request, "busy.html", processes=self.api.processes(), stats=self.api.stats())
+
+    async def signal_process(self, request: Request) -> Response:
+        form = await self.form(request)
+        action = str(form.get("action", ""))
+        signal = {"quiet": "TSTP", "stop": "TERM"}.get(action)
+        if signal is None:
+            raise HTTPException(400, "Unknown action.")
+        try:
+            self.api.signal(str(form.get("identity", "")), signal)
+        except NotFound:
+            return self.back(request, "busy", "gone", 0)
+        return self.back(request, "busy", action)
+
+    # Queues -------------------------------------------------------------------------------------
+    async def queues(self, request: Request) -> Response:
+        return self.render(request, "queues.html", queues=self.api.queues())
+
+    async def queue(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        per_page = self._per_page(request)
+        page = self.api.queue_jobs(name, _int(request.query_params.get("page"), 1, 1, 10**9), per_page)
+        return self.render(request, "queue.html", name=name, page=page)
+
+    async def delete_queued(self, request: Request) -> Response:
+        form = await self.form(request)
+        name = request.path_params["name"]
+        deleted = self.api.delete_queued(name, str(form.get("jid", "")))
+        return self.back(request, "queue", "deleted", int(deleted), name=name)
+
+    async def clear_queue(self, request: Request) -> Response:
+        await self.form(request)
+        return self.back(request, "queues", "cleared", self.api.clear_queue(request.path_params["name"]))
+
+    # Scheduled, retries, dead ---------------------------------------------------------------------
+    @staticmethod
+    def _job_set(request: Request) -> JobSet:
+        try:
+            return JobSet(request.path_params["set"])
+        except ValueError:
+            raise HTTPException(404, "No such page.") from None
+
+    @staticmethod
+    def _per_page(request: Request) -> int:
+        per_page = _int(request.query_params.get("per_page"), 25, 1, 100)
+        return per_page if per_page in PER_PAGE_CHOICES else 25
+
+    async def job_set(self, request: Request) -> Response:
+        job_set = self._job_set(request)
+        params = request.query_params
+        sort = params.get("sort", "at") if params.get("sort") in SORTS else "at"
+        descending = params.get("dir") == "desc"
+        text = params.get("q", "")[:MAX_FILTER_LENGTH]
+        page = self.api.set_jobs(
+            job_set,
+            _int(params.get("page"), 1, 1, 10**9),
+            self._per_page(request),
+            sort=sort,
+            descending=descending,
+            text=text,
+        )
+        return self.render(
+            request,
+            "set.html",
+            job_set=job_set,
+            title=SET_TITLES[job_set],
+            actions=SET_ACTIONS[job_set],
+            page=page,
+            sort=sort,
+            descending=descending,
+            text=text,
+            query=lambda **changes: urlencode(
+                {"q": text, "sort": sort, "dir": "desc" if descending else "asc", "per_page": page.per_page, **changes}
+            ),
+        )
+
+    async def job_page(self, request: Request) -> Response:
+        job_set = self._job_set(request)
+        try:
+            job = self.api.find(job_set, request.path_params["key"])
+        except NotFound:
+            return self.render(request, "gone.html", 404, job_set=job_set, title=SET_TITLES[job_set])
+        return self.render(
+            request, "job.html", job_set=job_set, title=SET_TITLES[job_set], actions=SET_ACTIONS[job_set], job=job
+        )
+
+    def _act(self, request: Request, job_set: JobSet, action: str, jobs: list[JobView], text: str | None) -> Response:
+        """Apply ``action`` to ``jobs``, or to every job matching ``text`` when it is not None; redirect back."""
+        if action not in SET_ACTIONS[job_set]:
+            raise HTTPException(400, "Unknown action.")
+        if text is not None:
+            bulk = {"run": self.api.run_all, "delete": self.api.delete_all, "kill": self.api.kill_all}
+            count = bulk[action](job_set, text)
+        else:
+            single = {"run": self.api.run_now, "delete": self.api.delete, "kill": self.api.kill}
+            count = single[action](job_set, jobs)
+        done = {"run": "run", "delete": "deleted", "kill": "killed"}[action]
+        return self.back(request, "job_set", done, count, set=job_set.value)
+
+    async def act_on_set(self, request: Request) -> Response:
+        job_set = self._job_set(request)
+        form = await self.form(request)
+        action = str(form.get("action", ""))
+        text = str(form.get("q", ""))[:MAX_FILTER_LENGTH] if form.get("scope") == "all" else None
+        jobs = [] if text is not None else self.api.find_all(job_set, [str(key) for key in form.getlist("key")])
+        return self._act(request, job_set, action, jobs, text)
+
+    async def act_on_job(self, request: Request) -> Response:
+        job_set = self._job_set(request)
+        form = await self.form(request)
+        action = str(form.get("action", ""))
+        try:
+            jobs = [self.api.find(job_set, request.path_params["key"])]
+        except NotFound:
+            jobs = []
+        return self._act(request, job_set, action, jobs, None)
+
+    # Periodic -----------------------------------------------------------------------------------
+    async def periodic(self, request: Request) -> Response:
+        return self.render(request, "periodic.html", jobs=self.api.periodic_jobs())
+
+    async def enqueue_periodic(self, request: Request) -> Response:
+        form = await self.form(request)
+        try:
+            self.api.enqueue_periodic(str(form.get("name", "")))
+        except NotFound:
+            return self.back(request, "periodic", "gone", 0)
+        return self.back(request, "periodic", "enqueued")
+
+    # Errors -------------------------------------------------------------------------------------
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return self.render(request, "error.html", exc.status_code, message=exc.detail)
+
+
+class RequireAuth:
+    """ASGI middleware: requests the auth hook refuses get 401 with a basic-auth challenge."""
+
+    def __init__(self, app: ASGIApp, auth: Auth | None) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not await is_allowed(self.auth, Request(scope)):
+            response = Response(
+                "Authentication required.\n",
+                status_code=401,
+                headers={"www-authenticate": 'Basic realm="workerkit", charset="UTF-8"'},
+                media_type="text/plain",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def dashboard(
+    api: Api | Callable[[], Api] | None = None,
+    *,
+    auth: Auth | None = None,
+    secret: bytes | str | None = None,
+) -> Starlette:
+    """The dashboard as an ASGI app: mount it anywhere (``app.mount("/workerkit", dashboard())``).
+
+    ``api`` defaults to one over the configured Redis (created at the first request, so
+    ``workerkit.configure`` may run after mounting). ``auth`` is a hook ``(request) -> bool`` (sync or
+    async; see :func:`workerkit.web.basic_auth`). ``secret`` signs the CSRF cookie: default
+    ``WORKERKIT_WEB_SECRET``, else a random one per process (set it when several web processes serve
+    the dashboard behind one address).
+    """
+    key = secret or os.environ.get("WORKERKIT_WEB_SECRET") or secrets.token_bytes(32)
+    board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key)
+    set_path = "/{set:str}"
+    routes = [
+        Route("/", board.home, name="dashboard"),
+        Route("/stats.json", board.stats_json, name="stats_json"),
+        Route("/busy", board.busy, name="busy"),
+        Route("/busy", board.signal_process, methods=["POST"], name="signal_process"),
+        Route("/queues", board.queues, name="queues"),
+        Route("/queues/{name:str}", board.queue, name="queue"),
+        Route("/queues/{name:str}/delete", board.delete_queued, methods=["POST"], name="delete_queued"),
+        Route("/queues/{name:str}/clear", board.clear_queue, methods=["POST"], name="clear_queue"),
+        Route("/periodic", board.periodic, name="periodic"),
+        Route("/periodic", board.enqueue_periodic, methods=["POST"], name="enqueue_periodic"),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        Route(set_path, board.job_set, name="job_set"),
+        Route(set_path, board.act_on_set, methods=["POST"], name="act_on_set"),
+        Route(set_path + "/{key:str}", board.job_page, name="job_page"),
+        Route(set_path + "/{key:str}", board.act_on_job, methods=["POST"], name="act_on_job"),
+    ]
+    board.routes.routes.extend(routes)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders), Middleware(RequireAuth, auth=auth)],
+        exception_handlers={HTTPException: board.http_error},
+    )
