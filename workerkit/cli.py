@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs="*", metavar="ARG", help="arguments: JSON values, else plain strings")
     _common_options(run)
 
+    web = commands.add_parser("web", help="serve the dashboard (basic auth: WORKERKIT_WEB_USER/PASSWORD)")
+    web.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 9292), help="default $PORT or 9292")
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    _common_options(web)
+
     redis_cmd = commands.add_parser("redis", help="run a Redis-compatible server in the foreground")
     redis_cmd.add_argument("--port", type=int, default=6379)
     redis_cmd.add_argument("--dir", type=Path, default=Path(".workerkit/redis"))
@@ -157,6 +162,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web(args: argparse.Namespace) -> int:
+    from workerkit.web.standalone import serve
+
+    _configure(args)
+    try:
+        serve(args.host, args.port, os.environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workerkit`` command."""
     args = _parser().parse_args(argv)
@@ -167,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             return _worker(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "web":
+            return _web(args)
         from workerkit.server import exec_server
 
         exec_server(args.port, args.dir, args.bind)
