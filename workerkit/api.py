@@ -20,13 +20,12 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 from typing import Any, cast
 
 import redis
 
 from workerkit import config
-from workerkit.keys import Keys
+from workerkit.keys import Keys, script
 from workerkit.payload import Payload, PayloadError, decode, encode, new_payload
 from workerkit.periodic import next_tick
 
@@ -35,7 +34,6 @@ MAX_HISTORY_DAYS = 180
 MAX_PER_PAGE = 500
 _CHUNK = 500
 Rows = list[tuple[bytes, float]]
-_MOVE_SCRIPT = (resources.files("workerkit") / "scripts" / "move_entry.lua").read_text(encoding="utf-8")
 
 
 class JobSet(enum.Enum):
@@ -288,7 +286,7 @@ class Api:
     def __init__(self, conn: redis.Redis | None = None, keys: Keys | None = None) -> None:
         self.conn = conn if conn is not None else config.redis_client()
         self.keys = keys if keys is not None else config.keys()
-        self._move = self.conn.register_script(_MOVE_SCRIPT)
+        self._move = self.conn.register_script(script("move_entry"))
 
     # Overview -----------------------------------------------------------------------------------
     def queue_names(self) -> list[str]:

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,14 +35,13 @@ from croniter import croniter
 
 from workerkit import registry
 from workerkit.job import Job
-from workerkit.keys import Keys
+from workerkit.keys import Keys, script
 from workerkit.payload import check_args, encode, new_payload
 
 CATCH_UP_SECONDS = 60.0
 """How late a tick may still be enqueued; older ticks were missed and are skipped, not replayed."""
 
 _LOCK_TTL_SECONDS = int(CATCH_UP_SECONDS * 3)
-_SCRIPT = (resources.files("workerkit") / "scripts" / "periodic_enqueue.lua").read_text(encoding="utf-8")
 
 JobRef = TypeVar("JobRef")
 
@@ -204,13 +202,13 @@ def enqueue_due(
     entries = registered() if jobs is None else list(jobs)
     if not entries:
         return 0
-    script = conn.register_script(_SCRIPT)
+    enqueue_tick = conn.register_script(script("periodic_enqueue"))
     pipe = conn.pipeline(transaction=False)
     for entry in entries:
         tick = entry.latest_tick(current)
         fresh = current - tick <= CATCH_UP_SECONDS
         jid, payload = _payload(entry, current)
-        script(
+        enqueue_tick(
             keys=[keys.periodic_tick(entry.name, int(tick)), keys.queues, keys.queue(entry.queue), keys.periodic],
             args=[
                 _LOCK_TTL_SECONDS,
