@@ -92,7 +92,7 @@ class ReliableFetch:
 
     def register(self) -> None:
         """Record this process's in-flight lists in the registry, so survivors find them without SCAN."""
-        entries = {
+        entries: dict[Any, Any] = {
             inflight: json.dumps({"identity": self.identity, "queue": spec.name})
             for inflight, spec in zip(self.inflight_keys, self.specs, strict=True)
         }
@@ -177,15 +177,23 @@ class IdleWaiters:
                 if self.stop.is_set():
                     return
                 try:
-                    raw = conn.blmove(source, inflight, self.BLOCK_SECONDS, "RIGHT", "LEFT")
+                    raw = conn.blmove(source, inflight, self.BLOCK_SECONDS, "RIGHT", "LEFT")  # type: ignore[arg-type]
                 except REDIS_DOWN as exc:
                     backoff.failed(exc, self.stop)
                     continue
                 backoff.succeeded()
                 if raw is not None:
-                    self.deliver((index, raw))
+                    self.deliver((index, _raw(raw)))
         finally:
             conn.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _recovered(raw: bytes) -> tuple[str, str, int]:
@@ -214,7 +222,7 @@ def recover_orphans(conn: redis.Redis, keys: Keys, lock_seconds: float) -> int:
     if not conn.set(keys.process_cleanup_lock, "1", nx=True, px=max(1, int(lock_seconds * 1000))):
         return 0
     for identity in conn.smembers(keys.processes):
-        if not conn.exists(keys.process(identity.decode())):
+        if not conn.exists(keys.process(_text(identity))):
             conn.srem(keys.processes, identity)
     move = conn.register_script(script("move_job"))
     moved = 0
@@ -224,7 +232,7 @@ def recover_orphans(conn: redis.Redis, keys: Keys, lock_seconds: float) -> int:
             continue
         queue = owner["queue"]
         for raw in reversed(conn.lrange(inflight, 0, -1)):
-            new, where, count = _recovered(raw)
+            new, where, count = _recovered(_raw(raw))
             target = keys.queue(queue) if where == "queue" else keys.dead
             if move(keys=[inflight, target, keys.queues], args=[raw, new, where, time.time(), queue]):
                 moved += 1

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 import redis
@@ -92,20 +93,21 @@ class Heartbeat:
         """Write the heartbeat now and act on one pending remote signal."""
         identity = self.info.identity
         running = self.running()
-        work = {
+        work: dict[Any, Any] = {
             f"{tid:x}": json.dumps({"queue": queue, "payload": payload, "run_at": run_at})
             for tid, (queue, payload, run_at) in list(running.items())
         }
         pipe = self.conn.pipeline(transaction=True)
         pipe.sadd(self.keys.processes, identity)
-        pipe.hset(self.keys.process(identity), mapping={
+        fields: dict[Any, Any] = {
             "info": self._info_json,
             "busy": len(work),
             "beat": time.time(),
             "quiet": "true" if self.quiet() else "false",
             "rss": self._process.memory_info().rss // 1024,
             "concurrency": self.info.concurrency,
-        })
+        }
+        pipe.hset(self.keys.process(identity), mapping=fields)
         pipe.expire(self.keys.process(identity), HEARTBEAT_TTL)
         pipe.delete(self.keys.work(identity))
         if work:

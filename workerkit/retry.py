@@ -147,7 +147,7 @@ def kill(
 def _commit(conn: redis.Redis, keys: Keys, inflight: str, raw: bytes, add: Any, now: float) -> None:
     """In one MULTI: take the job off its in-flight list, do ``add(pipe)``, count the failure."""
     pipe = conn.pipeline(transaction=True)
-    pipe.lrem(inflight, -1, raw)
+    pipe.lrem(inflight, -1, raw)  # type: ignore[arg-type]
     add(pipe)
     _count_failure(pipe, keys, now)
     pipe.execute()

@@ -15,7 +15,7 @@ import redis
 from workerkit import config, registry
 from workerkit.connection import until_done
 from workerkit.fetch import ReliableFetch, Unit
-from workerkit.logs import job_context
+from workerkit.logs import job_context, job_info, set_job_context
 from workerkit.payload import Payload, PayloadError, decode, new_jid
 from workerkit.retry import handle_failure, kill
 
@@ -94,14 +94,16 @@ class Runner:
         jid = str(payload.get("jid", ""))
         tid = threading.get_ident()
         self.running[tid] = (queue, payload, time.time())
+        set_job_context(jid, payload["class"])
         try:
-            with job_context(jid, payload["class"]):
-                self._run(unit, job_class, payload)
+            self._run(unit, job_class, payload, jid)
         finally:
+            set_job_context(None, None)
             del self.running[tid]
 
-    def _run(self, unit: Unit, job_class: type[Job], payload: Payload) -> None:
-        log.info("start")
+    def _run(self, unit: Unit, job_class: type[Job], payload: Payload, jid: str) -> None:
+        class_name = payload["class"]
+        job_info("start", jid, class_name)
         started = time.perf_counter()
         try:
             execute(job_class, payload)
@@ -109,7 +111,7 @@ class Runner:
             log.warning("fail: %.3f sec", time.perf_counter() - started)
             self._fail(unit, job_class, payload, exc)
         else:
-            log.info("done: %.3f sec", time.perf_counter() - started)
+            job_info(f"done: {time.perf_counter() - started:.3f} sec", jid, class_name)
             self.fetch.ack(unit)
 
     def _fail(self, unit: Unit, job_class: type[Job], payload: Payload, exc: Exception) -> None:

@@ -15,6 +15,7 @@ import threading
 import time
 from importlib import import_module
 from types import ModuleType
+from typing import Any
 
 import redis
 
@@ -63,8 +64,9 @@ class Scheduler:
                     break
         return moved
 
-    def _move(self, zset: str, members: list[bytes]) -> int:
-        keys, argv = [zset, self.keys.queues], []
+    def _move(self, zset: str, members: list[Any]) -> int:
+        keys: list[str] = [zset, self.keys.queues]
+        argv: list[Any] = []
         enqueued_at = time.time()
         for member in members:
             try:

@@ -28,6 +28,8 @@ from workerkit.scheduler import Scheduler
 
 log = logging.getLogger("workerkit")
 
+MAX_PREFETCH = 500
+
 
 @dataclass
 class WorkerSettings:
@@ -37,7 +39,8 @@ class WorkerSettings:
     concurrency: int = 10
     timeout: float = 25.0
     prefetch: int | None = None
-    """Jobs fetched ahead of free threads (default: ``concurrency``); 0 fetches only for idle threads."""
+    """Jobs fetched ahead of free threads; None adapts it to the jobs' run time (about 10 ms of work, at
+    most 500, 1 for jobs of 10 ms or more); 0 fetches only for idle threads."""
     name: str | None = None
     tag: str = ""
     heartbeat_interval: float = 5.0
@@ -64,9 +67,8 @@ class Worker:
         self.cond = threading.Condition()
         self.outstanding = 0
         self.deliveries = 0
-        prefetch = settings.concurrency if settings.prefetch is None else settings.prefetch
-        self.target = settings.concurrency + prefetch
-        self.batch_min = max(1, prefetch // 2)
+        self.average_seconds = 0.0
+        self.dispatcher_waiting = False
         self.waiters = IdleWaiters(self.fetch, self._deliver, lambda: config.new_redis_client())
         self.heartbeat = Heartbeat(
             self.conn, self.keys,
@@ -149,18 +151,31 @@ class Worker:
             self.cond.notify()
         self.work.put(unit)
 
+    def prefetch(self) -> int:
+        """How many jobs to hold ahead of free threads: fixed, or about 10 ms of work at the measured pace."""
+        if self.settings.prefetch is not None:
+            return self.settings.prefetch
+        if not self.average_seconds:
+            return self.settings.concurrency
+        return max(1, min(MAX_PREFETCH, int(0.01 / self.average_seconds)))
+
+    def _refill_level(self) -> int:
+        """Fetch again once no more than this many jobs are outstanding (running or waiting for a thread)."""
+        return self.settings.concurrency + self.prefetch() // 2 - 1
+
     def _should_fetch(self) -> bool:
-        if self.quiet.is_set():
-            return False
-        return self.outstanding < self.settings.concurrency or self.target - self.outstanding >= self.batch_min
+        return not self.quiet.is_set() and self.outstanding <= self._refill_level()
 
     def _dispatch(self) -> None:
         backoff = Backoff("fetching jobs")
         while not self.stopping.is_set():
             with self.cond:
                 if not self._should_fetch():
+                    self.dispatcher_waiting = True
                     self.cond.wait(0.5)
-                free = 0 if self.quiet.is_set() or self.stopping.is_set() else self.target - self.outstanding
+                    self.dispatcher_waiting = False
+                busy = self.quiet.is_set() or self.stopping.is_set()
+                free = 0 if busy else self.settings.concurrency + self.prefetch() - self.outstanding
             try:
                 units = self.fetch.fetch(free)
             except REDIS_DOWN as exc:
@@ -171,9 +186,13 @@ class Worker:
                 self.stopping.wait(1.0)
                 continue
             backoff.succeeded()
-            for unit in units:
-                self._deliver(unit)
-            if free > 0 and not units:
+            if units:
+                with self.cond:
+                    self.outstanding += len(units)
+                    self.deliveries += len(units)
+                for unit in units:
+                    self.work.put(unit)
+            elif free > 0:
                 self._wait_for_jobs()
 
     def _wait_for_jobs(self) -> None:
@@ -181,25 +200,31 @@ class Worker:
         with self.cond:
             seen, busy = self.deliveries, self.outstanding
             self.waiters.idle.set()
+            self.dispatcher_waiting = True
             self.cond.wait_for(
                 lambda: self.stopping.is_set() or self.deliveries != seen or self.outstanding != busy, timeout=1.0
             )
+            self.dispatcher_waiting = False
             self.waiters.idle.clear()
 
     def _work(self) -> None:
+        clock = time.perf_counter
         while True:
             unit = self.work.get()
             if unit is None:
                 return
+            started = clock()
             try:
                 if not self.stopping.is_set():
                     self.runner.process(unit)
             except BaseException:
                 log.exception("a worker thread failed outside a job; the job stays in flight")
             finally:
+                self.average_seconds = 0.99 * self.average_seconds + 0.01 * (clock() - started)
                 with self.cond:
                     self.outstanding -= 1
-                    self.cond.notify()
+                    if self.dispatcher_waiting:
+                        self.cond.notify()
 
     def _shutdown(self) -> int:
         """Finish running jobs within the timeout, push the rest back, leave the registry."""
