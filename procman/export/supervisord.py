@@ -1,24 +1,30 @@
-"""supervisord: one ``[program:APP-NAME-N]`` per instance and a ``[group:APP]`` holding them."""
+"""supervisord: one ``[program:APP-NAME-N]`` per instance and a ``[group:APP]`` holding them.
+
+supervisord's own ``environment=`` cannot hold a value with both kinds of quotes (it splits with a
+non-POSIX shlex and strips quotes from the ends), so the environment goes on the command line through
+``/usr/bin/env``, which supervisord splits with a POSIX shlex.
+"""
 
 from __future__ import annotations
+
+import shlex
 
 from procman.export import ExportedProcess, ExportSpec, RenderedFile, reject_newlines
 
 
-def _quote(text: str) -> str:
-    """A double-quoted shlex word with supervisord's ``%`` interpolation escaped."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+def _command(process: ExportedProcess) -> str:
+    words = ["/usr/bin/env", *(f"{key}={value}" for key, value in process.env.items()),
+             "/bin/sh", "-c", process.instance.command]
+    return " ".join(shlex.quote(word) for word in words).replace("%", "%%")
 
 
 def _program(spec: ExportSpec, process: ExportedProcess) -> str:
-    environment = ",".join(f"{key}={_quote(value)}" for key, value in process.env.items())
     log = spec.log_dir / f"{process.slug}.log"
     return (
         f"[program:{spec.app}-{process.slug}]\n"
-        f"command=/bin/sh -c {_quote(process.instance.command)}\n"
+        f"command={_command(process)}\n"
         f"directory={spec.root}\n"
         f"{f'user={spec.user}' if spec.user else ''}\n"
-        f"environment={environment}\n"
         "autostart=true\n"
         "autorestart=true\n"
         "stopsignal=TERM\n"
