@@ -1,0 +1,63 @@
+"""The command line: version, help, usage errors, and defaults from pyproject.toml and PROCMAN_*."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import clean_env
+
+from procman import __version__
+
+
+def test_version_and_help(project) -> None:
+    assert project.run("version").stdout == f"procman {__version__}\n"
+    assert project.run("--version").stdout == f"procman {__version__}\n"
+    help_text = project.run("--help").stdout
+    for command in ("start", "run", "check", "export", "restart", "stop", "status", "version", "examples:"):
+        assert command in help_text
+    assert "procman start -c web=2,worker=4" in project.run("start", "--help").stdout
+
+
+def test_usage_errors_exit_2_without_traceback(project) -> None:
+    project.procfile("web: true\n")
+    for args in ([], ["nope"], ["start", "--bogus"], ["start", "-p", "x"], ["start", "-t", "soon"],
+                 ["start", "-d", "missing-folder"], ["start", "-e", "missing.env"]):
+        result = project.run(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def _ports(project, *args: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    result = project.run("check", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return dict(re.findall(r"│ (\w+)\s+│ \d+\s+│ ([-\d, ]+?)\s+│", result.stdout))
+
+
+def test_check_prints_processes_and_formation_ports(project) -> None:
+    project.procfile("web: a\nworker: b\n")
+    result = project.run("check", "-c", "worker=2")
+    assert "valid Procfile detected (web, worker)" in result.stdout
+    assert _ports(project, "-c", "worker=2") == {"web": "5000", "worker": "5100, 5101"}
+
+
+def test_flags_win_over_procman_variables_over_pyproject(project) -> None:
+    project.procfile("web: a\nworker: b\n")
+    project.write("pyproject.toml", '[tool.procman]\nport = 6000\nconcurrency = {worker = 2}\n')
+    assert _ports(project) == {"web": "6000", "worker": "6100, 6101"}
+    variables = clean_env(PROCMAN_PORT="7000", PROCMAN_CONCURRENCY="web=0")
+    assert _ports(project, env=variables) == {"web": "-", "worker": "7100"}
+    assert _ports(project, "-p", "8000", "-c", "web=1", env=variables) == {"web": "8000", "worker": "8100"}
+
+
+def test_bad_configuration_names_its_source(project) -> None:
+    project.procfile("web: a\n")
+    project.write("pyproject.toml", "[tool.procman]\ncolour = true\n")
+    result = project.run("check")
+    assert result.returncode == 2
+    assert "pyproject.toml: unknown key 'colour' in [tool.procman]" in result.stderr
+    project.write("pyproject.toml", "[tool.procman]\ntimeout = 'soon'\n")
+    assert "[tool.procman] timeout: could not convert" in project.run("check").stderr
+    project.write("pyproject.toml", "")
+    result = project.run("check", env=clean_env(PROCMAN_TTY="maybe"))
+    assert result.returncode == 2
+    assert "PROCMAN_TTY: expected true or false, got 'maybe'" in result.stderr
