@@ -1,0 +1,155 @@
+"""Retries, the dead set, the scheduler's moves and orphan recovery, driven directly against a real server."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+import wk_jobs
+
+from workerkit import config, retry
+from workerkit.fetch import POISON_PILL_RECOVERIES, QueueSpec, ReliableFetch, fetch_order, recover_orphans
+from workerkit.keys import Keys
+from workerkit.payload import encode
+from workerkit.scheduler import Scheduler
+
+
+def fetched(conn: redis.Redis, queue: str = "default") -> tuple[ReliableFetch, bytes]:
+    fetch = ReliableFetch(conn, Keys(), "host:1:abcdef", [QueueSpec(queue)])
+    fetch.register()
+    [(index, raw)] = fetch.fetch(1)
+    return fetch, raw
+
+
+def test_sidekiq_backoff_formula() -> None:
+    random.seed(7)
+    for count in (0, 1, 5, 24):
+        delays = {retry.sidekiq_backoff(count) for _ in range(300)}
+        assert delays == {float(count**4 + 15 + r * (count + 1)) for r in range(10)}
+
+
+def test_fetch_moves_jobs_in_flight_and_ack_removes_them(wk: redis.Redis) -> None:
+    for n in range(3):
+        wk_jobs.Record.perform_async("k", n)
+    fetch = ReliableFetch(wk, Keys(), "host:1:abcdef", [QueueSpec("default")])
+    units = fetch.fetch(2)
+    assert [json.loads(raw)["args"][1] for _, raw in units] == [0, 1]
+    assert wk.llen("queue:default") == 1 and wk.llen("inflight:host:1:abcdef:default") == 2
+    fetch.ack(units[0])
+    fetch.ack(units[1])
+    assert fetch.fetch(0) == []
+    assert wk.llen("inflight:host:1:abcdef:default") == 0
+    assert int(wk.get("stat:processed")) == 2  # type: ignore[arg-type]
+
+
+def test_weighted_order_is_random_and_strict_order_is_fixed() -> None:
+    strict = fetch_order([QueueSpec("a"), QueueSpec("b")])
+    assert {tuple(strict()) for _ in range(50)} == {(0, 1)}
+    weighted = fetch_order([QueueSpec("a", 3), QueueSpec("b", 1)])
+    firsts = [weighted()[0] for _ in range(2000)]
+    assert 0.65 < firsts.count(0) / 2000 < 0.85
+    with pytest.raises(ValueError, match="weight"):
+        QueueSpec.parse("a,zero")
+
+
+def test_failure_goes_to_retry_with_error_fields_then_dead(wk: redis.Redis) -> None:
+    wk_jobs.Flaky.perform_async("k")
+    fetch, raw = fetched(wk)
+    payload = json.loads(raw)
+    before = time.time()
+    outcome = retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, payload, RuntimeError("no"), wk_jobs.Flaky)
+    assert outcome == "retry"
+    [(member, score)] = wk.zrange("retry", 0, -1, withscores=True)
+    stored = json.loads(member)
+    assert (stored["retry_count"], stored["error_class"], stored["error_message"]) == (0, "RuntimeError", "no")
+    assert stored["failed_at"] >= before and "retried_at" not in stored
+    assert stored["error_backtrace"][-1] == "RuntimeError: no"
+    assert before <= score <= time.time()  # Flaky's backoff is 0 s
+    assert wk.llen(fetch.inflight_keys[0]) == 0
+    stored["retry_count"] = 1
+    wk.lpush(fetch.inflight_keys[0], encode(stored))
+    raw2 = wk.lindex(fetch.inflight_keys[0], 0)
+    outcome = retry.handle_failure(
+        wk, Keys(), fetch.inflight_keys[0], raw2, json.loads(raw2), RuntimeError("again"), wk_jobs.Flaky  # type: ignore[arg-type]
+    )
+    assert outcome == "dead"
+    [dead] = [json.loads(member) for member in wk.zrange("dead", 0, -1)]
+    assert (dead["retry_count"], dead["error_message"]) == (2, "again")
+    assert wk.get("exhausted:k") == b"again"
+    assert (wk.get("stat:failed"), wk.get("stat:processed")) == (b"2", b"2")
+
+
+def test_retry_false_drops_and_retry_zero_kills(wk: redis.Redis) -> None:
+    deaths: list[str] = []
+    config.configure(death_handlers=[lambda payload, exc: deaths.append(payload["jid"])])
+    wk_jobs.Record.set(retry=False).perform_async("k", 1)
+    fetch, raw = fetched(wk)
+    assert retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(), None) == "discarded"
+    jid = wk_jobs.Record.set(retry=0).perform_async("k", 2)
+    fetch, raw = fetched(wk)
+    assert retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(), None) == "dead"
+    assert deaths == [jid]
+    assert wk.zcard("dead") == 1 and wk.zcard("retry") == 0
+
+
+def test_dead_set_is_trimmed_on_insert(wk: redis.Redis) -> None:
+    config.configure(dead_max_jobs=3, dead_timeout=100.0)
+    wk.zadd("dead", {encode({"class": "Old", "args": [], "jid": "old"}): time.time() - 1000})
+    for n in range(5):
+        wk_jobs.Record.perform_async("k", n)
+        fetch, raw = fetched(wk)
+        retry.kill(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(str(n)))
+    assert [json.loads(member)["error_message"] for member in wk.zrange("dead", 0, -1)] == ["2", "3", "4"]
+
+
+def test_scheduler_moves_due_jobs_once_across_pollers(wk: redis.Redis) -> None:
+    past, future = time.time() - 1, time.time() + 3600
+    for n in range(250):
+        wk.zadd("schedule", {encode({"class": "wk_jobs.Record", "args": ["k", n], "jid": f"{n:024x}", "queue": "q"}): past})
+    wk.zadd("retry", {encode({"class": "wk_jobs.Record", "args": ["r", 0], "jid": "r" * 24, "queue": "q"}): past})
+    wk.zadd("schedule", {encode({"class": "wk_jobs.Record", "args": ["later", 0], "jid": "l" * 24, "queue": "q"}): future})
+    results: list[int] = []
+    pollers = [Scheduler(wk, Keys()) for _ in range(4)]
+    threads = [threading.Thread(target=lambda s=s: results.append(s.promote_due())) for s in pollers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(results) == 251
+    queued = [json.loads(raw) for raw in wk.lrange("queue:q", 0, -1)]
+    assert len(queued) == 251 == len({payload["jid"] for payload in queued})
+    assert all("enqueued_at" in payload for payload in queued)
+    assert wk.zcard("schedule") == 1 and wk.zcard("retry") == 0
+
+
+def test_orphans_go_back_and_poison_pills_die(wk: redis.Redis) -> None:
+    jid = wk_jobs.Record.perform_async("k", 1)
+    for recovery in range(1, POISON_PILL_RECOVERIES + 1):
+        fetch, _ = fetched(wk)  # fetched by a process that never beats: its heartbeat "expired"
+        wk.delete("process_cleanup")
+        assert recover_orphans(wk, Keys(), 10.0) == 1
+        assert wk.hlen("inflight_lists") == 0 and wk.llen(fetch.inflight_keys[0]) == 0
+        if recovery < POISON_PILL_RECOVERIES:
+            assert json.loads(wk.lindex("queue:default", 0))["recovered"] == recovery  # type: ignore[arg-type]
+    assert wk.llen("queue:default") == 0
+    [dead] = [json.loads(member) for member in wk.zrange("dead", 0, -1)]
+    assert (dead["jid"], dead["error_class"]) == (jid, "workerkit.fetch.PoisonPillError")
+    assert "died 3 times" in dead["error_message"]
+
+
+def test_orphan_sweep_spares_live_processes_and_runs_once_per_interval(wk: redis.Redis) -> None:
+    wk_jobs.Record.perform_async("k", 1)
+    fetch, _ = fetched(wk)
+    wk.hset(Keys().process("host:1:abcdef"), "beat", time.time())
+    assert recover_orphans(wk, Keys(), 10.0) == 0
+    wk.delete(Keys().process("host:1:abcdef"))
+    assert recover_orphans(wk, Keys(), 10.0) == 0  # the lock: one sweep per interval
+    wk.delete("process_cleanup")
+    assert recover_orphans(wk, Keys(), 10.0) == 1
+
+

@@ -1,0 +1,71 @@
+"""Jobs the workerkit tests push and real ``workerkit worker -r wk_jobs`` processes run.
+
+Each job records what it did in Redis, so tests count runs without looking inside the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from workerkit import Job, config, job
+
+
+def _redis() -> Any:
+    return config.redis_client()
+
+
+class Record(Job):
+    """Appends ``value`` to the list ``key``."""
+
+    def perform(self, key: str, value: Any) -> None:
+        _redis().rpush(key, value)
+
+
+class Critical(Job):
+    queue = "critical"
+
+    def perform(self, key: str, value: Any) -> None:
+        _redis().rpush(key, value)
+
+
+class Slow(Job):
+    """Marks ``started:<key>``, sleeps, then increments ``key``."""
+
+    def perform(self, key: str, seconds: float) -> None:
+        _redis().incr(f"started:{key}")
+        time.sleep(seconds)
+        _redis().incr(key)
+
+
+class Flaky(Job):
+    """Fails every time, counting attempts in ``key``; retried twice without delay."""
+
+    retry = 2
+    name = "flaky-alias"
+
+    @staticmethod
+    def backoff(count: int, exc: BaseException) -> float:
+        return 0.0
+
+    def perform(self, key: str) -> None:
+        _redis().incr(key)
+        raise RuntimeError(f"attempt failed for {key}")
+
+    @classmethod
+    def retries_exhausted(cls, payload: dict[str, Any], exc: BaseException | None) -> None:
+        _redis().set(f"exhausted:{payload['args'][0]}", str(exc))
+
+
+class Nested(Job):
+    """Pushes a Record job (for the testing helpers)."""
+
+    def perform(self, key: str) -> None:
+        Record.perform_async(key, "from-nested")
+
+
+@job(queue="mailers", retry=5)
+def send_mail(key: str, address: str) -> None:
+    _redis().rpush(key, address)
+
+
