@@ -1,0 +1,1 @@
+"""Example applications that use workerkit (run them with ``procman start -f Procfile.example``)."""
