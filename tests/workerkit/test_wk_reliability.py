@@ -6,7 +6,6 @@ import json
 import random
 import threading
 import time
-from typing import Any
 
 import pytest
 import redis
