@@ -21,7 +21,7 @@ from workerkit.scheduler import Scheduler
 def fetched(conn: redis.Redis, queue: str = "default") -> tuple[ReliableFetch, bytes]:
     fetch = ReliableFetch(conn, Keys(), "host:1:abcdef", [QueueSpec(queue)])
     fetch.register()
-    [(index, raw)] = fetch.fetch(1)
+    [(_, raw)] = fetch.fetch(1)
     return fetch, raw
 
 
@@ -88,7 +88,8 @@ def test_retry_false_drops_and_retry_zero_kills(wk: redis.Redis) -> None:
     config.configure(death_handlers=[lambda payload, exc: deaths.append(payload["jid"])])
     wk_jobs.Record.set(retry=False).perform_async("k", 1)
     fetch, raw = fetched(wk)
-    assert retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(), None) == "discarded"
+    outcome = retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(), None)
+    assert outcome == "discarded"
     jid = wk_jobs.Record.set(retry=0).perform_async("k", 2)
     fetch, raw = fetched(wk)
     assert retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(), None) == "dead"
@@ -108,10 +109,13 @@ def test_dead_set_is_trimmed_on_insert(wk: redis.Redis) -> None:
 
 def test_scheduler_moves_due_jobs_once_across_pollers(wk: redis.Redis) -> None:
     past, future = time.time() - 1, time.time() + 3600
-    for n in range(250):
-        wk.zadd("schedule", {encode({"class": "wk_jobs.Record", "args": ["k", n], "jid": f"{n:024x}", "queue": "q"}): past})
-    wk.zadd("retry", {encode({"class": "wk_jobs.Record", "args": ["r", 0], "jid": "r" * 24, "queue": "q"}): past})
-    wk.zadd("schedule", {encode({"class": "wk_jobs.Record", "args": ["later", 0], "jid": "l" * 24, "queue": "q"}): future})
+
+    def entry(key: str, n: int) -> str:
+        return encode({"class": "wk_jobs.Record", "args": [key, n], "jid": f"{key}{n:023x}", "queue": "q"})
+
+    wk.zadd("schedule", {entry("k", n): past for n in range(250)})
+    wk.zadd("retry", {entry("r", 0): past})
+    wk.zadd("schedule", {entry("l", 0): future})
     results: list[int] = []
     pollers = [Scheduler(wk, Keys()) for _ in range(4)]
     threads = [threading.Thread(target=lambda s=s: results.append(s.promote_due())) for s in pollers]
@@ -143,7 +147,7 @@ def test_orphans_go_back_and_poison_pills_die(wk: redis.Redis) -> None:
 
 def test_orphan_sweep_spares_live_processes_and_runs_once_per_interval(wk: redis.Redis) -> None:
     wk_jobs.Record.perform_async("k", 1)
-    fetch, _ = fetched(wk)
+    fetched(wk)
     wk.hset(Keys().process("host:1:abcdef"), "beat", time.time())
     assert recover_orphans(wk, Keys(), 10.0) == 0
     wk.delete(Keys().process("host:1:abcdef"))
