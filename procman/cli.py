@@ -51,18 +51,7 @@ def _project_options(parser: argparse.ArgumentParser, formation: bool = True) ->
         )
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="procman",
-        description="Run the processes of a Procfile, prefix and colour their output, stop them together.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-v", "--version", action="version", version=f"procman {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    start = commands.add_parser("start", help="run the Procfile's processes", epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _start_options(start: argparse.ArgumentParser) -> None:
     start.add_argument("names", nargs="*", metavar="NAME", help="only these processes")
     _project_options(start)
     start.add_argument("-t", "--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default 5)")
@@ -79,14 +68,13 @@ def _build_parser() -> argparse.ArgumentParser:
     start.add_argument("--tty", action="store_true", default=None,
                        help="give each process a pseudo-terminal (line-buffered output, colours kept)")
 
-    run = commands.add_parser("run", help="run a Procfile entry or a command with the environment (exec)")
+
+def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="NAME|COMMAND ...")
     _project_options(run, formation=False)
 
-    check = commands.add_parser("check", help="validate the Procfile and env files, show the formation")
-    _project_options(check)
 
-    export = commands.add_parser("export", help="write service definitions for the formation")
+def _export_options(export: argparse.ArgumentParser) -> None:
     export.add_argument("format", choices=("systemd", "supervisord", "launchd", "runit"))
     export.add_argument("location", metavar="DIR", help="folder to write to")
     _project_options(export)
@@ -95,13 +83,44 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("-l", "--log", metavar="DIR", help="log folder (default: /var/log/APP)")
     export.add_argument("-t", "--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default 5)")
 
-    for name, text in (("restart", "restart processes of a running start"), ("stop", "stop processes of it")):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("names", nargs="+", metavar="NAME", help="names or wildcards: web, web.2, 'worker.*'")
-        _project_options(command, formation=False)
-    status = commands.add_parser("status", help="list the processes of a running start")
+
+def _control_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("names", nargs="+", metavar="NAME", help="names or wildcards: web, web.2, 'worker.*'")
+    _project_options(command, formation=False)
+
+
+def _status_options(status: argparse.ArgumentParser) -> None:
     _project_options(status, formation=False)
-    commands.add_parser("version", help="print the version")
+
+
+# command -> (help, adds its options)
+COMMANDS: dict[str, tuple[str, Any]] = {
+    "start": ("run the Procfile's processes", _start_options),
+    "run": ("run a Procfile entry or a command with the environment (exec)", _run_options),
+    "check": ("validate the Procfile and env files, show the formation", _project_options),
+    "export": ("write service definitions for the formation", _export_options),
+    "restart": ("restart processes of a running start", _control_options),
+    "stop": ("stop processes of a running start", _control_options),
+    "status": ("list the processes of a running start", _status_options),
+    "version": ("print the version", None),
+}
+
+
+def _build_parser(wanted: str | None) -> argparse.ArgumentParser:
+    """The parser; only the ``wanted`` command gets its options (building all of them costs ``run`` time)."""
+    parser = argparse.ArgumentParser(
+        prog="procman",
+        description="Run the processes of a Procfile, prefix and colour their output, stop them together.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--version", action="version", version=f"procman {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (text, add_options) in COMMANDS.items():
+        command = commands.add_parser(name, help=text, description=text, epilog=EXAMPLES,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+        if add_options is not None and name == wanted:
+            add_options(command)
     return parser
 
 
@@ -259,16 +278,53 @@ def _cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+_RUN_OPTIONS = {"-f": "procfile", "--procfile": "procfile", "-e": "env", "--env": "env", "-d": "root",
+                "--root": "root", "-p": "port", "--port": "port"}
+
+
+def _quick_run_args(arguments: list[str]) -> argparse.Namespace | None:
+    """Parse the common ``run [-f F] [-e E] [-d D] [-p N] COMMAND...`` without building argparse's parsers
+    (which costs more than the rest of ``run``); None for anything else (help, errors), left to argparse."""
+    if arguments[:1] != ["run"]:
+        return None
+    values: dict[str, Any] = {"command": "run", "procfile": None, "env": None, "root": None, "port": None}
+    words = arguments[1:]
+    while words and words[0].startswith("-") and words[0] != "--":
+        option, equals, value = words[0].partition("=")
+        key = _RUN_OPTIONS.get(option)
+        if key is None or (equals and not option.startswith("--")) or (not equals and len(words) < 2):
+            return None
+        if equals:
+            words = words[1:]
+        else:
+            value, words = words[1], words[2:]
+        if key == "env":
+            values["env"] = [*(values["env"] or []), value]
+        elif key == "port":
+            if not value.isdigit():
+                return None
+            values["port"] = int(value)
+        else:
+            values[key] = value
+    values["argv"] = words
+    return argparse.Namespace(**values)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``procman`` command; returns the exit code."""
-    parser = _build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    args = _quick_run_args(arguments)
+    parser = None
+    if args is None:
+        parser = _build_parser(next((word for word in arguments if not word.startswith("-")), None))
+        args = parser.parse_args(arguments)
     handlers = {"start": _cmd_start, "run": _cmd_run, "check": _cmd_check, "export": _cmd_export,
                 "restart": _cmd_control, "stop": _cmd_control, "status": _cmd_control}
     if args.command == "version":
         print(f"procman {__version__}")
         return 0
     if args.command is None:
+        assert parser is not None
         parser.print_help(sys.stderr)
         return USAGE_ERROR
     try:
