@@ -1,0 +1,126 @@
+"""Shared by the job benchmarks: the peers (RQ, Dramatiq, Celery from PyPI into their own venv, Sidekiq 6.4
+from Debian's ruby-sidekiq), worker process commands, and small measuring helpers.
+
+Peers are never project dependencies: ``peer_python()`` creates ``target/bench-venv`` and pip-installs them
+there the first time; ``sidekiq_command()`` runs ``apt-get install -y ruby-sidekiq`` when ``sidekiq`` is
+missing (root only).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = Path(__file__).resolve().parent / "jobs_peers"
+VENV = ROOT / "target" / "bench-venv"
+PEER_PACKAGES = ["rq", "dramatiq[redis]", "celery[redis]", "hiredis"]
+
+
+def peer_python() -> Path | None:
+    """The Python of the peers' venv (created and filled on first use), or None if pip failed."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    ready = subprocess.run([str(python), "-c", "import rq, dramatiq, celery"], capture_output=True).returncode == 0
+    if not ready:
+        result = subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"python peers unavailable: {result.stderr.strip()[-300:]}", file=sys.stderr)
+            return None
+    return python
+
+
+def peer_versions(python: Path) -> str:
+    """``rq 3.0.0, dramatiq 2.2.1, celery 5.7.0``."""
+    code = "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in ('rq', 'dramatiq', 'celery')))"
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def sidekiq_command() -> str | None:
+    """Debian's ``sidekiq`` executable (ruby-sidekiq, 6.4 on Debian 12)."""
+    if shutil.which("sidekiq") is None and os.geteuid() == 0:
+        install = ["apt-get", "install", "-y", "-q", "ruby-sidekiq"]
+        if subprocess.run(install, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+            subprocess.run(install, capture_output=True)
+    return shutil.which("sidekiq")
+
+
+def sidekiq_version() -> str:
+    """Sidekiq's version string."""
+    return subprocess.run(["ruby", "-e", 'require "sidekiq"; print Sidekiq::VERSION'], capture_output=True,
+                          text=True).stdout
+
+
+@dataclass
+class Peer:
+    """How to start one worker process of a runtime against ``url``."""
+
+    name: str
+    command: Callable[[str], list[str]]
+    env: Callable[[str], dict[str, str]]
+
+    def start(self, url: str, count: int) -> list[subprocess.Popen[bytes]]:
+        """Start ``count`` worker processes, output discarded."""
+        return [
+            subprocess.Popen(self.command(url), env={**os.environ, **self.env(url)}, cwd=PEERS,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            for _ in range(count)
+        ]
+
+
+def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """TERM every process group, then KILL what is left after ``timeout``."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def workerkit_peer(concurrency: int = 10) -> Peer:
+    """``workerkit worker -r noop_workerkit -c N``."""
+    script = Path(sys.executable).with_name("workerkit")
+    return Peer(
+        "workerkit",
+        lambda url: [str(script), "worker", "-r", "noop_workerkit", "-c", str(concurrency)],
+        lambda url: {"WORKERKIT_REDIS_URL": url, "PYTHONPATH": str(PEERS)},
+    )
+
+
+def sidekiq_peer(sidekiq: str, concurrency: int = 10) -> Peer:
+    """``sidekiq -r ./noop_sidekiq.rb -c N`` (Ruby's default production settings)."""
+    return Peer(
+        "sidekiq",
+        lambda url: [sidekiq, "-r", "./noop_sidekiq.rb", "-c", str(concurrency), "-e", "production"],
+        lambda url: {"REDIS_URL": url},
+    )
+
+
+def load_note() -> str:
+    """The machine's load average, to print next to the figures."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.005) -> float:
+    """Poll until ``condition()``; return the perf_counter time it became true (raise after ``timeout``)."""
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        time.sleep(poll)
+    return time.perf_counter()
