@@ -31,7 +31,8 @@ def peer_python() -> Path | None:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     ready = subprocess.run([str(python), "-c", "import rq, dramatiq, celery"], capture_output=True).returncode == 0
     if not ready:
-        result = subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], capture_output=True, text=True)
+        install = [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES]
+        result = subprocess.run(install, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"python peers unavailable: {result.stderr.strip()[-300:]}", file=sys.stderr)
             return None
@@ -40,7 +41,10 @@ def peer_python() -> Path | None:
 
 def peer_versions(python: Path) -> str:
     """``rq 3.0.0, dramatiq 2.2.1, celery 5.7.0``."""
-    code = "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in ('rq', 'dramatiq', 'celery')))"
+    code = (
+        "import importlib.metadata as m\n"
+        "print(', '.join(f'{p} {m.version(p)}' for p in ('rq', 'dramatiq', 'celery')))"
+    )
     return subprocess.run([str(python), "-c", code], capture_output=True, text=True).stdout.strip()
 
 

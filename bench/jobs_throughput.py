@@ -23,10 +23,10 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jobs_common as common  # noqa: E402
+import jobs_common as common
 
-import workerkit  # noqa: E402
-from workerkit.server import running_server  # noqa: E402
+import workerkit
+from workerkit.server import running_server
 
 
 class Runtime:
