@@ -58,7 +58,7 @@ def run_once(command: list[str], env: dict[str, str] | None, folder: Path, lines
                     time.sleep(0.005)
                     continue
                 data = tail + chunk
-                done += data.count(b" DONE\n")
+                done += data.count(b" DONE\n") - tail.count(b" DONE\n")
                 tail = data[-16:]
         elapsed = time.perf_counter() - start
         process.send_signal(signal.SIGTERM)
