@@ -145,10 +145,10 @@ class Worker:
         return True
 
     def _deliver(self, unit: Unit) -> None:
+        """Hand a job a waiter caught to the threads (the dispatcher hears of it when a job ends)."""
         with self.cond:
             self.outstanding += 1
             self.deliveries += 1
-            self.cond.notify()
         self.work.put(unit)
 
     def prefetch(self) -> int:
