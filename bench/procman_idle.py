@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import psutil
-from procman_peers import foreman_command, honcho_command, load_note, procman_command
+from procman_peers import all_tools, load_note
 
 
 def _supervisor_tree(root: psutil.Process) -> list[psutil.Process]:
@@ -66,13 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    tools: dict[str, tuple[list[str], dict[str, str] | None]] = {"procman": (procman_command(), None)}
-    honcho = honcho_command()
-    if honcho:
-        tools["honcho"] = honcho
-    foreman = foreman_command()
-    if foreman:
-        tools["foreman"] = (foreman, None)
+    tools = all_tools()
     print(load_note())
     with tempfile.TemporaryDirectory(prefix="procman-idle-") as name:
         folder = Path(name)

@@ -46,6 +46,21 @@ def foreman_command() -> list[str] | None:
     return [found] if found else None
 
 
+Tool = tuple[list[str], dict[str, str] | None]
+
+
+def all_tools() -> dict[str, Tool]:
+    """procman and whichever peers can be had: name -> (command prefix, environment or None)."""
+    tools: dict[str, Tool] = {"procman": (procman_command(), None)}
+    honcho = honcho_command()
+    if honcho:
+        tools["honcho"] = honcho
+    foreman = foreman_command()
+    if foreman:
+        tools["foreman"] = (foreman, None)
+    return tools
+
+
 def load_note() -> str:
     """The machine's load average, to print next to the figures."""
     one, five, _ = os.getloadavg()

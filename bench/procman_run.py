@@ -18,20 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from procman_peers import foreman_command, honcho_command, load_note, procman_command
+from procman_peers import all_tools, load_note
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
-    tools: dict[str, tuple[list[str], dict[str, str] | None]] = {"procman": (procman_command(), None)}
-    honcho = honcho_command()
-    if honcho:
-        tools["honcho"] = honcho
-    foreman = foreman_command()
-    if foreman:
-        tools["foreman"] = (foreman, None)
+    tools = all_tools()
     times: dict[str, list[float]] = {tool: [] for tool in tools}
     print(load_note())
     with tempfile.TemporaryDirectory(prefix="procman-run-") as name:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from procman_peers import foreman_command, honcho_command, load_note, procman_command
+from procman_peers import all_tools, load_note
 
 WRITER = """\
 import sys, time
@@ -75,13 +75,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lines", type=int, default=200_000)
     args = parser.parse_args()
-    tools: dict[str, tuple[list[str], dict[str, str] | None]] = {"procman": (procman_command(), None)}
-    honcho = honcho_command()
-    if honcho:
-        tools["honcho"] = honcho
-    foreman = foreman_command()
-    if foreman:
-        tools["foreman"] = (foreman, None)
+    tools = all_tools()
     times: dict[str, list[float]] = {name: [] for name in tools}
     total = args.lines * len(NAMES)
     print(load_note())
