@@ -87,6 +87,7 @@ class ReliableFetch:
         self._order = fetch_order(specs)
         self._fetch = conn.register_script(script("fetch"))
         self._requeue_all = conn.register_script(script("requeue_all"))
+        self._move = conn.register_script(script("move_job"))
         self._acks: list[Unit] = []
         self._ack_lock = threading.Lock()
 
@@ -126,6 +127,12 @@ class ReliableFetch:
                 self._acks[:0] = acks
             raise
         return [(int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]]
+
+    def give_back(self, unit: Unit) -> None:
+        """Push one fetched, not started job back to the pop end of its queue (it runs next)."""
+        index, raw = unit
+        self._move(keys=[self.inflight_keys[index], self.queue_keys[index], self.keys.queues],
+                   args=[raw, raw, "queue", 0, self.specs[index].name])
 
     def requeue_all(self) -> int:
         """Push every job still in this process's in-flight lists back to its queue and forget the lists."""

@@ -95,6 +95,9 @@ class Worker:
         if not self.quiet.is_set():
             log.info("quiet: fetching no more jobs")
         self.quiet.set()
+        self.waiters.idle.clear()
+        with self.cond:
+            self.cond.notify_all()
 
     def remote_signal(self, name: str) -> None:
         """Act on a signal sent through Redis (``TSTP`` or ``TERM``)."""
@@ -145,7 +148,16 @@ class Worker:
         return True
 
     def _deliver(self, unit: Unit) -> None:
-        """Hand a job a waiter caught to the threads (the dispatcher hears of it when a job ends)."""
+        """Hand a job a waiter caught to the threads (the dispatcher hears of it when a job ends).
+
+        A job caught after the process went quiet or began stopping goes straight back to its queue.
+        """
+        if self.quiet.is_set() or self.stopping.is_set():
+            try:
+                self.fetch.give_back(unit)
+            except REDIS_DOWN:
+                log.warning("could not give a job back to its queue; it stays in flight until shutdown")
+            return
         with self.cond:
             self.outstanding += 1
             self.deliveries += 1
@@ -198,11 +210,12 @@ class Worker:
     def _wait_for_jobs(self) -> None:
         """Queues are empty: let the waiters block on them until a job comes, a job ends, or a second passes."""
         with self.cond:
-            seen, busy = self.deliveries, self.outstanding
+            state = (self.outstanding, self.deliveries)
             self.waiters.idle.set()
             self.dispatcher_waiting = True
             self.cond.wait_for(
-                lambda: self.stopping.is_set() or self.deliveries != seen or self.outstanding != busy, timeout=1.0
+                lambda: self.stopping.is_set() or self.quiet.is_set() or (self.outstanding, self.deliveries) != state,
+                timeout=1.0,
             )
             self.dispatcher_waiting = False
             self.waiters.idle.clear()
