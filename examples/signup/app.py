@@ -5,6 +5,7 @@ Run it with ``uvicorn examples.signup.app:app`` (``Procfile.example`` does, on `
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlencode
@@ -21,7 +22,8 @@ from workerkit.web import dashboard
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 BULK_JOBS = 10_000
-REMINDER_DELAY = 30
+REMINDER_DELAY = int(os.environ.get("SIGNUP_REMINDER_SECONDS", "30"))
+"""Seconds between sign-up and the reminder (the demo test shortens it)."""
 
 
 def _email(request_form: dict[str, str]) -> str:

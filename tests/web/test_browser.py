@@ -1,0 +1,167 @@
+"""End to end in real headless Chromium: a real worker, the real standalone dashboard, a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from dashboard_helpers import KEYS
+
+from workerkit.payload import encode, new_payload
+from workerkit.server import running_server
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WORKERKIT = [sys.executable, "-c", "import sys; from workerkit.cli import main; sys.exit(main())"]
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return result
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_server(tmp_path_factory.mktemp("browser-redis"), kind="auto") as server:
+        yield server.url
+
+
+@pytest.fixture
+def conn(server_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(server_url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def processes(server_url: str, conn: redis.Redis) -> Iterator[str]:
+    """A real worker (loading browser_jobs) and ``workerkit web``; yields the dashboard's URL."""
+    port = free_port()
+    env = {**os.environ, "WORKERKIT_HEARTBEAT_INTERVAL": "1", "WORKERKIT_POLL_INTERVAL": "0.5"}
+    env = {key: value for key, value in env.items() if not key.startswith("WORKERKIT_WEB_")}
+    common = ["--redis-url", server_url]
+    worker = subprocess.Popen([*WORKERKIT, "worker", "-r", "browser_jobs", "-c", "2", *common], cwd=HERE, env=env)
+    web = subprocess.Popen([*WORKERKIT, "web", "--port", str(port), *common], cwd=HERE, env=env)
+    try:
+        wait_for(lambda: conn.scard(KEYS.processes) == 1, "the worker's heartbeat")
+        wait_for(lambda: _listening(port), "the dashboard to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for process in (worker, web):
+            process.terminate()
+        for process in (worker, web):
+            process.wait(timeout=40)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    context.close()
+
+
+def push(conn: redis.Redis, class_name: str, args: list[Any]) -> str:
+    payload = new_payload(f"browser_jobs.{class_name}", args, "default", True)
+    payload["enqueued_at"] = time.time()
+    conn.sadd(KEYS.queues, "default")
+    conn.lpush(KEYS.queue("default"), encode(payload))
+    return str(payload["jid"])
+
+
+def stat(page: Any, name: str) -> str:
+    return str(page.locator(f'.stat [data-stat="{name}"]').inner_text())
+
+
+def test_the_dashboard_shows_live_numbers_from_real_workers(processes: str, page: Any, conn: redis.Redis) -> None:
+    page.goto(processes + "/")
+    page.select_option("#poll-interval", "2")
+    assert stat(page, "processed") == "0"
+    wait_for(lambda: page.locator('dd[data-stat="processes"]').inner_text() == "1", "one live process")
+
+    for number in range(7):
+        push(conn, "Quick", [number])
+
+    wait_for(lambda: stat(page, "processed") == "7", "the live count to reach 7", timeout=60)
+    assert page.locator("#live-status").inner_text().startswith("updated")
+    points = page.locator("#live-graph .line-processed").get_attribute("points") or ""
+    assert len(points.split()) >= 1
+
+
+def test_a_failed_job_is_retried_with_a_click_and_counts_as_processed(
+    processes: str, page: Any, conn: redis.Redis
+) -> None:
+    push(conn, "FailsOnce", [])
+    wait_for(lambda: conn.zcard(KEYS.retry) == 1, "the job to fail into the retry set")
+
+    page.goto(processes + "/retries")
+    page.get_by_role("link", name="browser_jobs.FailsOnce").click()
+    sync_api.expect(page.locator("dd.error")).to_have_text("RuntimeError: first attempt fails")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Retry now").click()
+
+    sync_api.expect(page.locator(".notice")).to_have_text("Moved 1 job(s) to their queues.")
+    wait_for(lambda: int(conn.get(KEYS.stat("processed")) or 0) == 2, "the retried job to be processed")
+    assert conn.zcard(KEYS.retry) == 0 and conn.zcard(KEYS.dead) == 0
+    page.goto(processes + "/")
+    assert (stat(page, "processed"), stat(page, "failed"), stat(page, "retries")) == ("2", "1", "0")
+
+
+def test_hostile_arguments_and_errors_render_as_text(processes: str, page: Any, conn: redis.Redis) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    push(conn, "Hostile", ["<script>alert('xss')</script>"])
+    wait_for(lambda: conn.zcard(KEYS.retry) == 1, "the hostile job to fail")
+
+    page.goto(processes + "/retries")
+    page.get_by_role("link", name="browser_jobs.Hostile").click()
+
+    assert page.locator("dd code.args").inner_text() == "\"<script>alert('xss')</script>\""
+    assert page.locator("dd.error").inner_text().startswith('ValueError: <img src=x onerror="document.title=')
+    assert page.locator("main script, main img").count() == 0
+    assert dialogs == [] and page.title() != "pwned"
