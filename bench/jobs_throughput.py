@@ -5,7 +5,7 @@ Celery (one process, 10 threads each, everyone's default logging). The jobs are 
 from the moment the first job leaves the queue to the moment the last one is done (workerkit: acknowledged;
 peers: their queue structure empty), so start-up time is not counted. Rounds interleave the runtimes.
 
-    python3 bench/jobs_throughput.py [--jobs 100000] [--peer-jobs 20000] [--rounds 2] [--only workerkit,sidekiq]
+    python3 bench/jobs_throughput.py [--jobs 100000] [--peer-jobs 5000] [--rounds 2] [--only workerkit,sidekiq]
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def runtimes(args: argparse.Namespace) -> list[Runtime]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs for workerkit and Sidekiq")
-    parser.add_argument("--peer-jobs", type=int, default=20_000, help="jobs for RQ, Dramatiq, Celery (slower)")
+    parser.add_argument("--peer-jobs", type=int, default=5_000, help="jobs for RQ, Dramatiq, Celery (slower)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--only", default="workerkit,sidekiq,rq,dramatiq,celery")
