@@ -26,6 +26,10 @@ Handler = Callable[[str, list[str]], dict[str, Any]]
 COMMANDS = ("status", "restart", "stop")
 
 
+class SocketUnavailable(ConfigError):
+    """The socket cannot be created (path too long, read-only folder): procman runs without it."""
+
+
 def socket_path(root: Path, environ: Mapping[str, str]) -> Path:
     """``$PROCMAN_SOCKET``, else ``.procman.sock`` in the project folder."""
     return Path(environ["PROCMAN_SOCKET"]) if environ.get("PROCMAN_SOCKET") else root / SOCKET_NAME
@@ -86,10 +90,13 @@ async def serve(path: Path, handler: Handler) -> asyncio.Server:
 
     old_umask = os.umask(0o077)
     try:
-        server = await asyncio.start_unix_server(respond, path=str(path))
+        return await asyncio.start_unix_server(respond, path=str(path))
+    except OSError as error:  # e.g. a path longer than the 107 bytes a unix socket address holds
+        reason = error.strerror or str(error)
+        message = f"cannot listen here: {reason}; set PROCMAN_SOCKET to another path"
+        raise SocketUnavailable(message, str(path)) from None
     finally:
         os.umask(old_umask)
-    return server
 
 
 async def close(server: asyncio.Server, path: Path | None) -> None:

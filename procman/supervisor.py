@@ -124,7 +124,10 @@ class Supervisor:
             loop.add_signal_handler(signum, self._forward, signum)
         server = None
         if self._control_path is not None:
-            server = await control.serve(self._control_path, self._on_control)
+            try:
+                server = await control.serve(self._control_path, self._on_control)
+            except control.SocketUnavailable as error:
+                self._output.system(f"no control socket (status/restart/stop will not reach this procman): {error}")
         try:
             for slot in self._slots:
                 self._spawn(slot)

@@ -72,3 +72,18 @@ def test_a_stale_socket_is_replaced_and_a_live_one_refused(project) -> None:
     again.wait_for("web.1  | up")
     again.signal(signal.SIGTERM)
     assert again.wait() == 143
+
+
+def test_procman_socket_variable_moves_the_socket(project, tmp_path_factory) -> None:
+    from conftest import clean_env
+
+    elsewhere = tmp_path_factory.mktemp("sock") / "pm.sock"
+    project.procfile("web: echo up; sleep 600\n")
+    env = clean_env(PROCMAN_SOCKET=str(elsewhere))
+    running = project.start("--no-color", env=env)
+    running.wait_for("web.1  | up")
+    assert stat.S_ISSOCK(elsewhere.stat().st_mode)
+    assert not (project.root / ".procman.sock").exists()
+    assert "web.1" in project.run("status", env=env).stdout
+    running.signal(signal.SIGTERM)
+    assert running.wait() == 143
