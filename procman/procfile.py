@@ -34,6 +34,8 @@ def parse_procfile(text: str, source: str = "Procfile") -> list[ProcfileEntry]:
         name, command = match.groups()
         if not command:
             raise ConfigError(f"process {name!r} has no command", source, number)
+        if "\0" in command:
+            raise ConfigError(f"the command of {name!r} contains a NUL byte", source, number)
         if name in seen:
             raise ConfigError(f"duplicate process name {name!r} (first defined on line {seen[name]})", source, number)
         seen[name] = number

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 from conftest import clean_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from procman import __version__
 
@@ -61,3 +63,24 @@ def test_bad_configuration_names_its_source(project) -> None:
     result = project.run("check", env=clean_env(PROCMAN_TTY="maybe"))
     assert result.returncode == 2
     assert "PROCMAN_TTY: expected true or false, got 'maybe'" in result.stderr
+
+
+PROCFILE_PIECES = [b"web: echo $PORT", b"web: again", b"worker-1:x", b"# note", b"", b"  ", b"bad line", b"a.b: c",
+                   b"w:", b"\xff\xfe: x", b"\r", b"\x00"]
+ENV_PIECES = [b"A=1", b"export B='two'", b'C="multi', b'line"', b"D=${A}", b"=x", b"E F=1", b"# c", b"G", b"\xff",
+              b"H='open", b"\x00=1"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    procfile=st.lists(st.sampled_from(PROCFILE_PIECES), max_size=5).map(b"\n".join),
+    env=st.lists(st.sampled_from(ENV_PIECES), max_size=5).map(b"\n".join),
+)
+def test_any_procfile_and_env_give_success_or_a_located_error(project, procfile: bytes, env: bytes) -> None:
+    (project.root / "Procfile").write_bytes(procfile)
+    (project.root / ".env").write_bytes(env)
+    result = project.run("check")
+    assert "Traceback" not in result.stderr
+    assert result.returncode in (0, 2), result.stderr
+    if result.returncode == 2:
+        assert re.match(r"procman: error: \S*/(Procfile|\.env)(:\d+)?: \S", result.stderr), result.stderr

@@ -27,6 +27,7 @@ def test_entries_keep_order_and_skip_comments_blank_lines_and_crlf() -> None:
         ("web: a\nnot a process line\n", "P:2: expected 'name: command'"),
         ("web.1: a\n", "P:1: expected 'name: command'"),
         ("web:\n", "P:1: process 'web' has no command"),
+        ("web: echo \0\n", "P:1: the command of 'web' contains a NUL byte"),
         ("# only a comment\n\n", "P: no processes defined"),
         ("", "P: no processes defined"),
     ],
