@@ -1,0 +1,62 @@
+"""Jobs the reliability suite runs (tests/reliability and bench/chaos_*.py, soak.py, multihost.py).
+
+``Mark`` records its jid in the set ``rel:done`` and counts every run in ``rel:runs`` in one transaction,
+so ``runs - SCARD(done)`` is the number of repeated runs (at-least-once) and a jid missing from the set
+after the queues drained is a lost job.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from workerkit import Job, config
+
+DONE = "rel:done"
+RUNS = "rel:runs"
+STARTED = "rel:started"
+
+
+def _redis() -> Any:
+    return config.redis_client()
+
+
+class Mark(Job):
+    """Sleeps ``seconds`` (0 for none), then records its jid as done."""
+
+    def perform(self, seconds: float) -> None:
+        if seconds:
+            time.sleep(seconds)
+        pipe = _redis().pipeline(transaction=True)
+        pipe.sadd(DONE, self.jid)
+        pipe.incr(RUNS)
+        pipe.execute()
+
+
+class SlowMark(Job):
+    """Records its jid in ``rel:started``, sleeps ``seconds``, then marks itself done like Mark."""
+
+    def perform(self, seconds: float) -> None:
+        _redis().sadd(STARTED, self.jid)
+        Mark.perform(self, seconds)
+
+
+class BrokenInit(Job):
+    """Raises while being constructed, before ``perform`` is reached."""
+
+    retry = 0
+
+    def __init__(self) -> None:
+        raise RuntimeError("BrokenInit cannot be constructed")
+
+    def perform(self) -> None:
+        """Never reached."""
+
+
+class Forever(Job):
+    """Never finishes on its own (it checks in every 0.1 s so the test can see it is running)."""
+
+    def perform(self, key: str) -> None:
+        while True:
+            _redis().incr(key)
+            time.sleep(0.1)

@@ -1,0 +1,186 @@
+"""Shared by the reliability suite (tests/reliability) and its long versions (bench/chaos_*.py, soak.py,
+multihost.py): a fleet of ``workerkit worker`` processes under ``procman start``, pushing ``Mark`` jobs,
+and the tally of lost and repeated jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import redis
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import reliability_jobs as jobs  # noqa: E402
+
+import workerkit  # noqa: E402
+from workerkit.keys import Keys  # noqa: E402
+
+
+def tool(name: str) -> str:
+    """The path of a console script of this installation (``procman``, ``workerkit``)."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.05) -> float:
+    """Poll ``condition`` until it is truthy; return the monotonic time it was; raise after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
+    return time.monotonic()
+
+
+def worker_environment(redis_url: str, heartbeat: float = 0.5, sweep: float = 1.0) -> dict[str, str]:
+    """Environment of worker processes: this folder on PYTHONPATH, the server, fast heartbeat and sweep."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PROCMAN_", "WORKERKIT_"))}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")])),
+        WORKERKIT_REDIS_URL=redis_url,
+        WORKERKIT_HEARTBEAT_INTERVAL=str(heartbeat),
+        WORKERKIT_SWEEP_INTERVAL=str(sweep),
+    )
+    return env
+
+
+class Fleet:
+    """``procman start -c worker=N [--restart worker]`` running ``workerkit worker -r reliability_jobs``."""
+
+    def __init__(
+        self, folder: Path, env: dict[str, str], workers: int, *, restart: bool = True,
+        worker_args: str = "-c 10", procman_args: Iterable[str] = (),
+    ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "Procfile").write_text(f"worker: exec {tool('workerkit')} worker -r reliability_jobs {worker_args}\n")
+        self.log = folder / "procman.log"
+        args = [tool("procman"), "start", "--no-color", "-c", f"worker={workers}", *procman_args]
+        if restart:
+            args += ["--restart", "worker"]
+        with self.log.open("wb") as out:
+            self.procman = subprocess.Popen(
+                args, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    @property
+    def output(self) -> str:
+        """Everything procman and the workers printed so far."""
+        return self.log.read_bytes().decode("utf-8", "replace")
+
+    def workers(self) -> dict[str, psutil.Process]:
+        """The live worker processes by instance label (``worker.1``...), from their ``PS`` variable."""
+        found: dict[str, psutil.Process] = {}
+        try:
+            descendants = psutil.Process(self.procman.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return found
+        for process in descendants:
+            try:
+                if process.status() != psutil.STATUS_ZOMBIE and "worker" in process.cmdline()[1:3]:
+                    found[process.environ().get("PS", str(process.pid))] = process
+            except psutil.Error:
+                continue
+        return found
+
+    def wait_for_workers(self, count: int, conn: redis.Redis, timeout: float = 60.0) -> None:
+        """Wait until ``count`` workers run and each has registered its heartbeat."""
+        def ready() -> bool:
+            pids = {str(p.pid) for p in self.workers().values()}
+            beating = {identity.decode().rsplit(":", 2)[1] for identity in conn.smembers(Keys().processes)}
+            return len(pids) == count and pids <= beating
+
+        wait_until(ready, timeout, f"{count} registered workers\n{self.output[-3000:]}")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 90.0) -> int:
+        """Signal procman and wait for it; its exit code."""
+        if self.procman.poll() is None:
+            self.procman.send_signal(signum)
+        return self.procman.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL procman if it still runs (its guardian then kills the workers)."""
+        if self.procman.poll() is None:
+            self.procman.kill()
+            self.procman.wait(30)
+
+
+def identity_of(conn: redis.Redis, pid: int) -> str | None:
+    """The registered identity (``host:pid:hex``) of the worker process ``pid``."""
+    for identity in conn.smembers(Keys().processes):
+        text = identity.decode()
+        if text.rsplit(":", 2)[1] == str(pid):
+            return text
+    return None
+
+
+def inflight_count(conn: redis.Redis, identity: str) -> int:
+    """How many jobs sit in the in-flight lists of ``identity``."""
+    keys = Keys()
+    return sum(int(conn.llen(key)) for key in conn.hkeys(keys.inflight_lists) if key.decode().startswith(
+        keys.inflight(identity, "")))
+
+
+def push_marks(count: int, seconds: float = 0.0, job: str = "reliability_jobs.Mark") -> set[str]:
+    """Push ``count`` Mark jobs (bulk, 1,000 per round trip); their jids."""
+    pushed: set[str] = set()
+    for start in range(0, count, 10_000):
+        pushed.update(workerkit.push_bulk(job, [(seconds,)] * min(10_000, count - start)))
+    return pushed
+
+
+@dataclass
+class Tally:
+    """Where every pushed job ended up."""
+
+    pushed: int
+    done: int
+    runs: int
+    dead: int
+    lost: int
+
+    @property
+    def duplicates(self) -> int:
+        """Runs beyond the first of a job (at-least-once delivery)."""
+        return self.runs - self.done
+
+
+def dead_jids(conn: redis.Redis) -> dict[str, str]:
+    """jid → error message of every job in the dead set."""
+    entries = (json.loads(member) for member in conn.zrange(Keys().dead, 0, -1))
+    return {entry.get("jid", ""): entry.get("error_message", "") for entry in entries}
+
+
+def tally(conn: redis.Redis, pushed: set[str]) -> Tally:
+    """Count the pushed jobs that are done, dead, and neither (lost, once the queues drained)."""
+    done = {member.decode() for member in conn.smembers(jobs.DONE)} & pushed
+    dead = set(dead_jids(conn)) & pushed
+    runs = int(conn.get(jobs.RUNS) or 0)
+    return Tally(len(pushed), len(done), runs, len(dead - done), len(pushed - done - dead))
+
+
+def settled(conn: redis.Redis, pushed: set[str]) -> Callable[[], bool]:
+    """A condition: every pushed job is done or dead."""
+    def check() -> bool:
+        enough = int(conn.scard(jobs.DONE)) + int(conn.zcard(Keys().dead)) >= len(pushed)
+        return enough and tally(conn, pushed).lost == 0
+    return check
+
+
+def pending(conn: redis.Redis) -> int:
+    """Jobs still queued or in flight anywhere."""
+    keys = Keys()
+    queued = sum(int(conn.llen(keys.queue(name.decode()))) for name in conn.smembers(keys.queues))
+    return queued + sum(int(conn.llen(key)) for key in conn.hkeys(keys.inflight_lists))
+
