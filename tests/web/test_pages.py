@@ -80,6 +80,8 @@ def test_the_stats_endpoint_returns_the_live_numbers(client: TestClient, redis_c
     assert stats.headers["cache-control"] == "no-store"
     body = stats.json()
     assert time.time() - body.pop("time") < 60
+    queues = body.pop("queues")
+    assert list(queues) == ["default"] and queues["default"]["size"] == 1 and queues["default"]["latency"] < 60
     assert body == {
         "processed": 10,
         "failed": 0,

@@ -166,7 +166,9 @@ class Dashboard:
         )
 
     async def stats_json(self, request: Request) -> Response:
-        return JSONResponse(self.api.stats().as_dict(), headers={"cache-control": "no-store"})
+        body: dict[str, Any] = self.api.stats().as_dict()
+        body["queues"] = {queue.name: {"size": queue.size, "latency": queue.latency} for queue in self.api.queues()}
+        return JSONResponse(body, headers={"cache-control": "no-store"})
 
     # Busy ---------------------------------------------------------------------------------------
     async def busy(self, request: Request) -> Response:

@@ -42,6 +42,11 @@ function startLive(section) {
       const value = stats[element.dataset.stat];
       if (typeof value === "number") element.textContent = value.toLocaleString("en-US");
     }
+    for (const row of document.querySelectorAll("tr[data-queue]")) {
+      const queue = (stats.queues || {})[row.dataset.queue] || { size: 0, latency: 0 };
+      row.querySelector('[data-field="size"]').textContent = queue.size.toLocaleString("en-US");
+      row.querySelector('[data-field="latency"]').textContent = `${queue.latency.toFixed(1)} s`;
+    }
     if (previous) {
       samples.push({ processed: Math.max(0, stats.processed - previous.processed), failed: Math.max(0, stats.failed - previous.failed) });
       if (samples.length > keep) samples.shift();
