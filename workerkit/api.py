@@ -582,6 +582,10 @@ class Api:
             )
         return views
 
+    def forget_periodic(self, name: str) -> bool:
+        """Drop the periodic job's record (a job still declared in the workers' code reappears within a second)."""
+        return bool(self.conn.hdel(self.keys.periodic, name))
+
     def enqueue_periodic(self, name: str) -> str:
         """Push one run of the periodic job ``name`` now, outside its schedule; returns the jid."""
         for view in self.periodic_jobs():

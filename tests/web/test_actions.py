@@ -126,11 +126,22 @@ def test_enqueue_a_periodic_job_now(client: TestClient, redis_client: redis.Redi
     }
     redis_client.hset(KEYS.periodic, "cleanup", json.dumps(record))
 
-    response = post(client, f"{PREFIX}/periodic", {"name": "cleanup"})
+    response = post(client, f"{PREFIX}/periodic", {"name": "cleanup", "action": "enqueue"})
 
     assert response.headers["location"] == f"{PREFIX}/periodic?done=enqueued"
     [job] = queued(redis_client, "low")
     assert (job["class"], job["args"], job["periodic"]) == ("app.jobs.Cleanup", [3], "cleanup")
+    missing = post(client, f"{PREFIX}/periodic", {"name": "nope", "action": "enqueue"})
+    assert missing.headers["location"] == f"{PREFIX}/periodic?done=gone&n=0"
+
+
+def test_forget_a_periodic_job_removed_from_the_code(client: TestClient, redis_client: redis.Redis) -> None:
+    redis_client.hset(KEYS.periodic, "old", json.dumps({"name": "old", "cron": "* * * * *", "class": "x.Y"}))
+
+    response = post(client, f"{PREFIX}/periodic", {"name": "old", "action": "forget"})
+
+    assert response.headers["location"] == f"{PREFIX}/periodic?done=forgotten&n=1"
+    assert not redis_client.exists(KEYS.periodic)
 
 
 def test_racing_moves_of_one_job_move_it_once(api: Api, redis_client: redis.Redis) -> None:

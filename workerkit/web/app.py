@@ -40,6 +40,7 @@ NOTICES = {
     "run": "Moved {n} job(s) to their queues.",
     "killed": "Moved {n} job(s) to the dead set.",
     "enqueued": "Enqueued the periodic job.",
+    "forgotten": "Forgot the periodic job (workers that still declare it list it again).",
     "gone": "Nothing to do: the job(s) had already moved on.",
 }
 SET_ACTIONS = {
@@ -293,10 +294,13 @@ class Dashboard:
     async def periodic(self, request: Request) -> Response:
         return self.render(request, "periodic.html", jobs=self.api.periodic_jobs())
 
-    async def enqueue_periodic(self, request: Request) -> Response:
+    async def act_on_periodic(self, request: Request) -> Response:
         form = await self.form(request)
+        name = str(form.get("name", ""))
+        if form.get("action") == "forget":
+            return self.back(request, "periodic", "forgotten", int(self.api.forget_periodic(name)))
         try:
-            self.api.enqueue_periodic(str(form.get("name", "")))
+            self.api.enqueue_periodic(name)
         except NotFound:
             return self.back(request, "periodic", "gone", 0)
         return self.back(request, "periodic", "enqueued")
@@ -354,7 +358,7 @@ def dashboard(
         Route("/queues/{name:str}/delete", board.delete_queued, methods=["POST"], name="delete_queued"),
         Route("/queues/{name:str}/clear", board.clear_queue, methods=["POST"], name="clear_queue"),
         Route("/periodic", board.periodic, name="periodic"),
-        Route("/periodic", board.enqueue_periodic, methods=["POST"], name="enqueue_periodic"),
+        Route("/periodic", board.act_on_periodic, methods=["POST"], name="act_on_periodic"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         Route(set_path, board.job_set, name="job_set"),
         Route(set_path, board.act_on_set, methods=["POST"], name="act_on_set"),
