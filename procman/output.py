@@ -4,7 +4,10 @@ This is the hot path. A prefix is rendered once per instance and second; each ch
 split on ``b"\\n"`` and written with one ``write`` (one syscall per chunk, not per line). Bytes pass through
 untouched (invalid UTF-8 and the child's own ANSI codes included). Each instance keeps its own partial
 line, so one child printing half a line never holds up another; the partial line is written on its own
-after ``PARTIAL_LINE_WAIT`` seconds of silence, or when the child's output ends.
+after ``PARTIAL_LINE_WAIT`` seconds of silence (a prompt, a progress bar), or when the child's output
+ends. A partial line at the end of a chunk that arrived in a burst is almost always a read that stopped
+mid-line; it gets ``BURST_PARTIAL_WAIT``, so a busy writer that the scheduler pauses mid-line on a loaded
+machine is not torn.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ PALETTE = (b"36", b"33", b"32", b"35", b"34", b"31", b"96", b"93", b"92", b"95",
 SYSTEM_COLOR = b"1"
 SYSTEM_LABEL = "system"
 PARTIAL_LINE_WAIT = 0.1
+BURST_PARTIAL_WAIT = 1.0
+BURST_GAP = 0.05  # chunks closer together than this are a burst
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,14 @@ class LineStream:
         self._prefix = prefix
         self._partial: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._last_chunk_at = 0.0
+        self._in_burst = False
 
     def feed(self, chunk: bytes) -> None:
         """Take a chunk as read from the child; write every complete line in it."""
+        now = time.monotonic()
+        self._in_burst = now - self._last_chunk_at < BURST_GAP
+        self._last_chunk_at = now
         if b"\n" not in chunk:
             if chunk:
                 self._partial.append(chunk)
@@ -139,7 +149,8 @@ class LineStream:
 
     def _arm_timer(self) -> None:
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(PARTIAL_LINE_WAIT, self.flush)
+            wait = BURST_PARTIAL_WAIT if self._in_burst else PARTIAL_LINE_WAIT
+            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
 
 
 def read_chunk(fd: int) -> bytes | None:
