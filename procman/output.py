@@ -13,6 +13,7 @@ machine is not torn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -55,6 +56,8 @@ class Output:
 
     def __init__(self, stream: BinaryIO, style: Style, labels: list[str]) -> None:
         self._stream = stream
+        with contextlib.suppress(OSError, ValueError):  # a non-blocking stdout would drop data when full
+            os.set_blocking(stream.fileno(), True)
         self.style = style
         self._width = max(len(label) for label in [*labels, SYSTEM_LABEL])
         self._broken = False
@@ -70,13 +73,14 @@ class Output:
         self._system.feed(message.encode("utf-8", "replace") + b"\n")
 
     def write(self, data: bytes) -> None:
-        """Write whole lines with one call; a closed stdout (``procman start | head``) stops the output."""
+        """Write whole lines with one call. A stdout that is gone (``procman start | head``, a closed terminal)
+        stops the output; supervision and shutdown go on."""
         if self._broken:
             return
         try:
             self._stream.write(data)
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError:
             self._broken = True
 
 
