@@ -19,25 +19,17 @@ from typing import Any
 
 import pytest
 import redis
+from browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 from workerkit.keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+    needs_chromium,
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 KEYS = Keys()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import sys
 import time
 from typing import Any
 
@@ -15,6 +17,14 @@ from workerkit.payload import encode, new_payload
 
 KEYS = Keys()
 PREFIX = "/workerkit"
+WORKERKIT = [sys.executable, "-c", "import sys; from workerkit.cli import main; sys.exit(main())"]
+"""The ``workerkit`` command of the working tree, run by this interpreter."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def payload(class_name: str = "app.jobs.Report", args: list[Any] | None = None, **fields: Any) -> dict[str, Any]:

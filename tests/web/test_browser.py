@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,33 +12,18 @@ from typing import Any
 
 import pytest
 import redis
-from dashboard_helpers import KEYS
+from browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from dashboard_helpers import KEYS, WORKERKIT, free_port
 
 from workerkit.payload import encode, new_payload
 from workerkit.server import running_server
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+    needs_chromium,
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WORKERKIT = [sys.executable, "-c", "import sys; from workerkit.cli import main; sys.exit(main())"]
 HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
-
-WORKERKIT = [sys.executable, "-c", "import sys; from workerkit.cli import main; sys.exit(main())"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from dashboard_helpers import WORKERKIT, free_port
 
 
 def test_the_standalone_server_serves_the_dashboard_behind_basic_auth(redis_url: str) -> None:
