@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
@@ -158,6 +158,26 @@ def register(
     return entry
 
 
+@overload
+def periodic(
+    cron: str,
+    job: None = None,
+    args: Iterable[Any] = (),
+    *,
+    tz: str = "UTC",
+    name: str | None = None,
+    queue: str | None = None,
+) -> Callable[[JobRef], JobRef]: ...
+@overload
+def periodic(
+    cron: str,
+    job: object,
+    args: Iterable[Any] = (),
+    *,
+    tz: str = "UTC",
+    name: str | None = None,
+    queue: str | None = None,
+) -> PeriodicJob: ...
 def periodic(
     cron: str,
     job: object | None = None,
@@ -166,7 +186,7 @@ def periodic(
     tz: str = "UTC",
     name: str | None = None,
     queue: str | None = None,
-) -> Any:
+) -> PeriodicJob | Callable[[JobRef], JobRef]:
     """Declare a periodic job; without ``job``, return a decorator that declares the decorated job.
 
     ``periodic("*/5 * * * *", Cleanup, args=[1], tz="Europe/Berlin")`` registers and returns the entry;
@@ -174,10 +194,11 @@ def periodic(
     """
     if job is not None:
         return register(cron, job, args, tz=tz, name=name, queue=queue)
-    _validate(cron, tz, tuple(args))
+    arg_list = list(args)
+    _validate(cron, tz, tuple(arg_list))
 
-    def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
-        register(cron, target, args, tz=tz, name=name, queue=queue)
+    def decorate(target: JobRef) -> JobRef:
+        register(cron, target, arg_list, tz=tz, name=name, queue=queue)
         return target
 
     return decorate
