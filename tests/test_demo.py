@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,7 +72,18 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, redis.Redis, Path]]:
         WORKERKIT_HEARTBEAT_INTERVAL="1",
     )
     output = tmp_path / "procman.log"
-    command = ["procman", "start", "-f", str(ROOT / "Procfile.example"), "-d", str(tmp_path), "-p", str(base)]
+    command = [
+        sys.executable,
+        "-m",
+        "procman",
+        "start",
+        "-f",
+        str(ROOT / "Procfile.example"),
+        "-d",
+        str(tmp_path),
+        "-p",
+        str(base),
+    ]
     with output.open("wb") as sink:
         procman = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
     conn = redis.Redis(port=redis_port)
