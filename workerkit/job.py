@@ -41,7 +41,7 @@ _OPTION_NAMES = ("queue", "retry", "tags")
 
 
 def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - {*_OPTION_NAMES, "extra"}
+    unknown = set(options) - set(_OPTION_NAMES)
     if unknown:
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))} (known: {', '.join(_OPTION_NAMES)})")
     return options

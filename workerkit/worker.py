@@ -233,7 +233,8 @@ class Worker:
             except BaseException:
                 log.exception("a worker thread failed outside a job; the job stays in flight")
             finally:
-                self.average_seconds = 0.99 * self.average_seconds + 0.01 * (clock() - started)
+                elapsed = clock() - started
+                self.average_seconds = 0.99 * self.average_seconds + 0.01 * elapsed if self.average_seconds else elapsed
                 with self.cond:
                     self.outstanding -= 1
                     if self.dispatcher_waiting:
