@@ -77,6 +77,7 @@ def test_a_due_tick_is_enqueued_once_with_a_full_payload(redis_client: redis.Red
         "args": [7, "x"],
         "queue": "critical",
         "tz": "UTC",
+        "retry": True,
         "last_run": T0,
         "last_jid": job["jid"],
     }

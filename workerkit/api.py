@@ -25,6 +25,7 @@ from typing import Any, cast
 import redis
 
 from workerkit import config
+from workerkit.compat import timestamp, to_seconds
 from workerkit.keys import Keys, script
 from workerkit.payload import Payload, PayloadError, decode, encode, new_payload
 from workerkit.periodic import next_tick
@@ -120,10 +121,7 @@ class JobView:
 
     def time(self, name: str) -> float | None:
         """A timestamp field (``created_at``, ``enqueued_at``, ``failed_at``, ...) as epoch seconds."""
-        value = self.payload.get(name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return None
-        return value / 1000.0 if value > 1e11 else float(value)  # Sidekiq 8 writes milliseconds
+        return to_seconds(self.payload.get(name))  # Sidekiq 8 writes milliseconds
 
     @property
     def backtrace(self) -> list[str]:
@@ -261,6 +259,7 @@ class PeriodicView:
     tz: str
     last_run: float | None
     next_run: float | None
+    retry: bool | int = True
 
     @property
     def args_text(self) -> str:
@@ -453,7 +452,7 @@ class Api:
         now = time.time()
         for job in jobs:
             payload = dict(job.payload)
-            payload["enqueued_at"] = now
+            payload["enqueued_at"] = timestamp(now)
             if job_set is not JobSet.SCHEDULED and isinstance(payload.get("retry_count"), int):
                 payload["retry_count"] -= 1  # the next failure counts this attempt again
             moved += self._move_one(job_set, job, payload, "queue", job.queue)
@@ -506,14 +505,15 @@ class Api:
         pipe = self.conn.pipeline(transaction=False)
         for identity in identities:
             pipe.hgetall(self.keys.process(identity))
-            pipe.hgetall(self.keys.work(identity))
+            for work_key in self.keys.work_keys(identity):  # Sidekiq 6 processes write only the second
+                pipe.hgetall(work_key)
         replies = pipe.execute()
         views = []
         for index, identity in enumerate(identities):
-            beat: dict[bytes, bytes] = replies[2 * index]
+            beat, work, legacy_work = replies[3 * index : 3 * index + 3]
             if not beat:
                 continue  # the heartbeat expired: the process is gone
-            views.append(self._process_view(identity, beat, replies[2 * index + 1]))
+            views.append(self._process_view(identity, beat, work or legacy_work))
         return views
 
     @staticmethod
@@ -578,6 +578,7 @@ class Api:
                     tz=str(record.get("tz", "UTC")),
                     last_run=_float(last) if last is not None else None,
                     next_run=upcoming,
+                    retry=record["retry"] if isinstance(record.get("retry"), (bool, int)) else True,
                 )
             )
         return views
@@ -590,8 +591,8 @@ class Api:
         """Push one run of the periodic job ``name`` now, outside its schedule; returns the jid."""
         for view in self.periodic_jobs():
             if view.name == name:
-                payload = new_payload(view.class_name, view.args, view.queue, True, {"periodic": name})
-                payload["enqueued_at"] = time.time()
+                payload = new_payload(view.class_name, view.args, view.queue, view.retry, {"periodic": name})
+                payload["enqueued_at"] = timestamp(time.time())
                 pipe = self.conn.pipeline(transaction=True)
                 pipe.sadd(self.keys.queues, view.queue)
                 pipe.lpush(self.keys.queue(view.queue), encode(payload))

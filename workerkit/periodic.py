@@ -34,6 +34,7 @@ import redis
 from croniter import croniter
 
 from workerkit import registry
+from workerkit.compat import timestamp
 from workerkit.job import Job
 from workerkit.keys import Keys, script
 from workerkit.payload import check_args, encode, new_payload
@@ -76,6 +77,7 @@ class PeriodicJob:
             "args": list(self.args),
             "queue": self.queue,
             "tz": self.tz,
+            "retry": self.retry,
         }
         if last_run is not None:
             fields["last_run"] = last_run
@@ -206,7 +208,7 @@ def periodic(
 
 def _payload(entry: PeriodicJob, now: float) -> tuple[str, str]:
     payload = new_payload(entry.class_name, entry.args, entry.queue, entry.retry, {"periodic": entry.name})
-    payload["enqueued_at"] = now
+    payload["enqueued_at"] = timestamp(now)
     return payload["jid"], encode(payload)
 
 

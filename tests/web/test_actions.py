@@ -123,6 +123,7 @@ def test_enqueue_a_periodic_job_now(client: TestClient, redis_client: redis.Redi
         "args": [3],
         "queue": "low",
         "tz": "UTC",
+        "retry": 3,
     }
     redis_client.hset(KEYS.periodic, "cleanup", json.dumps(record))
 
@@ -130,7 +131,7 @@ def test_enqueue_a_periodic_job_now(client: TestClient, redis_client: redis.Redi
 
     assert response.headers["location"] == f"{PREFIX}/periodic?done=enqueued"
     [job] = queued(redis_client, "low")
-    assert (job["class"], job["args"], job["periodic"]) == ("app.jobs.Cleanup", [3], "cleanup")
+    assert (job["class"], job["args"], job["periodic"], job["retry"]) == ("app.jobs.Cleanup", [3], "cleanup", 3)
     missing = post(client, f"{PREFIX}/periodic", {"name": "nope", "action": "enqueue"})
     assert missing.headers["location"] == f"{PREFIX}/periodic?done=gone&n=0"
 
