@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from workerkit import config, registry
+from workerkit.compat import timestamp
 from workerkit.payload import Payload, check_args, encode, new_payload
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def push_payload(payload: Payload, at: float | None = None) -> str | None:
         _send([("ZADD", keys.schedule, repr(at), encode(payload))])
     else:
         queue = payload["queue"]
-        payload["enqueued_at"] = time.time()
+        payload["enqueued_at"] = timestamp(time.time())
         _send([("SADD", keys.queues, queue), ("LPUSH", keys.queue(queue), encode(payload))])
     return jid
 
@@ -164,15 +165,16 @@ def push_bulk(
     del base["class"], base["jid"], base["args"], base["created_at"]
     checked = [check_args(args) for args in args_list]
     now = time.time()
+    stamp = timestamp(now)
     randomness = os.urandom(12 * len(checked)).hex()
     jids = [randomness[index : index + 24] for index in range(0, 24 * len(checked), 24)]
     if config.current().client_middleware or _interceptor is not None:
-        payloads = [{"class": class_name, "args": args, "jid": jid, **base, "created_at": now}
+        payloads = [{"class": class_name, "args": args, "jid": jid, **base, "created_at": stamp}
                     for jid, args in zip(jids, checked, strict=True)]
         return [jid for payload in payloads if (jid := push_payload(payload, when)) is not None]
     score = when if when is not None and when > now else None
     scheduled = score is not None
-    encoded = _encode_all(class_name, checked, jids, base, now, None if scheduled else now)
+    encoded = _encode_all(class_name, checked, jids, base, stamp, None if scheduled else stamp)
     keys = config.keys()
     client = config.redis_client()
     for start in range(0, len(encoded), BULK_CHUNK):
@@ -188,7 +190,8 @@ def push_bulk(
 
 
 def _encode_all(
-    class_name: str, args_list: list[list[Any]], jids: list[str], base: Payload, created: float, enqueued: float | None
+    class_name: str, args_list: list[list[Any]], jids: list[str], base: Payload, created: float,
+    enqueued: float | None,
 ) -> list[str]:
     """Encode payloads that differ only in args and jid, reusing the encoding of the shared fields."""
     head = '{"class":' + encode(class_name) + ',"args":'

@@ -48,6 +48,8 @@ class Config:
     max_retries: int = 25
     dead_max_jobs: int = 10_000
     dead_timeout: float = 180 * 24 * 3600.0
+    payload_format: str = "sidekiq7"
+    """The job timestamps written: "sidekiq7" (float seconds) or "sidekiq8" (integer ms); see workerkit.compat."""
 
 
 _config = Config()
@@ -71,9 +73,14 @@ def configure(
     max_retries: int | None = None,
     dead_max_jobs: int | None = None,
     dead_timeout: float | None = None,
+    payload_format: str | None = None,
 ) -> Config:
     """Change the configuration; arguments left as None keep their value. Returns the configuration."""
     global _client
+    if payload_format is not None:
+        from workerkit.compat import check_payload_format
+
+        check_payload_format(payload_format)
     with _lock:
         changes: dict[str, Any] = {
             "redis_url": redis_url,
@@ -85,6 +92,7 @@ def configure(
             "max_retries": max_retries,
             "dead_max_jobs": dead_max_jobs,
             "dead_timeout": dead_timeout,
+            "payload_format": payload_format,
         }
         for name, value in changes.items():
             if value is not None:

@@ -1,6 +1,7 @@
 """The heartbeat: every few seconds, write this process's entry in the ``processes`` registry (Sidekiq's
-layout: ``<identity>`` HASH with info/busy/beat/quiet/rss, ``<identity>:work`` HASH of running jobs, both
-EXPIRE 60), pick up a remote signal from ``<identity>-signals``, and sweep the orphans of dead processes.
+layout: ``<identity>`` HASH with info/busy/beat/quiet/rss, ``<identity>:work`` HASH of running jobs and its
+Sidekiq 6 twin ``<identity>:workers``, all EXPIRE 60), pick up a remote signal from ``<identity>-signals``,
+and sweep the orphans of dead processes.
 """
 
 from __future__ import annotations
@@ -109,10 +110,11 @@ class Heartbeat:
         }
         pipe.hset(self.keys.process(identity), mapping=fields)
         pipe.expire(self.keys.process(identity), HEARTBEAT_TTL)
-        pipe.delete(self.keys.work(identity))
-        if work:
-            pipe.hset(self.keys.work(identity), mapping=work)
-            pipe.expire(self.keys.work(identity), HEARTBEAT_TTL)
+        for work_key in self.keys.work_keys(identity):
+            pipe.delete(work_key)
+            if work:
+                pipe.hset(work_key, mapping=work)
+                pipe.expire(work_key, HEARTBEAT_TTL)
         pipe.rpop(self.keys.signals(identity))
         signal = pipe.execute()[-1]
         if signal:
@@ -123,7 +125,7 @@ class Heartbeat:
         identity = self.info.identity
         pipe = self.conn.pipeline(transaction=True)
         pipe.srem(self.keys.processes, identity)
-        pipe.delete(self.keys.process(identity), self.keys.work(identity), self.keys.signals(identity))
+        pipe.delete(self.keys.process(identity), *self.keys.work_keys(identity), self.keys.signals(identity))
         pipe.execute()
 
     def start(self) -> None:

@@ -67,6 +67,11 @@ class Keys:
         """HASH thread-id -> JSON {queue, payload, run_at} of jobs the process is running."""
         return self._k(f"{identity}:work")
 
+    def work_keys(self, identity: str) -> tuple[str, str]:
+        """The work hash under Sidekiq 7+'s name (``:work``) and Sidekiq 6's (``:workers``); the heartbeat
+        writes both so either version's API sees the busy threads."""
+        return self.work(identity), self._k(f"{identity}:workers")
+
     def signals(self, identity: str) -> str:
         """LIST of signals (TSTP, TERM) sent to a process from the dashboard or API."""
         return self._k(f"{identity}-signals")

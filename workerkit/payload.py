@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from workerkit.compat import timestamp
+
 Payload = dict[str, Any]
 
 _SCALARS = (str, int, bool, type(None))
@@ -80,7 +82,7 @@ def new_payload(
         "jid": new_jid(),
         "queue": queue,
         "retry": retry,
-        "created_at": time.time(),
+        "created_at": timestamp(time.time()),
     }
     if options:
         for key, value in options.items():

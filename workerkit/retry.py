@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from workerkit import config
+from workerkit.compat import timestamp
 from workerkit.keys import Keys
 from workerkit.payload import Payload, encode
 
@@ -65,10 +66,10 @@ def record_error(payload: Payload, exc: BaseException, now: float) -> None:
     payload["error_backtrace"] = [line.rstrip("\n") for line in lines[-MAX_BACKTRACE_LINES:]]
     if "retry_count" in payload:
         payload["retry_count"] = int(payload["retry_count"]) + 1
-        payload["retried_at"] = now
+        payload["retried_at"] = timestamp(now)
     else:
         payload["retry_count"] = 0
-        payload["failed_at"] = now
+        payload["failed_at"] = timestamp(now)
 
 
 def _count_failure(pipe: redis.client.Pipeline, keys: Keys, now: float) -> None:

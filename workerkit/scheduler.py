@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from workerkit.compat import timestamp
 from workerkit.connection import REDIS_DOWN, Backoff
 from workerkit.keys import Keys, script
 from workerkit.payload import PayloadError, decode, encode
@@ -67,7 +68,7 @@ class Scheduler:
     def _move(self, zset: str, members: list[Any]) -> int:
         keys: list[str] = [zset, self.keys.queues]
         argv: list[Any] = []
-        enqueued_at = time.time()
+        enqueued_at = timestamp(time.time())
         for member in members:
             try:
                 payload = decode(member)
