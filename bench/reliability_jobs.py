@@ -60,3 +60,12 @@ class Forever(Job):
         while True:
             _redis().incr(key)
             time.sleep(0.1)
+
+
+class Accept(Job):
+    """Takes any arguments and does nothing (the fuzz tests feed it odd payloads)."""
+
+    retry = 1
+
+    def perform(self, *args: Any) -> None:
+        """Does nothing."""

@@ -91,11 +91,26 @@ def new_payload(
     return payload
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise PayloadError(f"{name} is not a JSON value")
+
+
 def decode(raw: bytes | str) -> Payload:
-    """Parse a payload read from Redis; raise PayloadError when it is not a JSON job object."""
+    """Parse a payload read from Redis; raise PayloadError when it is not a JSON job object.
+
+    Only strict JSON passes: NaN, Infinity and numbers beyond a float's range are refused (they could not
+    be written back when the job fails), and so is nesting deeper than the parser's recursion limit.
+    """
     try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = json.loads(raw, parse_float=_finite, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise PayloadError(f"payload is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise PayloadError(f"payload is a JSON {type(payload).__name__}, not an object")

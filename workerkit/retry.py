@@ -64,8 +64,9 @@ def record_error(payload: Payload, exc: BaseException, now: float) -> None:
     payload["error_message"] = str(exc)[:MAX_MESSAGE]
     lines = traceback.format_exception(exc)
     payload["error_backtrace"] = [line.rstrip("\n") for line in lines[-MAX_BACKTRACE_LINES:]]
-    if "retry_count" in payload:
-        payload["retry_count"] = int(payload["retry_count"]) + 1
+    previous = payload.get("retry_count")
+    if isinstance(previous, int) or (isinstance(previous, str) and previous.isdigit()):
+        payload["retry_count"] = int(previous) + 1
         payload["retried_at"] = timestamp(now)
     else:
         payload["retry_count"] = 0
