@@ -55,6 +55,7 @@ def test_bulk_actions_on_selected_jobs(client: TestClient, api: Api, redis_clien
         add_to(redis_client, KEYS.dead, failed("app.jobs.Dead", [number]), now - number)
     jobs = api.set_jobs(JobSet.DEAD).jobs
 
+    assert [job.args[0] for job in jobs] == [4, 3, 2, 1, 0]  # oldest first in the API
     post(client, f"{PREFIX}/dead", {"action": "run", "key": [jobs[0].key, jobs[1].key]})
     post(client, f"{PREFIX}/dead", {"action": "delete", "key": [jobs[2].key, "1.0-nonexistent"]})
 

@@ -163,6 +163,7 @@ def test_retries_and_dead_show_errors_and_link_to_a_job_page(
 
     assert "<strong>RuntimeError</strong>: boom" in retries.text and '<span class="tag">retry 2</span>' in retries.text
     assert "gone for good" in dead.text and ">Kill<" not in dead.text
+    assert 'aria-sort="descending"' in dead.text  # newest deaths first
     [entry] = api.set_jobs(JobSet.RETRIES).jobs
     detail = client.get(f"{PREFIX}/retries/{entry.key}")
     assert detail.status_code == 200

@@ -224,7 +224,8 @@ class Dashboard:
         job_set = self._job_set(request)
         params = request.query_params
         sort = params.get("sort", "at") if params.get("sort") in SORTS else "at"
-        descending = params.get("dir") == "desc"
+        newest_first = job_set is JobSet.DEAD  # the latest deaths matter most; for the others, what comes next
+        descending = params.get("dir", "desc" if newest_first else "asc") == "desc"
         text = params.get("q", "")[:MAX_FILTER_LENGTH]
         page = self.api.set_jobs(
             job_set,
