@@ -10,6 +10,7 @@ from procman.procfile import ProcfileEntry
 
 DEFAULT_PORT = 5000
 PORT_STEP_PER_ENTRY = 100
+MAX_PORT = 65535
 
 
 class Instance(NamedTuple):
@@ -100,6 +101,13 @@ def build_formation(
         if (selected and entry.name not in selected) or entry.name in ignored:
             continue
         count = counts.get(entry.name, default)
+        first, last = port_for(entry, 1, base), port_for(entry, count, base)
+        if count and not 0 < first <= MAX_PORT:
+            raise ConfigError(f"base port {base} gives {entry.name} port {first}; ports run from 1 to {MAX_PORT}",
+                              "-p/--port or PORT")
+        if count and last > MAX_PORT:
+            raise ConfigError(f"{entry.name}={count} needs ports up to {last} from base port {base}; ports run up to "
+                              f"{MAX_PORT}", "-c/--concurrency")
         instances.extend(Instance(entry, number, port_for(entry, number, base)) for number in range(1, count + 1))
     return instances
 
