@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,16 @@ def conn(server_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@dataclass
+class Running:
+    url: str
+    """The dashboard's URL."""
+    worker: subprocess.Popen[bytes]
+
+
 @pytest.fixture
-def processes(server_url: str, conn: redis.Redis) -> Iterator[str]:
-    """A real worker (loading browser_jobs) and ``workerkit web``; yields the dashboard's URL."""
+def running(server_url: str, conn: redis.Redis) -> Iterator[Running]:
+    """A real worker (loading browser_jobs) and ``workerkit web``."""
     port = free_port()
     env = {**os.environ, "WORKERKIT_HEARTBEAT_INTERVAL": "1", "WORKERKIT_POLL_INTERVAL": "0.5"}
     env = {key: value for key, value in env.items() if not key.startswith("WORKERKIT_WEB_")}
@@ -58,14 +66,20 @@ def processes(server_url: str, conn: redis.Redis) -> Iterator[str]:
     worker = subprocess.Popen([*WORKERKIT, "worker", "-r", "browser_jobs", "-c", "2", *common], cwd=HERE, env=env)
     web = subprocess.Popen([*WORKERKIT, "web", "--port", str(port), *common], cwd=HERE, env=env)
     try:
-        wait_for(lambda: conn.scard(KEYS.processes) == 1, "the worker's heartbeat")
-        wait_for(lambda: _listening(port), "the dashboard to listen")
-        yield f"http://127.0.0.1:{port}"
+        wait_for(lambda: _alive(worker, web) and conn.scard(KEYS.processes) == 1, "the worker's heartbeat", 90)
+        wait_for(lambda: _alive(worker, web) and _listening(port), "the dashboard to listen", 90)
+        yield Running(f"http://127.0.0.1:{port}", worker)
     finally:
         for process in (worker, web):
             process.terminate()
         for process in (worker, web):
             process.wait(timeout=40)
+
+
+def _alive(*processes: subprocess.Popen[bytes]) -> bool:
+    for process in processes:
+        assert process.poll() is None, f"{process.args[3]} exited with {process.returncode} (its output is above)"
+    return True
 
 
 def _listening(port: int) -> bool:
@@ -102,8 +116,8 @@ def stat(page: Any, name: str) -> str:
     return str(page.locator(f'.stat [data-stat="{name}"]').inner_text())
 
 
-def test_the_dashboard_shows_live_numbers_from_real_workers(processes: str, page: Any, conn: redis.Redis) -> None:
-    page.goto(processes + "/")
+def test_the_dashboard_shows_live_numbers_from_real_workers(running: Running, page: Any, conn: redis.Redis) -> None:
+    page.goto(running.url + "/")
     page.select_option("#poll-interval", "2")
     assert stat(page, "processed") == "0"
     wait_for(lambda: page.locator('dd[data-stat="processes"]').inner_text() == "1", "one live process")
@@ -118,12 +132,12 @@ def test_the_dashboard_shows_live_numbers_from_real_workers(processes: str, page
 
 
 def test_a_failed_job_is_retried_with_a_click_and_counts_as_processed(
-    processes: str, page: Any, conn: redis.Redis
+    running: Running, page: Any, conn: redis.Redis
 ) -> None:
     push(conn, "FailsOnce", [])
     wait_for(lambda: conn.zcard(KEYS.retry) == 1, "the job to fail into the retry set")
 
-    page.goto(processes + "/retries")
+    page.goto(running.url + "/retries")
     page.get_by_role("link", name="browser_jobs.FailsOnce").click()
     sync_api.expect(page.locator("dd.error")).to_have_text("RuntimeError: first attempt fails")
     with page.expect_navigation():
@@ -132,20 +146,37 @@ def test_a_failed_job_is_retried_with_a_click_and_counts_as_processed(
     sync_api.expect(page.locator(".notice")).to_have_text("Moved 1 job(s) to their queues.")
     wait_for(lambda: int(conn.get(KEYS.stat("processed")) or 0) == 2, "the retried job to be processed")
     assert conn.zcard(KEYS.retry) == 0 and conn.zcard(KEYS.dead) == 0
-    page.goto(processes + "/")
+    page.goto(running.url + "/")
     assert (stat(page, "processed"), stat(page, "failed"), stat(page, "retries")) == ("2", "1", "0")
 
 
-def test_hostile_arguments_and_errors_render_as_text(processes: str, page: Any, conn: redis.Redis) -> None:
+def test_hostile_arguments_and_errors_render_as_text(running: Running, page: Any, conn: redis.Redis) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     push(conn, "Hostile", ["<script>alert('xss')</script>"])
     wait_for(lambda: conn.zcard(KEYS.retry) == 1, "the hostile job to fail")
 
-    page.goto(processes + "/retries")
+    page.goto(running.url + "/retries")
     page.get_by_role("link", name="browser_jobs.Hostile").click()
 
     assert page.locator("dd code.args").inner_text() == "\"<script>alert('xss')</script>\""
     assert page.locator("dd.error").inner_text().startswith('ValueError: <img src=x onerror="document.title=')
     assert page.locator("main script, main img").count() == 0
     assert dialogs == [] and page.title() != "pwned"
+
+
+def test_quiet_and_stop_reach_a_real_worker_from_the_busy_page(running: Running, page: Any, conn: redis.Redis) -> None:
+    [identity] = [name.decode() for name in conn.smembers(KEYS.processes)]
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(running.url + "/busy")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Quiet").click()
+    wait_for(lambda: conn.hget(KEYS.process(identity), "quiet") == b"true", "the worker to turn quiet")
+    page.reload()
+    sync_api.expect(page.locator("h2 .tag.warn")).to_have_text("quiet")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Stop").click()
+    assert running.worker.wait(timeout=40) == 0
+    assert not conn.sismember(KEYS.processes, identity)
