@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _common_options(run)
 
     web = commands.add_parser("web", help="serve the dashboard (basic auth: WORKERKIT_WEB_USER/PASSWORD)")
-    web.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 9292), help="default $PORT or 9292")
+    web.add_argument("--port", type=_positive_int, help="default $PORT, else 9292")
     web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     _common_options(web)
 
@@ -167,9 +167,12 @@ def _run(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     from workerkit.web.standalone import serve
 
+    port = args.port or os.environ.get("PORT") or "9292"
+    if not str(port).isdigit():
+        raise UsageError(f"$PORT is {port!r}, not a port number")
     _configure(args)
     try:
-        serve(args.host, args.port, os.environ)
+        serve(args.host, int(port), os.environ)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return 0
