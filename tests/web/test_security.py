@@ -10,6 +10,7 @@ import redis
 from dashboard_helpers import KEYS, PREFIX, add_to, csrf_token, enqueue, failed, payload
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
@@ -114,9 +115,13 @@ def test_basic_auth_guards_every_page(api: Api) -> None:
 
 
 def test_an_async_auth_hook_decides_per_request(api: Api) -> None:
-    async def only_admins(request: Request) -> bool:
-        return request.headers.get("x-role") == "admin"
+    async def only_admins(request: Request) -> bool | Response:
+        if "x-role" not in request.headers:
+            return RedirectResponse("/login", status_code=303)
+        return request.headers["x-role"] == "admin"
 
-    with TestClient(Starlette(routes=[Mount(PREFIX, dashboard(api, auth=only_admins))])) as user:
-        assert user.get(PREFIX + "/queues").status_code == 401
+    app = Starlette(routes=[Mount(PREFIX, dashboard(api, auth=only_admins))])
+    with TestClient(app, follow_redirects=False) as user:
+        assert user.get(PREFIX + "/queues").headers["location"] == "/login"
+        assert user.get(PREFIX + "/queues", headers={"x-role": "guest"}).status_code == 401
         assert user.get(PREFIX + "/queues", headers={"x-role": "admin"}).status_code == 200

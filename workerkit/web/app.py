@@ -23,10 +23,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workerkit.api import Api, JobSet, JobView, NotFound
-from workerkit.web.security import CSRF_COOKIE, CSRF_FIELD, Auth, CsrfTokens, SecurityHeaders, is_allowed
+from workerkit.web.security import CSRF_COOKIE, CSRF_FIELD, Auth, CsrfTokens, RequireAuth, SecurityHeaders
 
 HERE = Path(__file__).parent
 PER_PAGE_CHOICES = (25, 50, 100)
@@ -310,26 +309,6 @@ class Dashboard:
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return self.render(request, "error.html", exc.status_code, message=exc.detail)
-
-
-class RequireAuth:
-    """ASGI middleware: requests the auth hook refuses get 401 with a basic-auth challenge."""
-
-    def __init__(self, app: ASGIApp, auth: Auth | None) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not await is_allowed(self.auth, Request(scope)):
-            response = Response(
-                "Authentication required.\n",
-                status_code=401,
-                headers={"www-authenticate": 'Basic realm="workerkit", charset="UTF-8"'},
-                media_type="text/plain",
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def dashboard(

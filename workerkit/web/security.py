@@ -1,6 +1,6 @@
 """The dashboard's defences: authentication, CSRF tokens and security headers.
 
-- Authentication is a hook: any callable ``(request) -> bool`` (or an async one). :func:`basic_auth` builds
+- Authentication is a hook: any callable ``(request) -> bool | Response`` (or an async one). :func:`basic_auth` builds
   one that checks HTTP basic credentials in constant time; the standalone server uses it with the
   ``WORKERKIT_WEB_USER`` / ``WORKERKIT_WEB_PASSWORD`` environment variables.
 - CSRF: a random token lives in an HttpOnly, SameSite=Strict cookie, signed with HMAC-SHA256 under the
@@ -22,10 +22,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Auth = Callable[[Request], "bool | Awaitable[bool]"]
-"""An authentication hook: return True to let the request through."""
+Auth = Callable[[Request], "bool | Response | Awaitable[bool | Response]"]
+"""An authentication hook: return True to let the request through, False for a 401 with a basic-auth
+challenge, or a response of your own (a redirect to your login page)."""
 
 CSRF_COOKIE = "workerkit_csrf"
 CSRF_FIELD = "csrf_token"
@@ -56,16 +58,6 @@ def basic_auth(user: str, password: str) -> Auth:
         return hmac.compare_digest(hashlib.sha256(given).digest(), expected)
 
     return check
-
-
-async def is_allowed(auth: Auth | None, request: Request) -> bool:
-    """Run the auth hook (sync or async); no hook lets everyone in."""
-    if auth is None:
-        return True
-    verdict = auth(request)
-    if inspect.isawaitable(verdict):
-        verdict = await verdict
-    return bool(verdict)
 
 
 class CsrfTokens:
@@ -117,3 +109,31 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class RequireAuth:
+    """ASGI middleware asking the auth hook about every request before the dashboard sees it."""
+
+    def __init__(self, app: ASGIApp, auth: Auth | None) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.auth is not None:
+            verdict = self.auth(Request(scope))
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if isinstance(verdict, Response) or not verdict:
+                refusal = verdict if isinstance(verdict, Response) else _challenge()
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _challenge() -> Response:
+    return Response(
+        "Authentication required.\n",
+        status_code=401,
+        headers={"www-authenticate": 'Basic realm="workerkit", charset="UTF-8"'},
+        media_type="text/plain",
+    )
