@@ -4,8 +4,8 @@ retry or dead set. Jobs of a process whose heartbeat expired are pushed back to 
 survivors (:func:`recover_orphans`, run on a timer); a job recovered :data:`POISON_PILL_RECOVERIES` times
 goes to the dead set instead.
 
-When the queues are empty, one waiter thread per queue blocks in ``BLMOVE`` (also queue → in-flight, so
-still reliable), so a new job starts within a network round trip instead of a polling interval.
+When the queues are empty, idle worker threads block in ``BLMOVE`` on them (also queue -> in-flight, so
+still reliable) and run what they catch themselves, so a new job starts within a network round trip.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 
 import redis
 
-from workerkit.connection import REDIS_DOWN, Backoff
 from workerkit.keys import Keys, script
 from workerkit.payload import PayloadError, decode, encode
 
@@ -128,6 +127,14 @@ class ReliableFetch:
             raise
         return [(int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]]
 
+    def wait_for_job(self, index: int, timeout: float) -> Unit | None:
+        """Block up to ``timeout`` seconds for a job on queue ``index``, moving it in flight (BLMOVE)."""
+        raw = self.conn.blmove(self.queue_keys[index], self.inflight_keys[index], timeout,  # type: ignore[arg-type]
+                               "RIGHT", "LEFT")
+        if raw is None:
+            return None
+        return index, _raw(raw)
+
     def give_back(self, unit: Unit) -> None:
         """Push one fetched, not started job back to the pop end of its queue (it runs next)."""
         index, raw = unit
@@ -141,58 +148,6 @@ class ReliableFetch:
             moved += int(self._requeue_all(keys=[inflight, queue_key]))
         self.conn.hdel(self.keys.inflight_lists, *self.inflight_keys)
         return moved
-
-
-class IdleWaiters:
-    """One thread per queue blocking in BLMOVE while the worker is idle, delivering what it catches."""
-
-    BLOCK_SECONDS = 0.5
-
-    def __init__(
-        self, fetch: ReliableFetch, deliver: Callable[[Unit], None], connect: Callable[[], redis.Redis]
-    ) -> None:
-        self.fetch = fetch
-        self.deliver = deliver
-        self.connect = connect
-        self.idle = threading.Event()
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._wait, args=(index,), name=f"waiter-{index}", daemon=True)
-            for index in range(len(fetch.specs))
-        ]
-
-    def start(self) -> None:
-        """Start the waiter threads (they block only while ``idle`` is set)."""
-        for thread in self.threads:
-            thread.start()
-
-    def close(self, timeout: float) -> None:
-        """Stop the waiters and wait for them, so none moves a job after this returns."""
-        self.stop.set()
-        self.idle.set()
-        deadline = time.monotonic() + timeout
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _wait(self, index: int) -> None:
-        conn = self.connect()
-        source, inflight = self.fetch.queue_keys[index], self.fetch.inflight_keys[index]
-        backoff = Backoff("waiting for jobs")
-        try:
-            while True:
-                self.idle.wait()
-                if self.stop.is_set():
-                    return
-                try:
-                    raw = conn.blmove(source, inflight, self.BLOCK_SECONDS, "RIGHT", "LEFT")  # type: ignore[arg-type]
-                except REDIS_DOWN as exc:
-                    backoff.failed(exc, self.stop)
-                    continue
-                backoff.succeeded()
-                if raw is not None:
-                    self.deliver((index, _raw(raw)))
-        finally:
-            conn.close()
 
 
 def _text(value: bytes | str) -> str:

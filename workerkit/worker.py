@@ -21,7 +21,7 @@ import redis
 
 from workerkit import __version__, config
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
-from workerkit.fetch import IdleWaiters, QueueSpec, ReliableFetch, Unit, recover_orphans
+from workerkit.fetch import QueueSpec, ReliableFetch, Unit, recover_orphans
 from workerkit.heartbeat import Heartbeat, ProcessInfo, new_identity
 from workerkit.runner import Runner
 from workerkit.scheduler import Scheduler
@@ -29,6 +29,15 @@ from workerkit.scheduler import Scheduler
 log = logging.getLogger("workerkit")
 
 MAX_PREFETCH = 500
+WATCH_SECONDS = 0.5
+"""How long one BLMOVE of an idle thread blocks before it checks whether it should still watch."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Tells an idle thread to block on queue ``index`` and run the job it catches."""
+
+    index: int
 
 
 @dataclass
@@ -63,13 +72,14 @@ class Worker:
         self.quiet = threading.Event()
         self.fetch = ReliableFetch(self.conn, self.keys, identity, settings.queues)
         self.runner = Runner(self.conn, self.fetch, self.stopping)
-        self.work: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
+        self.work: queue.SimpleQueue[Unit | Watch | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
         self.outstanding = 0
         self.deliveries = 0
         self.average_seconds = 0.0
         self.dispatcher_waiting = False
-        self.waiters = IdleWaiters(self.fetch, self._deliver, lambda: config.new_redis_client())
+        self.idle_mode = False
+        self.watching: set[int] = set()
         self.heartbeat = Heartbeat(
             self.conn, self.keys,
             ProcessInfo(identity, [spec.name for spec in settings.queues], settings.concurrency, settings.tag),
@@ -95,7 +105,6 @@ class Worker:
         if not self.quiet.is_set():
             log.info("quiet: fetching no more jobs")
         self.quiet.set()
-        self.waiters.idle.clear()
         with self.cond:
             self.cond.notify_all()
 
@@ -132,7 +141,6 @@ class Worker:
             return 0
         for thread in self.threads:
             thread.start()
-        self.waiters.start()
         self.heartbeat.start()
         self.scheduler.start()
         self.dispatcher.start()
@@ -146,22 +154,6 @@ class Worker:
         self.fetch.register()
         recover_orphans(self.conn, self.keys, self.settings.sweep_interval * 0.9)
         return True
-
-    def _deliver(self, unit: Unit) -> None:
-        """Hand a job a waiter caught to the threads (the dispatcher hears of it when a job ends).
-
-        A job caught after the process went quiet or began stopping goes straight back to its queue.
-        """
-        if self.quiet.is_set() or self.stopping.is_set():
-            try:
-                self.fetch.give_back(unit)
-            except REDIS_DOWN:
-                log.warning("could not give a job back to its queue; it stays in flight until shutdown")
-            return
-        with self.cond:
-            self.outstanding += 1
-            self.deliveries += 1
-        self.work.put(unit)
 
     def prefetch(self) -> int:
         """How many jobs to hold ahead of free threads: fixed, or about 10 ms of work at the measured pace."""
@@ -199,6 +191,7 @@ class Worker:
                 continue
             backoff.succeeded()
             if units:
+                self.idle_mode = False
                 with self.cond:
                     self.outstanding += len(units)
                     self.deliveries += len(units)
@@ -208,44 +201,91 @@ class Worker:
                 self._wait_for_jobs()
 
     def _wait_for_jobs(self) -> None:
-        """Queues are empty: let the waiters block on them until a job comes, a job ends, or a second passes."""
+        """Queues are empty: send idle threads to block on them (one per queue, as threads allow) and wait
+        until one catches a job, a job ends, or a second passes."""
         with self.cond:
+            self.idle_mode = True
+            spare = self.settings.concurrency - self.outstanding - len(self.watching)
+            for index in range(len(self.settings.queues)):
+                if spare <= 0:
+                    break
+                if index not in self.watching:
+                    self.watching.add(index)
+                    self.work.put(Watch(index))
+                    spare -= 1
             state = (self.outstanding, self.deliveries)
-            self.waiters.idle.set()
             self.dispatcher_waiting = True
             self.cond.wait_for(
                 lambda: self.stopping.is_set() or self.quiet.is_set() or (self.outstanding, self.deliveries) != state,
                 timeout=1.0,
             )
             self.dispatcher_waiting = False
-            self.waiters.idle.clear()
 
     def _work(self) -> None:
-        clock = time.perf_counter
         while True:
-            unit = self.work.get()
-            if unit is None:
+            item = self.work.get()
+            if item is None:
                 return
-            started = clock()
-            try:
-                if not self.stopping.is_set():
-                    self.runner.process(unit)
-            except BaseException:
-                log.exception("a worker thread failed outside a job; the job stays in flight")
-            finally:
-                elapsed = clock() - started
-                self.average_seconds = 0.99 * self.average_seconds + 0.01 * elapsed if self.average_seconds else elapsed
-                with self.cond:
-                    self.outstanding -= 1
-                    if self.dispatcher_waiting:
-                        self.cond.notify()
+            if isinstance(item, Watch):
+                self._watch(item.index)
+            else:
+                self._run(item)
+
+    def _run(self, unit: Unit) -> None:
+        started = time.perf_counter()
+        try:
+            if not self.stopping.is_set():
+                self.runner.process(unit)
+        except BaseException:
+            log.exception("a worker thread failed outside a job; the job stays in flight")
+        finally:
+            elapsed = time.perf_counter() - started
+            self.average_seconds = 0.99 * self.average_seconds + 0.01 * elapsed if self.average_seconds else elapsed
+            with self.cond:
+                self.outstanding -= 1
+                if self.dispatcher_waiting:
+                    self.cond.notify()
+
+    def _watch(self, index: int) -> None:
+        """Block on one queue while the worker is idle; run a caught job in this thread (no hand-off)."""
+        backoff = Backoff("waiting for jobs")
+        caught: Unit | None = None
+        try:
+            while caught is None and self.idle_mode and not (self.stopping.is_set() or self.quiet.is_set()):
+                try:
+                    caught = self.fetch.wait_for_job(index, WATCH_SECONDS)
+                except REDIS_DOWN as exc:
+                    backoff.failed(exc, self.stopping)
+                    continue
+                backoff.succeeded()
+        finally:
+            with self.cond:
+                self.watching.discard(index)
+                if caught is not None:
+                    self.outstanding += 1
+                    self.deliveries += 1
+                    self.cond.notify()
+        if caught is None:
+            return
+        if self.quiet.is_set() or self.stopping.is_set():
+            self._give_back(caught)
+        else:
+            self._run(caught)
+
+    def _give_back(self, unit: Unit) -> None:
+        """A job caught after quiet or stop goes straight back to its queue."""
+        try:
+            self.fetch.give_back(unit)
+        except REDIS_DOWN:
+            log.warning("could not give a job back to its queue; it stays in flight until shutdown")
+        with self.cond:
+            self.outstanding -= 1
 
     def _shutdown(self) -> int:
         """Finish running jobs within the timeout, push the rest back, leave the registry."""
         running = len(self.runner.running)
         log.info("shutting down: waiting up to %.0f s for %d running job(s)", self.settings.timeout, running)
         self.dispatcher.join(5)
-        self.waiters.close(2 * IdleWaiters.BLOCK_SECONDS + 1)
         for _ in self.threads:
             self.work.put(None)
         deadline = time.monotonic() + self.settings.timeout
