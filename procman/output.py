@@ -28,6 +28,9 @@ SYSTEM_LABEL = "system"
 PARTIAL_LINE_WAIT = 0.1
 BURST_PARTIAL_WAIT = 1.0
 BURST_GAP = 0.05  # chunks closer together than this are a burst
+MAX_PARTIAL_LINE = 1 << 20
+"""A line longer than this is written in pieces of this size: a child printing without newlines cannot grow
+procman's memory."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class LineStream:
         self._output = output
         self._prefix = prefix
         self._partial: list[bytes] = []
+        self._partial_size = 0
         self._timer: asyncio.TimerHandle | None = None
         self._last_chunk_at = 0.0
         self._in_burst = False
@@ -124,12 +128,17 @@ class LineStream:
         if b"\n" not in chunk:
             if chunk:
                 self._partial.append(chunk)
-                self._arm_timer()
+                self._partial_size += len(chunk)
+                if self._partial_size >= MAX_PARTIAL_LINE:
+                    self.flush()
+                else:
+                    self._arm_timer()
             return
         if self._partial:
             self._partial.append(chunk)
             chunk = b"".join(self._partial)
             self._partial = []
+            self._partial_size = 0
         lines = chunk.split(b"\n")
         rest = lines.pop()
         prefix = self._prefix.render()
@@ -139,6 +148,7 @@ class LineStream:
             self._timer = None
         if rest:
             self._partial.append(rest)
+            self._partial_size = len(rest)
             self._arm_timer()
 
     def flush(self) -> None:
@@ -149,6 +159,7 @@ class LineStream:
         if self._partial:
             data = b"".join(self._partial)
             self._partial = []
+            self._partial_size = 0
             self._output.write(self._prefix.render() + data + b"\n")
 
     def _arm_timer(self) -> None:
