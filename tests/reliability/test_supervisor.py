@@ -1,0 +1,121 @@
+"""procman under fire: SIGKILL with eight process trees (grandchildren, double-forked daemons, a TERM
+ignorer, a process that left the group, nohup), the SIGTERM ignorer SIGKILLed at the deadline, and
+children that flood output or print megabytes without a newline: the others' lines keep coming and
+procman's memory stays bounded (measured with psutil)."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+_spec = importlib.util.spec_from_file_location("procman_test_helpers", Path(__file__).parents[1] / "procman" / "conftest.py")
+assert _spec is not None and _spec.loader is not None
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+PY = sys.executable
+
+
+def _trees(token: str) -> str:
+    """Eight Procfile entries, each leaving ``sleep TOKEN`` processes in a different shape of tree."""
+    sleep = f"sleep {token}"
+    double_fork = (f"{PY} -c \"import os; os.fork() and os._exit(0); os.setsid(); os.fork() and os._exit(0); "
+                   f"os.execvp('sleep', ['sleep', '{token}'])\"")
+    own_group = f"{PY} -c \"import os; os.setpgid(0, 0); os.execvp('sleep', ['sleep', '{token}'])\""
+    return (
+        f"plain: {sleep}\n"
+        f"grandchildren: sh -c '{sleep} & {sleep}; wait' & {sleep}; wait\n"
+        f"doublefork: {double_fork}; {sleep}\n"
+        f"stubborn: trap '' TERM INT HUP; {sleep}\n"
+        f"nohup: nohup {sleep} >/dev/null 2>&1 & {sleep}\n"
+        f"owngroup: {own_group} & {sleep}\n"
+        f"deep: sh -c \"sh -c 'sh -c \\\"{sleep}\\\"'\"\n"
+        f"many: for i in 1 2 3 4 5; do {sleep} & done; wait\n"
+    )
+
+
+def _sleepers(token: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if process.info["cmdline"] == ["sleep", token] and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_no_survivor_of_eight_process_trees(tmp_path: Path, signum: int) -> None:
+    token = f"{time.monotonic_ns() % 10**7}.{signum}"
+    project = helpers.Project(tmp_path)
+    project.procfile(_trees(token))
+    try:
+        running = project.start("--no-color", "-t", "2")
+        helpers.wait_until(lambda: len(_sleepers(token)) >= 17, what="all 17 sleeps to start")
+        running.signal(signum)
+        running.wait()
+        helpers.wait_until(lambda: not _sleepers(token), what=f"no survivors after {signal.Signals(signum).name}")
+        if signum == signal.SIGTERM:
+            assert "timeout of 2 s reached; sending SIGKILL to stubborn.1" in running.output
+    finally:
+        project.stop_all()
+        for process in _sleepers(token):
+            process.kill()
+
+
+def _rss_mib(pid: int) -> float:
+    """RSS of procman and its guardian (its child that is not a Procfile process), in MiB."""
+    procman = psutil.Process(pid)
+    own = [procman, *(child for child in procman.children() if child.cmdline()[:1] != ["/bin/sh"])]
+    return sum(process.memory_info().rss for process in own) / 2**20
+
+
+FLOODERS = {
+    "noline": "import sys\nout = sys.stdout.buffer\nwhile True:\n    out.write(b'x' * 65536)\n",
+    "flood": "import sys\nout = sys.stdout.buffer\nline = b'y' * 100 + b'\\n'\nwhile True:\n    out.write(line * 600)\n",
+}
+
+
+def test_floods_and_endless_lines_do_not_stall_others_or_grow_procman(tmp_path: Path) -> None:
+    project = helpers.Project(tmp_path)
+    for name, code in FLOODERS.items():
+        project.write(f"{name}.py", code)
+    project.procfile(
+        f"noline: {PY} noline.py\n"
+        f"flood: {PY} flood.py\n"
+        f"ticker: i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done\n"
+    )
+    out = tmp_path / "sink"
+    try:
+        running = project.start("--no-color")
+        running.wait_for("ticker.1 | tick 2")
+        samples: list[float] = []
+        deadline = time.monotonic() + 120
+        with running.out_path.open("rb") as relayed:
+            rest, found = b"", False
+            while not found:
+                samples.append(_rss_mib(running.process.pid))
+                assert time.monotonic() < deadline, "the ticker's lines stalled behind the floods"
+                time.sleep(0.1)
+                lines = (rest + relayed.read()).split(b"\n")
+                rest = lines.pop()
+                found = any(line.endswith(b"ticker.1 | tick 20") for line in lines)
+        size = running.out_path.stat().st_size
+        print(f"procman RSS MiB: first {samples[0]:.1f}, max {max(samples):.1f}; {size / 2**20:.0f} MiB relayed")
+        assert size > 20 * 2**20, "the floods were not relayed"
+        assert max(samples) < samples[0] + 64, samples
+        running.signal(signal.SIGTERM)
+        assert running.wait() == 143
+        with running.out_path.open("rb") as relayed:
+            ticks = [int(line.rsplit(b" ", 1)[1]) for line in relayed if b" ticker.1 | tick " in line]
+        assert ticks[:20] == list(range(1, 21))
+    finally:
+        project.stop_all()
+        out.unlink(missing_ok=True)
