@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-_spec = importlib.util.spec_from_file_location("procman_test_helpers", Path(__file__).parents[1] / "procman" / "conftest.py")
+_HELPERS = Path(__file__).parents[1] / "procman" / "conftest.py"
+_spec = importlib.util.spec_from_file_location("procman_test_helpers", _HELPERS)
 assert _spec is not None and _spec.loader is not None
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
@@ -79,7 +80,8 @@ def _rss_mib(pid: int) -> float:
 
 FLOODERS = {
     "noline": "import sys\nout = sys.stdout.buffer\nwhile True:\n    out.write(b'x' * 65536)\n",
-    "flood": "import sys\nout = sys.stdout.buffer\nline = b'y' * 100 + b'\\n'\nwhile True:\n    out.write(line * 600)\n",
+    "flood": "import sys\nout = sys.stdout.buffer\nlines = (b'y' * 100 + b'\\n') * 600\n"
+             "while True:\n    out.write(lines)\n",
 }
 
 
