@@ -132,7 +132,8 @@ class JobView:
         if not isinstance(trace, str) or not trace:
             return []
         try:
-            lines = json.loads(zlib.decompress(base64.b64decode(trace, validate=True)))
+            # Ruby's Base64.encode64 breaks its output into lines of 60 characters.
+            lines = json.loads(zlib.decompress(base64.b64decode("".join(trace.split()), validate=True)))
         except (ValueError, zlib.error):
             return trace.splitlines()
         return [str(line) for line in lines] if isinstance(lines, list) else trace.splitlines()

@@ -1,0 +1,78 @@
+# Sidekiq's side of the shared Redis, for the compatibility tests (REDIS_URL names the server).
+#
+#   ruby sidekiq_view.rb push JOB_JSON...   push each job hash with Sidekiq::Client.push; print the jids (JSON)
+#   ruby sidekiq_view.rb report             print what Sidekiq's API reports (Stats, the sets, processes,
+#                                           busy threads, queues) as one JSON object
+require "json"
+require "sidekiq"
+require "sidekiq/api"
+
+Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
+
+def timestamp(value)
+  value&.to_f
+end
+
+def job(record)
+  {
+    "jid" => record.jid,
+    "class" => record.klass,
+    "args" => record.args,
+    "queue" => record.queue,
+    "retry_count" => record["retry_count"],
+    "error_class" => record["error_class"],
+    "error_message" => record["error_message"],
+    "created_at" => timestamp(record.created_at),
+    "enqueued_at" => timestamp(record.enqueued_at),
+    "failed_at" => record["failed_at"]
+  }
+end
+
+def entry(sorted_entry)
+  job(sorted_entry).merge("at" => sorted_entry.at.to_f)
+end
+
+def report
+  stats = Sidekiq::Stats.new
+  names = %w[processed failed enqueued retry_size dead_size scheduled_size processes_size workers_size]
+  {
+    "stats" => names.to_h { |name| [name, stats.public_send(name)] },
+    "retries" => Sidekiq::RetrySet.new.map { |e| entry(e) },
+    "dead" => Sidekiq::DeadSet.new.map { |e| entry(e) },
+    "scheduled" => Sidekiq::ScheduledSet.new.map { |e| entry(e) },
+    "processes" => Sidekiq::ProcessSet.new.map do |process|
+      {
+        "identity" => process.identity,
+        "hostname" => process["hostname"],
+        "pid" => process["pid"],
+        "tag" => process["tag"],
+        "concurrency" => process["concurrency"],
+        "queues" => process["queues"],
+        "busy" => process["busy"],
+        "quiet" => process.stopping?,
+        "started_at" => process["started_at"],
+        "beat" => process["beat"]
+      }
+    end,
+    "workers" => Sidekiq::Workers.new.map do |process_id, thread_id, work|
+      payload = work["payload"]
+      {"process" => process_id, "thread" => thread_id, "queue" => work["queue"], "run_at" => work["run_at"],
+       "jid" => payload["jid"], "class" => payload["class"], "args" => payload["args"]}
+    end,
+    "now" => Time.now.to_f,
+    "queues" => Sidekiq::Queue.all.map do |queue|
+      {"name" => queue.name, "size" => queue.size, "latency" => queue.latency,
+       "jids" => queue.map(&:jid)}
+    end
+  }
+end
+
+case ARGV.shift
+when "push"
+  puts JSON.generate(ARGV.map { |text| Sidekiq::Client.push(JSON.parse(text)) })
+when "report"
+  puts JSON.generate(report)
+else
+  warn "usage: ruby sidekiq_view.rb push JOB_JSON... | report"
+  exit 2
+end
