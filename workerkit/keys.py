@@ -91,8 +91,9 @@ class Keys:
 
     @property
     def process_cleanup_lock(self) -> str:
-        """STRING lock (SET NX EX) so the orphan sweep runs at most once per interval."""
-        return self._k("process_cleanup")
+        """STRING lock (SET NX EX) so the orphan sweep runs at most once per interval; not Sidekiq 7's
+        ``process_cleanup``, which its Web UI holds for 60 s at a time and would starve the sweep."""
+        return self._k("orphan_sweep")
 
     # Stats --------------------------------------------------------------------------------------
     def stat(self, name: str, day: date | None = None) -> str:

@@ -134,7 +134,7 @@ def test_orphans_go_back_and_poison_pills_die(wk: redis.Redis) -> None:
     jid = wk_jobs.Record.perform_async("k", 1)
     for recovery in range(1, POISON_PILL_RECOVERIES + 1):
         fetch, _ = fetched(wk)  # fetched by a process that never beats: its heartbeat "expired"
-        wk.delete("process_cleanup")
+        wk.delete(Keys().process_cleanup_lock)
         assert recover_orphans(wk, Keys(), 10.0) == 1
         assert wk.hlen("inflight_lists") == 0 and wk.llen(fetch.inflight_keys[0]) == 0
         if recovery < POISON_PILL_RECOVERIES:
@@ -152,7 +152,7 @@ def test_orphan_sweep_spares_live_processes_and_runs_once_per_interval(wk: redis
     assert recover_orphans(wk, Keys(), 10.0) == 0
     wk.delete(Keys().process("host:1:abcdef"))
     assert recover_orphans(wk, Keys(), 10.0) == 0  # the lock: one sweep per interval
-    wk.delete("process_cleanup")
+    wk.delete(Keys().process_cleanup_lock)
     assert recover_orphans(wk, Keys(), 10.0) == 1
 
 
