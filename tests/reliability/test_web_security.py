@@ -19,10 +19,10 @@ from starlette.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 
-from dashboard_helpers import KEYS, PREFIX, add_to, csrf_token, enqueue, failed, payload  # noqa: E402
+from dashboard_helpers import KEYS, PREFIX, add_to, csrf_token, enqueue, failed, payload
 
-from workerkit.api import Api, JobSet  # noqa: E402
-from workerkit.web import dashboard  # noqa: E402
+from workerkit.api import Api, JobSet
+from workerkit.web import dashboard
 
 XSS = ["<script>alert('x')</script>", '<img src=x onerror="alert(1)">', "<svg onload=alert(1)>"]
 EVIL = "https://evil.example/phish"
