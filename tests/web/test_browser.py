@@ -129,6 +129,7 @@ def test_the_dashboard_shows_live_numbers_from_real_workers(running: Running, pa
     assert page.locator("#live-status").inner_text().startswith("updated")
     points = page.locator("#live-graph .line-processed").get_attribute("points") or ""
     assert len(points.split()) >= 1
+    assert page.locator("#live-peak").inner_text().startswith(" (top of the graph: ")
 
 
 def test_a_failed_job_is_retried_with_a_click_and_counts_as_processed(

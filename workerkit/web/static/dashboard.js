@@ -29,6 +29,7 @@ function startLive(section) {
 
   function draw() {
     const peak = Math.max(1, ...samples.map((s) => Math.max(s.processed, s.failed)));
+    document.getElementById("live-peak").textContent = ` (top of the graph: ${peak.toLocaleString("en-US")})`;
     const step = width / (keep - 1);
     const offset = keep - samples.length;
     for (const name of ["processed", "failed"]) {
