@@ -1,0 +1,77 @@
+"""The documented example for real: ``procman start -r sidekiq`` in examples/rails_side_by_side runs Redis,
+a Sidekiq process and a workerkit worker; a job a Ruby script pushes (as a Rails controller would) runs in
+Python, which hands a job back to Ruby."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from sk_helpers import wait_for
+
+from workerkit.api import Api
+from workerkit.keys import Keys
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rails_side_by_side"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_sidekiq_and_workerkit_side_by_side_under_procman(tmp_path: Path, sidekiq_view: object) -> None:
+    if shutil.which("sidekiq") is None:
+        pytest.skip("the sidekiq command is not installed (apt-get install ruby-sidekiq)")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    env_file = tmp_path / "test.env"
+    env_file.write_text(f"REDIS_PORT={port}\nREDIS_URL={url}\nREDIS_DIR={tmp_path / 'redis'}\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("WORKERKIT_", "REDIS_"))}
+    env["PROCMAN_SOCKET"] = str(tmp_path / "procman.sock")
+    log = tmp_path / "procman.log"
+    command = [sys.executable, "-m", "procman", "start", "-f", str(EXAMPLE / "Procfile"), "-e", str(env_file),
+               "-r", "sidekiq", "-p", str(free_port())]
+    with log.open("wb") as out:
+        procman = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    conn = redis.Redis.from_url(url)
+    try:
+        api = Api(conn, Keys())
+
+        def queues_worked() -> list[str] | None:
+            try:
+                processes = api.processes()
+            except redis.ConnectionError:
+                return None  # Redis is not listening yet
+            return sorted(",".join(process.queues) for process in processes) if len(processes) == 2 else None
+
+        wait_for(queues_worked, "Sidekiq and the workerkit worker to register", timeout=60)
+        assert queues_worked() == ["python", "ruby"], log.read_text()
+        enqueue = subprocess.run(["ruby", "enqueue.rb", "42", "64x64"], cwd=EXAMPLE, env={**env, "REDIS_URL": url},
+                                 capture_output=True, text=True, timeout=60)
+        assert enqueue.returncode == 0 and enqueue.stdout.startswith("enqueued ThumbnailWorker "), enqueue.stderr
+
+        wait_for(lambda: conn.hget("notified", "42"), "the Ruby NotifyWorker to run after the Python job")
+        assert conn.hgetall("thumbnails") == {b"42": b"64x64"}
+        assert conn.hgetall("notified") == {b"42": b"64x64 thumbnail ready"}
+        assert int(conn.get("stat:failed") or 0) == 0 and conn.zcard("retry") == 0 and conn.zcard("dead") == 0
+        assert json.loads(conn.get("stat:processed") or "0") >= 1
+    finally:
+        procman.send_signal(signal.SIGINT)
+        try:
+            procman.wait(timeout=45)
+        finally:
+            if procman.poll() is None:
+                procman.kill()
+            conn.close()
+    assert "made the 64x64 thumbnail of image 42" in log.read_text()
+    assert "told the owner of image 42 that its 64x64 thumbnail is ready" in log.read_text()
