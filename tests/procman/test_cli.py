@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from conftest import clean_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from procman_support import clean_env
 
 from procman import __version__
 

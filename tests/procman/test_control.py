@@ -7,7 +7,7 @@ import signal
 import socket
 import stat
 
-from conftest import wait_until
+from procman_support import wait_until
 
 
 def _pids(project) -> dict[str, tuple[str, str]]:
@@ -75,7 +75,7 @@ def test_a_stale_socket_is_replaced_and_a_live_one_refused(project) -> None:
 
 
 def test_procman_socket_variable_moves_the_socket(project, tmp_path_factory) -> None:
-    from conftest import clean_env
+    from procman_support import clean_env
 
     elsewhere = tmp_path_factory.mktemp("sock") / "pm.sock"
     project.procfile("web: echo up; sleep 600\n")

@@ -95,7 +95,7 @@ def test_ports_follow_foremans_rule_for_start_and_start_worker(project) -> None:
 
 
 def test_base_port_precedence_flag_then_env_file_then_shell(project) -> None:
-    from conftest import clean_env
+    from procman_support import clean_env
 
     project.procfile(f"web: {SHOW}\n")
     shell = clean_env(PORT="7000", V="shell")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEADLINE, wait_until
+from procman_support import DEADLINE, wait_until
 
 PROCFILE = "web: echo \"web $PORT $PS $GREETING %d\" > out-$PS.txt; exec sleep 600\nworker: exec sleep 600\n"
 

@@ -9,7 +9,7 @@ import time
 
 import psutil
 import pytest
-from conftest import DEADLINE, PROCMAN, clean_env, wait_until
+from procman_support import DEADLINE, PROCMAN, clean_env, wait_until
 
 LONG = "sleep 600"
 

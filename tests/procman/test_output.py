@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import DEADLINE, PROCMAN, clean_env
+from procman_support import DEADLINE, PROCMAN, clean_env
 
 LINES = 200_000
 WRITER = """\

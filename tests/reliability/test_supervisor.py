@@ -5,20 +5,14 @@ procman's memory stays bounded (measured with psutil)."""
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import sys
 import time
 from pathlib import Path
 
+import procman_support as helpers
 import psutil
 import pytest
-
-_HELPERS = Path(__file__).parents[1] / "procman" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("procman_test_helpers", _HELPERS)
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 PY = sys.executable
 

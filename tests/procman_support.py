@@ -1,0 +1,98 @@
+"""Helpers for procman's integration tests (and the reliability suite): run the real ``procman`` command in a
+temporary project. A plain module, not a conftest, so every test directory imports it under one name."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+_SCRIPT = Path(sys.executable).with_name("procman")
+PROCMAN = str(_SCRIPT) if _SCRIPT.exists() else (shutil.which("procman") or "procman")
+DEADLINE = 60.0
+
+
+def wait_until(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "condition") -> None:
+    """Poll ``condition`` until it is true; fail the test after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """procman's environment for a test: no PROCMAN_*/colour settings leaking in from outside."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("PROCMAN_") and key not in ("NO_COLOR", "FORCE_COLOR", "PORT")}
+    env.update(extra)
+    return env
+
+
+class Running:
+    """A ``procman`` process started in the background, its output captured in a file."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.out_path = cwd / f"procman-{time.monotonic_ns()}.out"
+        with self.out_path.open("wb") as out:
+            self.process = subprocess.Popen(
+                [PROCMAN, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env if env is not None else clean_env(),
+            )
+
+    @property
+    def output(self) -> str:
+        return self.out_path.read_bytes().decode("utf-8", "replace")
+
+    def wait_for(self, text: str, timeout: float = DEADLINE) -> None:
+        """Wait until ``text`` appears in the output (or procman has exited without it)."""
+        wait_until(lambda: text in self.output or self.process.poll() is not None, timeout, repr(text))
+        assert text in self.output, self.output
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        return self.process.wait(timeout)
+
+
+class Project:
+    """A temporary project folder with a Procfile."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._running: list[Running] = []
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def procfile(self, text: str) -> Path:
+        return self.write("Procfile", text)
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Running:
+        running = Running(["start", *args], self.root, env)
+        self._running.append(running)
+        return running
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = DEADLINE,
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PROCMAN, *args], cwd=self.root, capture_output=True, text=True, errors="replace", timeout=timeout,
+            env=env if env is not None else clean_env(), stdin=subprocess.DEVNULL,
+        )
+
+    def stop_all(self) -> None:
+        for running in self._running:
+            if running.process.poll() is None:
+                running.process.send_signal(signal.SIGKILL)
+                running.process.wait(DEADLINE)
