@@ -47,6 +47,8 @@ class FaultsResult:
     stuck_in_live_workers: int
     workers_alive_after_faults: bool
     tracebacks: int
+    failed_runs: int
+    """Runs that failed because Redis went away under the job, and were retried."""
 
 
 def make_durable(conn: redis.Redis, timeout: float = 60.0) -> None:
@@ -67,6 +69,25 @@ def _progress(conn: redis.Redis, more: int, timeout: float) -> None:
     """Wait until ``more`` further jobs are done (the workers are working again)."""
     start = int(conn.scard(jobs.DONE))
     kit.wait_until(lambda: int(conn.scard(jobs.DONE)) >= start + more, timeout, f"{more} more jobs done")
+
+
+def _stuck_in_flight(conn: redis.Redis, pushed: set[str], quiet: float, timeout: float) -> int:
+    """Once the queue is empty: 0 when every job gets done, else how many jobs stay in flight with no
+    progress for ``quiet`` seconds and none waiting to be retried (held in the in-flight list of a live
+    worker that no longer runs them)."""
+    deadline = time.monotonic() + timeout
+    done = kit.settled(conn, pushed)
+    last, since = -1, time.monotonic()
+    while not done():
+        count = int(conn.scard(jobs.DONE))
+        if count != last or conn.zcard(Keys().retry):
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since > quiet:
+            return kit.pending(conn)
+        if time.monotonic() > deadline:
+            raise TimeoutError("jobs neither done nor stuck")
+        time.sleep(0.1)
+    return 0
 
 
 def inject(fault: str, server: RunningServer, conn: redis.Redis, pause: float) -> None:
@@ -104,10 +125,7 @@ def run(folder: Path, server: RunningServer, jobs_count: int, workers: int, job_
             _progress(conn, step, timeout)
         alive = fleet.procman.poll() is None and len(fleet.workers()) == workers
         kit.wait_until(lambda: conn.llen(Keys().queue("default")) == 0, timeout, "every job fetched")
-        try:
-            kit.wait_until(kit.settled(conn, pushed), 30, "every job done")
-        except TimeoutError:
-            stuck = kit.pending(conn)
+        stuck = _stuck_in_flight(conn, pushed, quiet=3.0, timeout=timeout)
         fleet.stop()
     finally:
         fleet.kill()
@@ -118,7 +136,8 @@ def run(folder: Path, server: RunningServer, jobs_count: int, workers: int, job_
     finally:
         drain.kill()
     tracebacks = fleet.output.count("Traceback") + drain.output.count("Traceback")
-    return FaultsResult(kit.tally(conn, pushed), stuck, alive, tracebacks)
+    failed = int(conn.get(Keys().stat("failed")) or 0)
+    return FaultsResult(kit.tally(conn, pushed), stuck, alive, tracebacks, failed)
 
 
 @dataclass
@@ -175,10 +194,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "redis", kind="auto") as server:
         result = run(Path(tmp), server, args.jobs, args.workers, args.job_seconds, list(FAULTS), args.pause)
         tally = result.tally
-        print("| jobs | faults | lost | repeated runs | left in a live worker's in-flight list | "
-              "workers alive after the faults | tracebacks |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        print(f"| {tally.pushed:,} | {', '.join(FAULTS)} | {tally.lost} | {tally.duplicates} | "
+        print("| jobs | faults | lost | repeated runs | runs failed by the faults (retried) | "
+              "left in a live worker's in-flight list | workers alive after the faults | tracebacks |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print(f"| {tally.pushed:,} | {', '.join(FAULTS)} | {tally.lost} | {tally.duplicates} | {result.failed_runs} | "
               f"{result.stuck_in_live_workers} | {result.workers_alive_after_faults} | {result.tracebacks} |")
         print(f"\n# server: {server.binary}")
         print("| appendfsync | acknowledged pushes per round | acknowledged pushes lost | applied, not acknowledged |")
