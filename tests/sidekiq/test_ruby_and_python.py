@@ -131,17 +131,20 @@ def python_view(api: Api) -> dict[str, Any]:
 
 
 def comparable(view: dict[str, Any]) -> dict[str, Any]:
-    """The view with time-varying readings taken out: the heartbeat's beat, and latency (turned into the
-    enqueue time it measures, to the millisecond); lists in a stable order."""
+    """The view with time-varying readings taken out (the heartbeat's beat; a latency becomes whether it
+    is zero, see :func:`enqueued_moments`); lists in a stable order."""
     result = dict(view)
     for name in ("retries", "dead", "scheduled"):
         result[name] = sorted(view[name], key=lambda job: job["jid"])
     result["processes"] = [{k: v for k, v in p.items() if k != "beat"} for p in view["processes"]]
-    result["queues"] = [
-        {**q, "latency": round(view["now"] - q["latency"], 2) if q["latency"] else 0} for q in view["queues"]
-    ]
+    result["queues"] = [{**q, "latency": q["latency"] > 0} for q in view["queues"]]
     del result["now"]
     return result
+
+
+def enqueued_moments(view: dict[str, Any]) -> dict[str, float]:
+    """When the oldest job of each non-empty queue was enqueued, by the view's latency and clock."""
+    return {q["name"]: view["now"] - q["latency"] for q in view["queues"] if q["latency"]}
 
 
 def test_sidekiq_api_reports_exactly_what_workerkit_reports(
@@ -165,6 +168,9 @@ def test_sidekiq_api_reports_exactly_what_workerkit_reports(
     ruby = sidekiq_view("report")
     python = python_view(api)
     assert comparable(ruby) == comparable(python)
+    ruby_moments, python_moments = enqueued_moments(ruby), enqueued_moments(python)
+    assert ruby_moments.keys() == python_moments.keys() == {"parked"}
+    assert ruby_moments["parked"] == pytest.approx(python_moments["parked"], abs=0.05)  # two clock readings apart
     assert abs(ruby["processes"][0]["beat"] - python["processes"][0]["beat"]) < 30
 
     # And both are right, not merely equal.
@@ -188,9 +194,13 @@ def test_sidekiq_api_reports_exactly_what_workerkit_reports(
     assert [key.decode() for key in wk.scan_iter("inflight:*")] == [f"inflight:{process['identity']}:py"]
     assert hard and wk.llen(f"inflight:{process['identity']}:py") == 1
 
+    # Sidekiq's Quiet and Stop (its Web UI's buttons) work on a workerkit worker.
+    assert sidekiq_view("quiet") == [process["identity"]]
+    wait_for(lambda: sidekiq_view("report")["processes"][0]["quiet"], "Sidekiq to see the worker quiet")
     wk.rpush("release:slow", "go")
     wait_for(lambda: api.stats().processed == 8, "the slow job to finish")
-    assert worker.stop() == 0
+    assert sidekiq_view("stop") == [process["identity"]]
+    assert worker.popen.wait(30) == 0, worker.output()
     after = sidekiq_view("report")
     assert after["stats"]["processes_size"] == 0 and after["processes"] == [] and after["workers"] == []
     assert after["stats"]["processed"] == 8

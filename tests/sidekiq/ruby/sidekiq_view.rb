@@ -3,6 +3,7 @@
 #   ruby sidekiq_view.rb push JOB_JSON...   push each job hash with Sidekiq::Client.push; print the jids (JSON)
 #   ruby sidekiq_view.rb report             print what Sidekiq's API reports (Stats, the sets, processes,
 #                                           busy threads, queues) as one JSON object
+#   ruby sidekiq_view.rb quiet|stop         quiet or stop every live process, as Sidekiq's Web UI does
 require "json"
 require "sidekiq"
 require "sidekiq/api"
@@ -72,7 +73,13 @@ when "push"
   puts JSON.generate(ARGV.map { |text| Sidekiq::Client.push(JSON.parse(text)) })
 when "report"
   puts JSON.generate(report)
+when "quiet"
+  # The Web UI's Quiet button: TSTP through each process's signal list.
+  puts JSON.generate(Sidekiq::ProcessSet.new.map { |process| process.quiet! && process.identity })
+when "stop"
+  # The Web UI's Stop button: TERM through each process's signal list.
+  puts JSON.generate(Sidekiq::ProcessSet.new.map { |process| process.stop! && process.identity })
 else
-  warn "usage: ruby sidekiq_view.rb push JOB_JSON... | report"
+  warn "usage: ruby sidekiq_view.rb push JOB_JSON... | report | quiet | stop"
   exit 2
 end
