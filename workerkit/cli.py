@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     redis_cmd.add_argument("--port", type=int, default=6379)
     redis_cmd.add_argument("--dir", type=Path, default=Path(".workerkit/redis"))
     redis_cmd.add_argument("--bind", default="127.0.0.1")
+    redis_cmd.add_argument(
+        "--drain-timeout", type=float, default=None, metavar="SECONDS",
+        help="after TERM/INT, keep serving while other clients are connected, at most this long (default 28)",
+    )
     return parser
 
 
@@ -142,6 +146,7 @@ def _parse_arg(text: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from workerkit import registry
+    from workerkit.logs import job_context
     from workerkit.payload import new_payload
     from workerkit.runner import execute
 
@@ -155,12 +160,13 @@ def _run(args: argparse.Namespace) -> int:
     _configure(args)
     payload = new_payload(job_class.job_name(), [_parse_arg(text) for text in args.args], job_class.queue, False)
     log = logging.getLogger("workerkit")
-    try:
-        execute(job_class, payload)
-    except Exception:
-        log.exception("fail")
-        return 1
-    log.info("done")
+    with job_context(payload["jid"], payload["class"]):
+        try:
+            execute(job_class, payload)
+        except Exception:
+            log.exception("fail")
+            return 1
+        log.info("done")
     return 0
 
 
@@ -178,6 +184,18 @@ def _web(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis(args: argparse.Namespace) -> int:
+    from workerkit import server
+
+    if args.drain_timeout is not None and args.drain_timeout < 0:
+        raise UsageError("--drain-timeout must be 0 or more")
+    drain = server.DRAIN_TIMEOUT if args.drain_timeout is None else args.drain_timeout
+    try:
+        return server.serve(args.port, args.dir, args.bind, drain_timeout=drain)
+    except server.ServerNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workerkit`` command."""
     args = _parser().parse_args(argv)
@@ -190,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "web":
             return _web(args)
-        from workerkit.server import exec_server
-
-        exec_server(args.port, args.dir, args.bind)
+        return _redis(args)
     except UsageError as exc:
         print(f"workerkit {args.command}: {exc}", file=sys.stderr)
         return USAGE_ERROR

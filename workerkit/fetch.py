@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,6 +89,8 @@ class ReliableFetch:
         self._requeue_all = conn.register_script(script("requeue_all"))
         self._move = conn.register_script(script("move_job"))
         self._acks: list[Unit] = []
+        self._held: Counter[Unit] = Counter()
+        """Jobs this process moved in flight and has not taken out again: what its in-flight lists should hold."""
         self._ack_lock = threading.Lock()
 
     def register(self) -> None:
@@ -125,7 +128,12 @@ class ReliableFetch:
             with self._ack_lock:
                 self._acks[:0] = acks
             raise
-        return [(int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]]
+        units = [(int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]]
+        with self._ack_lock:
+            for unit in acks:
+                self._drop(unit)
+            self._held.update(units)
+        return units
 
     def wait_for_job(self, index: int, timeout: float) -> Unit | None:
         """Block up to ``timeout`` seconds for a job on queue ``index``, moving it in flight (BLMOVE)."""
@@ -133,10 +141,47 @@ class ReliableFetch:
                                "RIGHT", "LEFT")
         if raw is None:
             return None
-        return index, _raw(raw)
+        unit = (index, _raw(raw))
+        with self._ack_lock:
+            self._held[unit] += 1
+        return unit
+
+    def release(self, unit: Unit) -> None:
+        """Forget a job that left the in-flight list another way (retry or dead set, given back)."""
+        with self._ack_lock:
+            self._drop(unit)
+
+    def _drop(self, unit: Unit) -> None:
+        """One copy of ``unit`` is no longer held (call with the lock held; no zero counts are kept)."""
+        left = self._held[unit] - 1
+        if left > 0:
+            self._held[unit] = left
+        else:
+            del self._held[unit]
+
+    def reconcile(self) -> int:
+        """Give back every job in this process's in-flight lists that it does not know it holds.
+
+        After a lost connection a fetch may have moved jobs whose reply never arrived; without this they
+        would wait in flight until the process exits. Call it only while nothing else fetches.
+        """
+        moved = 0
+        for index, inflight in enumerate(self.inflight_keys):
+            present = Counter((index, _raw(raw)) for raw in self.conn.lrange(inflight, 0, -1))
+            with self._ack_lock:
+                unknown = present - self._held
+            for unit, copies in unknown.items():
+                for _ in range(copies):
+                    self._give_back_unknown(unit)
+                    moved += 1
+        return moved
 
     def give_back(self, unit: Unit) -> None:
         """Push one fetched, not started job back to the pop end of its queue (it runs next)."""
+        self._give_back_unknown(unit)
+        self.release(unit)
+
+    def _give_back_unknown(self, unit: Unit) -> None:
         index, raw = unit
         self._move(keys=[self.inflight_keys[index], self.queue_keys[index], self.keys.queues],
                    args=[raw, raw, "queue", 0, self.specs[index].name])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from workerkit import config
-from workerkit.compat import timestamp
+from workerkit.compat import compress_backtrace, timestamp
 from workerkit.keys import Keys
 from workerkit.payload import Payload, encode
 
@@ -63,7 +63,7 @@ def record_error(payload: Payload, exc: BaseException, now: float) -> None:
     payload["error_class"] = error_class_name(exc)
     payload["error_message"] = str(exc)[:MAX_MESSAGE]
     lines = traceback.format_exception(exc)
-    payload["error_backtrace"] = [line.rstrip("\n") for line in lines[-MAX_BACKTRACE_LINES:]]
+    payload["error_backtrace"] = compress_backtrace([line.rstrip("\n") for line in lines[-MAX_BACKTRACE_LINES:]])
     previous = payload.get("retry_count")
     if isinstance(previous, int) or (isinstance(previous, str) and previous.isdigit()):
         payload["retry_count"] = int(previous) + 1
@@ -129,21 +129,24 @@ def handle_failure(
             job_class.retries_exhausted(payload, exc)
         except Exception:
             log.exception("retries_exhausted hook of %s failed", payload.get("class"))
-    kill(conn, keys, inflight, raw, payload, exc, now=now, record=False)
-    return "dead"
+    return kill(conn, keys, inflight, raw, payload, exc, now=now, record=False)
 
 
 def kill(
     conn: redis.Redis, keys: Keys, inflight: str, raw: bytes, payload: Payload, exc: BaseException,
     *, now: float | None = None, record: bool = True,
-) -> None:
-    """Send a job straight to the dead set (bad payload, unknown class, exhausted retries) and tell handlers."""
+) -> str:
+    """Send a job straight to the dead set (bad payload, unknown class, exhausted retries) and tell handlers.
+
+    Returns "dead".
+    """
     now = time.time() if now is None else now
     if record:
         record_error(payload, exc, now)
     member = encode(payload)
     _commit(conn, keys, inflight, raw, lambda pipe: _add_to_dead(pipe, keys, member, now), now)
     run_death_handlers(payload, exc)
+    return "dead"
 
 
 def _commit(conn: redis.Redis, keys: Keys, inflight: str, raw: bytes, add: Any, now: float) -> None:

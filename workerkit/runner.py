@@ -119,6 +119,8 @@ class Runner:
         outcome = self._safely(
             lambda: handle_failure(self.conn, self.fetch.keys, inflight, unit[1], payload, exc, job_class)
         )
+        if outcome is not None:
+            self.fetch.release(unit)
         log.warning("%s: %s (%s)", type(exc).__name__, exc, outcome or "left in flight: Redis unreachable")
 
     def _bury(self, unit: Unit, raw: bytes, queue: str, exc: Exception) -> None:
@@ -126,7 +128,8 @@ class Runner:
         with job_context(str(payload.get("jid", "")), str(payload["class"])):
             log.error("dead: %s", exc)
             inflight = self.fetch.inflight_keys[unit[0]]
-            self._safely(lambda: kill(self.conn, self.fetch.keys, inflight, raw, payload, exc))
+            if self._safely(lambda: kill(self.conn, self.fetch.keys, inflight, raw, payload, exc)) is not None:
+                self.fetch.release(unit)
 
     def _safely(self, action: Callable[[], Any]) -> Any:
         """Retry a Redis write through an outage; on shutdown give up (the job stays in flight, not lost)."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from workerkit import __version__, config
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
@@ -62,7 +64,8 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings, conn: redis.Redis | None = None) -> None:
         self.settings = settings
-        self.conn = conn or config.redis_client()
+        # No silent command retries: a fetch whose reply was lost must surface, so it can be reconciled.
+        self.conn = conn or config.new_redis_client(retry=Retry(NoBackoff(), 0))
         self.keys = config.keys()
         identity = new_identity()
         if settings.name:
@@ -80,6 +83,8 @@ class Worker:
         self.dispatcher_waiting = False
         self.idle_mode = False
         self.watching: set[int] = set()
+        self.suspect = False
+        """A Redis call that moves jobs failed: jobs may sit in flight unknown to us until reconciled."""
         self.heartbeat = Heartbeat(
             self.conn, self.keys,
             ProcessInfo(identity, [spec.name for spec in settings.queues], settings.concurrency, settings.tag),
@@ -173,6 +178,9 @@ class Worker:
     def _dispatch(self) -> None:
         backoff = Backoff("fetching jobs")
         while not self.stopping.is_set():
+            if self.suspect:
+                self._reconcile(backoff)
+                continue
             with self.cond:
                 if not self._should_fetch():
                     self.dispatcher_waiting = True
@@ -183,6 +191,7 @@ class Worker:
             try:
                 units = self.fetch.fetch(free)
             except REDIS_DOWN as exc:
+                self.suspect = free > 0
                 backoff.failed(exc, self.stopping)
                 continue
             except Exception:
@@ -199,6 +208,20 @@ class Worker:
                     self.work.put(unit)
             elif free > 0:
                 self._wait_for_jobs()
+
+    def _reconcile(self, backoff: Backoff) -> None:
+        """Once the threads stopped blocking on the queues, give back in-flight jobs we never heard of."""
+        self.idle_mode = False
+        with self.cond:
+            self.cond.wait_for(lambda: not self.watching or self.stopping.is_set(), timeout=2 * WATCH_SECONDS + 1)
+        try:
+            moved = self.fetch.reconcile()
+        except REDIS_DOWN as exc:
+            backoff.failed(exc, self.stopping)
+            return
+        self.suspect = False
+        if moved:
+            log.warning("gave back %d job(s) fetched while the connection to Redis broke", moved)
 
     def _wait_for_jobs(self) -> None:
         """Queues are empty: send idle threads to block on them (one per queue, as threads allow) and wait
@@ -255,6 +278,7 @@ class Worker:
                 try:
                     caught = self.fetch.wait_for_job(index, WATCH_SECONDS)
                 except REDIS_DOWN as exc:
+                    self.suspect = True
                     backoff.failed(exc, self.stopping)
                     continue
                 backoff.succeeded()
@@ -264,7 +288,7 @@ class Worker:
                 if caught is not None:
                     self.outstanding += 1
                     self.deliveries += 1
-                    self.cond.notify()
+                self.cond.notify()
         if caught is None:
             return
         if self.quiet.is_set() or self.stopping.is_set():

@@ -12,6 +12,7 @@ import redis
 import wk_jobs
 
 from workerkit import config, retry
+from workerkit.api import JobView
 from workerkit.fetch import POISON_PILL_RECOVERIES, QueueSpec, ReliableFetch, fetch_order, recover_orphans
 from workerkit.keys import Keys
 from workerkit.payload import encode
@@ -67,7 +68,7 @@ def test_failure_goes_to_retry_with_error_fields_then_dead(wk: redis.Redis) -> N
     stored = json.loads(member)
     assert (stored["retry_count"], stored["error_class"], stored["error_message"]) == (0, "RuntimeError", "no")
     assert stored["failed_at"] >= before and "retried_at" not in stored
-    assert stored["error_backtrace"][-1] == "RuntimeError: no"
+    assert JobView.parse(member).backtrace[-1] == "RuntimeError: no"  # stored compressed, as Sidekiq does
     assert before <= score <= time.time()  # Flaky's backoff is 0 s
     assert wk.llen(fetch.inflight_keys[0]) == 0
     stored["retry_count"] = 1
@@ -156,3 +157,16 @@ def test_orphan_sweep_spares_live_processes_and_runs_once_per_interval(wk: redis
     assert recover_orphans(wk, Keys(), 10.0) == 1
 
 
+
+
+def test_reconcile_gives_back_jobs_whose_fetch_reply_was_lost(wk: redis.Redis) -> None:
+    for n in range(3):
+        wk_jobs.Record.perform_async("k", n)
+    fetch = ReliableFetch(wk, Keys(), "host:1:abcdef", [QueueSpec("default")])
+    held = fetch.fetch(2)
+    wk.lmove("queue:default", fetch.inflight_keys[0], "RIGHT", "LEFT")  # moved, but the reply never came
+    fetch.ack(held[0])
+    assert fetch.reconcile() == 1
+    assert [json.loads(raw)["args"][1] for raw in wk.lrange("queue:default", 0, -1)] == [2]
+    assert sorted(wk.lrange(fetch.inflight_keys[0], 0, -1)) == sorted(raw for _, raw in held)
+    assert fetch.reconcile() == 0

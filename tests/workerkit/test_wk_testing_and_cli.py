@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -67,6 +68,14 @@ def test_workerkit_run_runs_one_job_in_the_foreground(redis_url: str, redis_clie
     assert (result.returncode, redis_client.lrange("mail", 0, -1)) == (0, [b"plain text"])
     failed = run_cli("run", "wk_jobs.Flaky", "f", url=redis_url)
     assert failed.returncode == 1 and "RuntimeError: attempt failed for f" in failed.stdout
+
+
+def test_json_log_format_carries_the_job_context(redis_url: str) -> None:
+    result = run_cli("run", "wk_jobs.Record", "json-key", "1", "--log-format", "json", url=redis_url)
+    assert result.returncode == 0, result.stderr
+    [line] = [json.loads(text) for text in result.stdout.splitlines()]
+    assert (line["lvl"], line["msg"], line["ctx"]["class"]) == ("INFO", "done", "wk_jobs.Record")
+    assert len(line["ctx"]["jid"]) == 24
 
 
 @pytest.mark.parametrize(
