@@ -1,7 +1,7 @@
 """Shared by the job benchmarks: the peers (RQ, Dramatiq, Celery from PyPI into their own venv, Sidekiq 6.4
 from Debian's ruby-sidekiq), worker process commands, and small measuring helpers.
 
-Peers are never project dependencies: ``peer_python()`` creates ``target/bench-venv`` and pip-installs them
+Peers are never project dependencies: ``peer_python()`` creates ``build/bench-venv`` (git-ignored) and pip-installs them
 there the first time; ``sidekiq_command()`` runs ``apt-get install -y ruby-sidekiq`` when ``sidekiq`` is
 missing (root only).
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "jobs_peers"
-VENV = ROOT / "target" / "bench-venv"
+VENV = ROOT / "build" / "bench-venv"
 PEER_PACKAGES = ["rq", "dramatiq[redis]", "celery[redis]", "hiredis"]
 
 
