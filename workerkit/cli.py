@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("-t", "--timeout", type=_seconds, default=25.0,
                         help="seconds running jobs get to finish on shutdown (default 25)")
     worker.add_argument("--prefetch", type=int, default=None, metavar="N",
-                        help="jobs fetched ahead of free threads (default: concurrency)")
+                        help="jobs fetched ahead of free threads (default: adapts to the jobs' run time)")
     worker.add_argument("--name", help="process name shown in the dashboard (default: the hostname)")
     worker.add_argument("--tag", default="", help="a tag shown in the dashboard")
     _common_options(worker)
