@@ -9,11 +9,16 @@ seconds (a float); Sidekiq 8 stores them as integer epoch milliseconds. workerki
   queue latency from them as if they were seconds).
 
 Sorted-set scores (schedule, retry, dead) and the heartbeat's ``beat`` and ``run_at`` are epoch seconds in
-every generation. ``docs/sidekiq.md`` explains how to share one Redis with a Sidekiq app.
+every generation. A failed job's ``error_backtrace`` is stored as Sidekiq 6.3+ stores it (base64 of zlib of
+the JSON list of lines), the one form Sidekiq 7+ reads. ``docs/sidekiq.md`` explains how to share one Redis
+with a Sidekiq app.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from typing import Literal, cast, get_args
 
 from workerkit import config
@@ -38,6 +43,11 @@ def timestamp(epoch_seconds: float) -> float | int:
     if config.current().payload_format == "sidekiq8":
         return int(epoch_seconds * 1000)
     return epoch_seconds
+
+
+def compress_backtrace(lines: list[str]) -> str:
+    """``lines`` as Sidekiq stores a backtrace: base64(zlib(JSON)); the dashboard decodes it again."""
+    return base64.b64encode(zlib.compress(json.dumps(lines).encode())).decode("ascii")
 
 
 def to_seconds(value: object) -> float | None:

@@ -94,6 +94,7 @@ def python_view(api: Api) -> dict[str, Any]:
             "retry_count": job.retry_count, "error_class": job.payload.get("error_class"),
             "error_message": job.payload.get("error_message"), "created_at": job.time("created_at"),
             "enqueued_at": job.time("enqueued_at"), "failed_at": job.payload.get("failed_at"), "at": job.score,
+            "backtrace": job.backtrace or None,
         }
 
     def jobs(job_set: JobSet) -> list[dict[str, Any]]:
@@ -179,6 +180,7 @@ def test_sidekiq_api_reports_exactly_what_workerkit_reports(
     assert sorted(job["jid"] for job in ruby["retries"]) == sorted(flaky)
     assert {(job["class"], job["error_class"], job["retry_count"]) for job in ruby["retries"]} == {
         ("FlakyWorker", "ValueError", 0)}
+    assert all(job["backtrace"][-1].startswith("ValueError: python says no to") for job in ruby["retries"])
     [dead] = ruby["dead"]
     assert (dead["jid"], dead["error_class"], dead["error_message"], dead["retry_count"]) == (
         doomed, "RuntimeError", "doomed ('x',)", 1)

@@ -25,7 +25,8 @@ def job(record)
     "error_message" => record["error_message"],
     "created_at" => timestamp(record.created_at),
     "enqueued_at" => timestamp(record.enqueued_at),
-    "failed_at" => record["failed_at"]
+    "failed_at" => record["failed_at"],
+    "backtrace" => record["error_backtrace"] && record.error_backtrace
   }
 end
 
