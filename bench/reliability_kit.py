@@ -116,6 +116,13 @@ class Fleet:
             self.procman.wait(30)
 
 
+def procman_rss_mib(pid: int) -> float:
+    """RSS of procman and its guardian (a fork of it: same command line) in MiB, children not included."""
+    procman = psutil.Process(pid)
+    own = [procman, *(child for child in procman.children() if child.cmdline() == procman.cmdline())]
+    return sum(process.memory_info().rss for process in own) / 2**20
+
+
 def identity_of(conn: redis.Redis, pid: int) -> str | None:
     """The registered identity (``host:pid:hex``) of the worker process ``pid``."""
     for identity in conn.smembers(Keys().processes):
