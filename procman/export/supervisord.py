@@ -10,11 +10,12 @@ from __future__ import annotations
 import shlex
 
 from procman.export import ExportedProcess, ExportSpec, RenderedFile, reject_newlines
+from procman.procfile import shell_argv
 
 
 def _command(process: ExportedProcess) -> str:
     words = ["/usr/bin/env", *(f"{key}={value}" for key, value in process.env.items()),
-             "/bin/sh", "-c", process.instance.command]
+             *shell_argv(process.instance.command)]
     return " ".join(shlex.quote(word) for word in words).replace("%", "%%")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from procman.export import ExportedProcess, ExportSpec, RenderedFile
+from procman.procfile import shell_command
 
 
 def _quote(text: str, command: bool) -> str:
@@ -25,7 +26,7 @@ def _service(spec: ExportSpec, process: ExportedProcess) -> str:
         f"{f'User={spec.user}' if spec.user else ''}\n"
         f"WorkingDirectory={spec.root}\n"
         f"{environment}"
-        f"ExecStart=/bin/sh -c {_quote(process.instance.command, True)}\n"
+        f"ExecStart=/bin/sh -c {_quote(shell_command(process.instance.command), True)}\n"
         "Restart=always\n"
         "RestartSec=1\n"
         "KillMode=mixed\n"

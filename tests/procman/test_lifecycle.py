@@ -147,3 +147,16 @@ def test_procman_run_replaces_itself(project) -> None:
     out, _ = process.communicate(timeout=DEADLINE)
     assert process.returncode == 0
     assert int(out) == process.pid
+
+
+def test_a_program_that_handles_term_is_reported_with_its_own_exit_code(project) -> None:
+    handler = ("import signal, sys, time; "
+               "signal.signal(signal.SIGTERM, lambda *_: (print('finishing', flush=True), sys.exit(0))); "
+               "print('ready', flush=True); time.sleep(600)")
+    project.procfile(f'graceful: python3 -c "{handler}"\nother: {LONG}\n')
+    running = project.start("--no-color")
+    running.wait_for("graceful.1 | ready")
+    running.signal(signal.SIGTERM)
+    assert running.wait() == 143
+    assert "graceful.1 | finishing" in running.output
+    assert "graceful.1 exited with code 0" in running.output

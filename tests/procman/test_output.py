@@ -116,7 +116,9 @@ def _run_in_pty(args: list[str], cwd: Path, env: dict[str, str]) -> bytes:
 
 
 def test_colour_on_a_terminal_only_unless_forced(project) -> None:
-    project.procfile("web: echo hello\nworker: echo bye; sleep 5\n")
+    # web ends the run (and so the test) only after worker has printed its line.
+    project.procfile("web: echo hello; while [ ! -e bye.flag ]; do sleep 0.05; done\n"
+                     "worker: echo bye; touch bye.flag; sleep 5\n")
     tty_output = _run_in_pty(["start"], project.root, clean_env(TERM="xterm"))
     web = re.search(rb"\x1b\[0m\x1b\[(\d+)m\d\d:\d\d:\d\d web\.1    \| \x1b\[0mhello", tty_output)
     worker = re.search(rb"\x1b\[0m\x1b\[(\d+)m\d\d:\d\d:\d\d worker\.1 \| \x1b\[0mbye", tty_output)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procman.errors import ConfigError
-from procman.procfile import ProcfileEntry, parse_procfile
+from procman.procfile import ProcfileEntry, parse_procfile, shell_command
 
 
 def test_entries_keep_order_and_skip_comments_blank_lines_and_crlf() -> None:
@@ -79,3 +79,25 @@ def test_missing_procfile_is_a_usage_error(project) -> None:
     result = project.run("start", "-f", "nope/Procfile")
     assert result.returncode == 2
     assert "Procfile not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "run_as"),
+    [
+        ("workerkit worker -r app.jobs -q critical,2", "exec workerkit worker -r app.jobs -q critical,2"),
+        ("python -c 'print(1); print(2)'", "exec python -c 'print(1); print(2)'"),
+        ("server --port $PORT > log 2>&1", "exec server --port $PORT > log 2>&1"),
+        ("migrate && serve", "migrate && serve"),
+        ("a; b", "a; b"),
+        ("producer | consumer", "producer | consumer"),
+        ("daemon &", "daemon &"),
+        ("(cd sub && run)", "(cd sub && run)"),
+        ("FOO=1 serve", "FOO=1 serve"),
+        ("exit 3", "exit 3"),
+        ("exec serve", "exec serve"),
+        ("if true; then serve; fi", "if true; then serve; fi"),
+        ("unbalanced 'quote", "unbalanced 'quote"),
+    ],
+)
+def test_one_simple_command_is_execed_so_the_program_gets_the_signals(command: str, run_as: str) -> None:
+    assert shell_command(command) == run_as
