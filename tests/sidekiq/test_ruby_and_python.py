@@ -208,6 +208,23 @@ def test_sidekiq_api_reports_exactly_what_workerkit_reports(
     assert after["stats"]["processed"] == 8
 
 
+def test_sidekiq_retries_a_job_that_failed_in_workerkit(
+    wk: redis.Redis, sidekiq_view: View, start_worker: Callable[..., Child]
+) -> None:
+    flaky = workerkit.push("FlakyWorker", args=["again"], queue="py")
+    worker = start_worker("-q", "py")
+    wait_for(lambda: wk.zcard("retry") == 1, "the first failure")
+
+    assert sidekiq_view("retry") == [flaky]
+    wait_for(lambda: int(wk.get("stat:failed") or 0) == 2 and wk.zcard("retry") == 1, "workerkit to run it again")
+
+    [entry] = sidekiq_view("report")["retries"]
+    assert (entry["jid"], entry["retry_count"], entry["error_message"]) == (flaky, 0, "python says no to ('again',)")
+    [raw] = wk.zrange("retry", 0, -1)
+    assert "retried_at" in json.loads(raw)  # a second failure: Sidekiq's retry counted the attempt back
+    assert worker.stop() == 0
+
+
 def csrf_post(client: TestClient, path: str, data: dict[str, str]) -> Any:
     page = client.get(path)
     token = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)

@@ -3,6 +3,7 @@
 #   ruby sidekiq_view.rb push JOB_JSON...   push each job hash with Sidekiq::Client.push; print the jids (JSON)
 #   ruby sidekiq_view.rb report             print what Sidekiq's API reports (Stats, the sets, processes,
 #                                           busy threads, queues) as one JSON object
+#   ruby sidekiq_view.rb retry              retry every entry of the retry set now, as Sidekiq's Web UI does
 #   ruby sidekiq_view.rb quiet|stop         quiet or stop every live process, as Sidekiq's Web UI does
 require "json"
 require "sidekiq"
@@ -74,6 +75,9 @@ when "push"
   puts JSON.generate(ARGV.map { |text| Sidekiq::Client.push(JSON.parse(text)) })
 when "report"
   puts JSON.generate(report)
+when "retry"
+  # The Web UI's "Retry Now" on every entry of the retry set.
+  puts JSON.generate(Sidekiq::RetrySet.new.map { |entry| entry.retry && entry.jid })
 when "quiet"
   # The Web UI's Quiet button: TSTP through each process's signal list.
   puts JSON.generate(Sidekiq::ProcessSet.new.map { |process| process.quiet! && process.identity })
@@ -81,6 +85,6 @@ when "stop"
   # The Web UI's Stop button: TERM through each process's signal list.
   puts JSON.generate(Sidekiq::ProcessSet.new.map { |process| process.stop! && process.identity })
 else
-  warn "usage: ruby sidekiq_view.rb push JOB_JSON... | report | quiet | stop"
+  warn "usage: ruby sidekiq_view.rb push JOB_JSON... | report | retry | quiet | stop"
   exit 2
 end
