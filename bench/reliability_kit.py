@@ -57,16 +57,17 @@ def worker_environment(redis_url: str, heartbeat: float = 0.5, sweep: float = 1.
 
 
 class Fleet:
-    """``procman start -c worker=N [--restart worker]`` running ``workerkit worker -r reliability_jobs``."""
+    """``procman start -c worker=N [--restart worker]`` running ``workerkit worker -r reliability_jobs``
+    (behind ``prefix``, e.g. ``ip netns exec HOST``, which execs procman in place)."""
 
     def __init__(
         self, folder: Path, env: dict[str, str], workers: int, *, restart: bool = True,
-        worker_args: str = "-c 10", procman_args: Iterable[str] = (),
+        worker_args: str = "-c 10", procman_args: Iterable[str] = (), prefix: Iterable[str] = (),
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "Procfile").write_text(f"worker: exec {tool('workerkit')} worker -r reliability_jobs {worker_args}\n")
         self.log = folder / "procman.log"
-        args = [tool("procman"), "start", "--no-color", "-c", f"worker={workers}", *procman_args]
+        args = [*prefix, tool("procman"), "start", "--no-color", "-c", f"worker={workers}", *procman_args]
         if restart:
             args += ["--restart", "worker"]
         with self.log.open("wb") as out:

@@ -54,7 +54,7 @@ def test_no_survivor_of_eight_process_trees(tmp_path: Path, signum: int) -> None
     project.procfile(_trees(token))
     try:
         running = project.start("--no-color", "-t", "2")
-        helpers.wait_until(lambda: len(_sleepers(token)) >= 17, what="all 17 sleeps to start")
+        helpers.wait_until(lambda: len(_sleepers(token)) >= 17, what=f"all 17 sleeps to start\n{running.output}")
         running.signal(signum)
         running.wait()
         helpers.wait_until(lambda: not _sleepers(token), what=f"no survivors after {signal.Signals(signum).name}")

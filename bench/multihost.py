@@ -1,0 +1,205 @@
+"""Several hosts: workers in two or three network namespaces, each joined to the root namespace by a veth
+pair, against one Redis in the root namespace bound to the veths' addresses (10.231.N.1; the host side
+is 10.231.N.2; the range exists only on these links). One host is cut off mid-run (its link set down):
+its in-flight jobs must be recovered by the others. Throughput is measured with 1, 2 and 3 hosts; on a
+2-core machine every host shares the same cores, so this shows correctness more than scaling.
+
+    python3 bench/multihost.py [--jobs 30000] [--workers 1] [--job-seconds 0.002] [--expire-heartbeats]
+
+Needs root (CAP_SYS_ADMIN) for ``ip netns``. The namespaces are deleted at the end whatever happens.
+A cut-off host's heartbeat lives 60 s, so recovery takes 60 s plus a sweep unless ``--expire-heartbeats``
+deletes it at once (what the CI version does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import reliability_jobs as jobs
+import reliability_kit as kit
+from jobs_common import load_note
+
+import workerkit
+from workerkit.keys import Keys
+from workerkit.server import find_binary, free_port, server_arguments, wait_for_ping
+
+PREFIX = f"wkrel{os.getpid() % 100000}"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def netns_available() -> str | None:
+    """None when ``ip netns add`` works here, else why not."""
+    probe = f"{PREFIX}probe"
+    try:
+        _ip("netns", "add", probe)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return getattr(exc, "stderr", None) or str(exc)
+    _ip("netns", "del", probe)
+    return None
+
+
+@dataclass(frozen=True)
+class Host:
+    """A network namespace joined to the root namespace by a veth pair."""
+
+    number: int
+
+    @property
+    def name(self) -> str:
+        return f"{PREFIX}h{self.number}"
+
+    @property
+    def root_address(self) -> str:
+        return f"10.231.{self.number}.1"
+
+    @property
+    def exec(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def cut(self) -> None:
+        """Take the host off the network: its end of the link goes down."""
+        _ip("-n", self.name, "link", "set", "eth0", "down")
+
+
+@contextmanager
+def hosts(count: int) -> Iterator[list[Host]]:
+    """Create ``count`` namespaces with their links; delete them (and so the links) at the end."""
+    made: list[Host] = []
+    try:
+        for number in range(1, count + 1):
+            host = Host(number)
+            _ip("netns", "add", host.name)
+            made.append(host)
+            root_end = f"{PREFIX}v{number}"
+            _ip("link", "add", root_end, "type", "veth", "peer", "name", "eth0", "netns", host.name)
+            _ip("addr", "add", f"{host.root_address}/24", "dev", root_end)
+            _ip("link", "set", root_end, "up")
+            _ip("-n", host.name, "addr", "add", f"10.231.{number}.2/24", "dev", "eth0")
+            _ip("-n", host.name, "link", "set", "eth0", "up")
+            _ip("-n", host.name, "link", "set", "lo", "up")
+        yield made
+    finally:
+        for host in made:
+            subprocess.run(["ip", "netns", "del", host.name], capture_output=True)
+
+
+@contextmanager
+def shared_redis(data_dir: Path, addresses: list[str]) -> Iterator[int]:
+    """A server in the root namespace listening on loopback and on each host link; yields its port."""
+    port = free_port()
+    binary = find_binary("auto")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [str(binary), *server_arguments(port, data_dir, bind=" ".join(["127.0.0.1", *addresses]))]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_ping(port, time.monotonic() + 15, process)
+        yield port
+    finally:
+        process.kill()
+        process.wait(30)
+
+
+@dataclass
+class MultiHostResult:
+    """What one run measured."""
+
+    hosts: int
+    tally: kit.Tally
+    seconds: float
+    orphaned: int = 0
+    recovery_seconds: float | None = None
+
+    @property
+    def jobs_per_second(self) -> float:
+        return self.tally.pushed / self.seconds
+
+
+def _identities(conn: redis.Redis, host: Host) -> list[str]:
+    return [member.decode() for member in conn.smembers(Keys().processes)
+            if member.decode().startswith(f"{host.name}:")]
+
+
+def run(folder: Path, the_hosts: list[Host], port: int, total: int, workers: int, job_seconds: float,
+        cut: bool, expire_heartbeats: bool, timeout: float = 900.0) -> MultiHostResult:
+    """Run ``total`` jobs on ``workers`` processes per host; cut the last host off at a third if ``cut``."""
+    conn = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    conn.flushall()
+    workerkit.configure(redis_url=f"redis://127.0.0.1:{port}/0")
+    fleets = []
+    try:
+        for host in the_hosts:
+            env = kit.worker_environment(f"redis://{host.root_address}:{port}/0")
+            fleets.append(kit.Fleet(folder / host.name, env, workers, restart=False, prefix=host.exec,
+                                    worker_args=f"-c 10 --name {host.name}"))
+        kit.wait_until(lambda: all(len(_identities(conn, host)) == workers for host in the_hosts), 120,
+                       "every host's workers registered")
+        started = time.monotonic()
+        pushed = kit.push_marks(total, job_seconds)
+        result = MultiHostResult(len(the_hosts), kit.tally(conn, pushed), 0.0)
+        if cut:
+            victim = the_hosts[-1]
+            kit.wait_until(lambda: conn.scard(jobs.DONE) >= total // 3, timeout, "a third of the jobs done")
+            identities = _identities(conn, victim)
+            victim.cut()
+            cut_at = time.monotonic()
+            result.orphaned = sum(kit.inflight_count(conn, identity) for identity in identities)
+            if expire_heartbeats:
+                conn.delete(*[Keys().process(identity) for identity in identities])  # what 60 s of silence does
+            kit.wait_until(lambda: sum(kit.inflight_count(conn, i) for i in identities) == 0, timeout,
+                           "the cut-off host's in-flight jobs recovered")
+            result.recovery_seconds = time.monotonic() - cut_at
+        kit.wait_until(kit.settled(conn, pushed), timeout, "every job done")
+        result.seconds = time.monotonic() - started
+        result.tally = kit.tally(conn, pushed)
+    finally:
+        for fleet in fleets:
+            fleet.kill()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=30_000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per host")
+    parser.add_argument("--job-seconds", type=float, default=0.002)
+    parser.add_argument("--expire-heartbeats", action="store_true")
+    args = parser.parse_args()
+    missing = netns_available()
+    if missing:
+        print(f"ip netns is not available here ({missing.strip()}); nothing measured")
+        return
+    print(f"# {load_note()}")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        hosts(3) as all_hosts,
+        shared_redis(Path(tmp) / "redis", [host.root_address for host in all_hosts]) as port,
+    ):
+        print("| hosts | jobs | jobs/s | lost | repeated runs | cut off | its in-flight jobs | recovered after |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for count, cut in [(1, False), (2, False), (3, False), (3, True)]:
+            result = run(Path(tmp) / f"{count}-{cut}", all_hosts[:count], port, args.jobs, args.workers,
+                         args.job_seconds, cut, args.expire_heartbeats)
+            recovery = f"{result.recovery_seconds:.1f} s" if result.recovery_seconds is not None else ""
+            print(f"| {count} | {args.jobs:,} | {result.jobs_per_second:,.0f} | {result.tally.lost} | "
+                  f"{result.tally.duplicates} | {'host 3' if cut else ''} | {result.orphaned if cut else ''} | "
+                  f"{recovery} |")
+
+
+if __name__ == "__main__":
+    main()
