@@ -96,6 +96,11 @@ def _note_recoveries(conn: redis.Redis, kills: list[Kill]) -> None:
             kill.recovered_after = time.monotonic() - kill.at
 
 
+def _all_recovered(conn: redis.Redis, kills: list[Kill]) -> bool:
+    _note_recoveries(conn, kills)
+    return all(kill.recovered_after is not None for kill in kills)
+
+
 def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple[float, float],
         job_seconds: float, expire_heartbeats: bool, max_kills: int | None = None,
         timeout: float = 1800.0) -> ChaosResult:
@@ -125,8 +130,7 @@ def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple
                 next_kill = time.monotonic() + random.uniform(*kill_every)
             time.sleep(0.05)
         result.seconds = time.monotonic() - started
-        kit.wait_until(lambda: (_note_recoveries(conn, result.kills), len(result.recovery) == len(result.kills))[1],
-                       120, "every kill's in-flight jobs recovered")
+        kit.wait_until(lambda: _all_recovered(conn, result.kills), 120, "every kill's in-flight jobs recovered")
         result.tally = kit.tally(conn, pushed)
         result.procman_exit = fleet.stop()
     finally:
