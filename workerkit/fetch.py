@@ -209,7 +209,8 @@ def _recovered(raw: bytes) -> tuple[str, str, int]:
         payload = decode(raw)
     except PayloadError:
         return raw.decode("utf-8", "replace"), "queue", 0
-    count = int(payload.get("recovered", 0) or 0) + 1
+    previous = payload.get("recovered")
+    count = (previous if isinstance(previous, int) and previous > 0 else 0) + 1
     payload["recovered"] = count
     if count >= POISON_PILL_RECOVERIES:
         from workerkit.retry import record_error
