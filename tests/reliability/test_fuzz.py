@@ -28,7 +28,7 @@ from procman import cli
 from procman.errors import ConfigError
 from procman.formation import build_formation, parse_concurrency
 from procman.procfile import parse_procfile
-from workerkit.fetch import QueueSpec, ReliableFetch
+from workerkit.fetch import QueueSpec, ReliableFetch, recover_orphans
 from workerkit.keys import Keys
 from workerkit.payload import PayloadError, decode
 from workerkit.runner import Runner
@@ -162,3 +162,18 @@ def test_any_payload_run_by_the_runner_leaves_flight_without_raising(
         assert entry["error_message"] is not None and not any(
             isinstance(value, float) and not math.isfinite(value) for value in entry.values())
     conn.delete(Keys().dead, Keys().retry)
+
+
+@FUZZ
+@given(PAYLOAD | st.binary(max_size=50).map(lambda raw: {"raw": raw.decode("latin-1")}))
+def test_any_orphaned_payload_is_recovered_without_raising(conn: redis.Redis, payload: dict[str, Any]) -> None:
+    keys = Keys()
+    dead_worker = ReliableFetch(conn, keys, "gone:1:abcdef", [QueueSpec("default")])
+    dead_worker.register()
+    raw = payload["raw"] if set(payload) == {"raw"} else json.dumps(payload, allow_nan=True)
+    conn.lpush(dead_worker.inflight_keys[0], raw)
+    conn.delete(keys.process_cleanup_lock)
+    assert recover_orphans(conn, keys, 10.0) == 1  # must not raise, whatever the payload holds
+    assert conn.llen(dead_worker.inflight_keys[0]) == 0
+    assert conn.llen(keys.queue("default")) + conn.zcard(keys.dead) == 1
+    conn.delete(keys.queue("default"), keys.dead)
