@@ -66,12 +66,15 @@ def test_sidekiq_and_workerkit_side_by_side_under_procman(tmp_path: Path, sideki
         assert int(conn.get("stat:failed") or 0) == 0 and conn.zcard("retry") == 0 and conn.zcard("dead") == 0
         assert json.loads(conn.get("stat:processed") or "0") >= 1
     finally:
+        conn.close()  # `workerkit redis` waits for its clients to leave before it stops
         procman.send_signal(signal.SIGINT)
         try:
             procman.wait(timeout=45)
         finally:
             if procman.poll() is None:
                 procman.kill()
-            conn.close()
+    assert procman.returncode == 130, log.read_text()  # procman's code for "stopped by SIGINT"
+    for name in ("redis.1", "sidekiq.1", "python.1"):
+        assert f"{name} exited with code 0" in log.read_text()
     assert "made the 64x64 thumbnail of image 42" in log.read_text()
     assert "told the owner of image 42 that its 64x64 thumbnail is ready" in log.read_text()
