@@ -196,6 +196,16 @@ def test_sidekiq_api_reports_exactly_what_workerkit_reports(
     assert [key.decode() for key in wk.scan_iter("inflight:*")] == [f"inflight:{process['identity']}:py"]
     assert hard and wk.llen(f"inflight:{process['identity']}:py") == 1
 
+    # Sidekiq's Web UI renders all of it: every page and every job's own page, with workerkit's backtraces.
+    pages = sidekiq_view("web")
+    assert {path: status for path, (status, _) in pages.items() if status != 200} == {}
+    assert len([path for path in pages if path.startswith(("/retries/", "/morgue/", "/scheduled/"))]) == 5
+    assert "SlowWorker" in pages["/busy"][1] and process["identity"] in pages["/busy"][1]
+    assert all(jid in pages["/retries"][1] for jid in flaky) and doomed in pages["/morgue"][1]
+    [flaky_page] = [html for path, (_, html) in pages.items() if path.startswith("/retries/") and flaky[0] in path]
+    assert "ValueError: python says no to (0,)" in flaky_page and "sk_jobs.py" in flaky_page  # the backtrace
+    assert all(jid in pages["/queues/parked"][1] for jid in parked)
+
     # Sidekiq's Quiet and Stop (its Web UI's buttons) work on a workerkit worker.
     assert sidekiq_view("quiet") == [process["identity"]]
     wait_for(lambda: sidekiq_view("report")["processes"][0]["quiet"], "Sidekiq to see the worker quiet")

@@ -5,6 +5,8 @@
 #                                           busy threads, queues) as one JSON object
 #   ruby sidekiq_view.rb retry              retry every entry of the retry set now, as Sidekiq's Web UI does
 #   ruby sidekiq_view.rb quiet|stop         quiet or stop every live process, as Sidekiq's Web UI does
+#   ruby sidekiq_view.rb web                render Sidekiq's Web UI pages (and the page of every job in the
+#                                           retry, dead and scheduled sets); print {path: [status, html]}
 require "json"
 require "sidekiq"
 require "sidekiq/api"
@@ -70,11 +72,32 @@ def report
   }
 end
 
+# Sidekiq's Web UI, rendered in this process (no server): the overview pages and every job's own page.
+def web_pages
+  require "sidekiq/web"
+  require "rack/mock"
+  require "rack/session/cookie"
+  app = Rack::Builder.new do
+    use Rack::Session::Cookie, secret: "compat-test" * 8
+    run Sidekiq::Web.new
+  end
+  paths = %w[/ /busy /queues /retries /morgue /scheduled]
+  paths += Sidekiq::Queue.all.map { |queue| "/queues/#{queue.name}" }
+  {"retries" => Sidekiq::RetrySet, "morgue" => Sidekiq::DeadSet, "scheduled" => Sidekiq::ScheduledSet}
+    .each { |page, set| paths += set.new.map { |entry| "/#{page}/#{entry.score}-#{entry.jid}" } }
+  paths.to_h do |path|
+    response = Rack::MockRequest.new(app).get(path)
+    [path, [response.status, response.body]]
+  end
+end
+
 case ARGV.shift
 when "push"
   puts JSON.generate(ARGV.map { |text| Sidekiq::Client.push(JSON.parse(text)) })
 when "report"
   puts JSON.generate(report)
+when "web"
+  puts JSON.generate(web_pages)
 when "retry"
   # The Web UI's "Retry Now" on every entry of the retry set.
   puts JSON.generate(Sidekiq::RetrySet.new.map { |entry| entry.retry && entry.jid })
@@ -85,6 +108,6 @@ when "stop"
   # The Web UI's Stop button: TERM through each process's signal list.
   puts JSON.generate(Sidekiq::ProcessSet.new.map { |process| process.stop! && process.identity })
 else
-  warn "usage: ruby sidekiq_view.rb push JOB_JSON... | report | retry | quiet | stop"
+  warn "usage: ruby sidekiq_view.rb push JOB_JSON... | report | web | retry | quiet | stop"
   exit 2
 end
