@@ -14,7 +14,6 @@ import json
 import logging
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import redis
 
 from workerkit.keys import Keys, script
 from workerkit.payload import PayloadError, decode, encode
+from workerkit.retry import kill
 
 log = logging.getLogger("workerkit")
 
@@ -184,7 +184,7 @@ class ReliableFetch:
     def _give_back_unknown(self, unit: Unit) -> None:
         index, raw = unit
         self._move(keys=[self.inflight_keys[index], self.queue_keys[index], self.keys.queues],
-                   args=[raw, raw, "queue", 0, self.specs[index].name])
+                   args=[raw, raw, self.specs[index].name])
 
     def requeue_all(self) -> int:
         """Push every job still in this process's in-flight lists back to its queue and forget the lists."""
@@ -203,22 +203,22 @@ def _raw(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
-def _recovered(raw: bytes) -> tuple[str, str, int]:
-    """The payload to write back for an orphaned job, whether it goes to its queue or dies, and its count."""
+def _recover_one(conn: redis.Redis, keys: Keys, inflight: str, queue: str, raw: bytes) -> str | None:
+    """Push one orphaned job back to its queue, or kill it as a poison pill; None if another sweep took it."""
     try:
         payload = decode(raw)
     except PayloadError:
-        return raw.decode("utf-8", "replace"), "queue", 0
-    previous = payload.get("recovered")
-    count = (previous if isinstance(previous, int) and previous > 0 else 0) + 1
-    payload["recovered"] = count
-    if count >= POISON_PILL_RECOVERIES:
-        from workerkit.retry import record_error
-
-        exc = PoisonPillError(f"the worker running this job died {count} times (kill -9, OOM, crash); not retried")
-        record_error(payload, exc, time.time())
-        return encode(payload), "dead", count
-    return encode(payload), "queue", count
+        payload = None
+    if payload is not None:
+        count = int(payload.get("recovered", 0) or 0) + 1
+        payload["recovered"] = count
+        if count >= POISON_PILL_RECOVERIES:
+            exc = PoisonPillError(f"the worker running this job died {count} times (kill -9, OOM, crash); not retried")
+            return kill(conn, keys, inflight, raw, payload, exc)
+    move = conn.register_script(script("move_job"))
+    new = raw if payload is None else encode(payload)
+    moved = move(keys=[inflight, keys.queue(queue), keys.queues], args=[raw, new, queue])
+    return f"queue (recovery {payload['recovered'] if payload else 1})" if moved else None
 
 
 def recover_orphans(conn: redis.Redis, keys: Keys, lock_seconds: float) -> int:
@@ -232,7 +232,6 @@ def recover_orphans(conn: redis.Redis, keys: Keys, lock_seconds: float) -> int:
     for identity in conn.smembers(keys.processes):
         if not conn.exists(keys.process(_text(identity))):
             conn.srem(keys.processes, identity)
-    move = conn.register_script(script("move_job"))
     moved = 0
     for inflight, entry in conn.hgetall(keys.inflight_lists).items():
         owner = json.loads(entry)
@@ -240,14 +239,11 @@ def recover_orphans(conn: redis.Redis, keys: Keys, lock_seconds: float) -> int:
             continue
         queue = owner["queue"]
         for raw in reversed(conn.lrange(inflight, 0, -1)):
-            new, where, count = _recovered(_raw(raw))
-            target = keys.queue(queue) if where == "queue" else keys.dead
-            if move(keys=[inflight, target, keys.queues], args=[raw, new, where, time.time(), queue]):
+            where = _recover_one(conn, keys, _text(inflight), queue, _raw(raw))
+            if where is not None:
                 moved += 1
-                log.warning(
-                    "recovered a job of dead process %s from queue %s%s", owner["identity"], queue,
-                    " into the dead set (poison pill)" if where == "dead" else f" (recovery {count})",
-                )
+                log.warning("recovered a job of dead process %s from queue %s into the %s", owner["identity"], queue,
+                            "dead set (poison pill)" if where == "dead" else where)
         if conn.llen(inflight) == 0:
             conn.hdel(keys.inflight_lists, inflight)
     return moved
