@@ -52,9 +52,12 @@ def test_no_survivor_of_eight_process_trees(tmp_path: Path, signum: int) -> None
     token = f"{time.monotonic_ns() % 10**7}.{signum}"
     project = helpers.Project(tmp_path)
     project.procfile(_trees(token))
+    running = project.start("--no-color", "-t", "2")
     try:
-        running = project.start("--no-color", "-t", "2")
-        helpers.wait_until(lambda: len(_sleepers(token)) >= 17, what=f"all 17 sleeps to start\n{running.output}")
+        try:
+            kit.wait_until(lambda: len(_sleepers(token)) >= 17, helpers.DEADLINE, "all 17 sleeps to start")
+        except TimeoutError as error:
+            pytest.fail(f"{error}: {len(_sleepers(token))} running\n{running.output}")
         running.signal(signum)
         running.wait()
         helpers.wait_until(lambda: not _sleepers(token), what=f"no survivors after {signal.Signals(signum).name}")
@@ -84,8 +87,8 @@ def test_floods_and_endless_lines_do_not_stall_others_or_grow_procman(tmp_path: 
         f"flood: {PY} flood.py\n"
         f"ticker: i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done\n"
     )
+    running = project.start("--no-color")
     try:
-        running = project.start("--no-color")
         running.wait_for("ticker.1 | tick 2")
         samples: list[float] = []
         deadline = time.monotonic() + 120
