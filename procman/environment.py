@@ -26,8 +26,10 @@ def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[s
     for binding in parse_stream(io.StringIO(text)):
         statement = binding.original.string
         line = binding.original.line + statement[: len(statement) - len(statement.lstrip())].count("\n")
-        if binding.error or binding.key is None:
+        if binding.error:
             raise ConfigError("cannot parse this statement (expected KEY=value)", source, line)
+        if binding.key is None:  # a comment or blank line
+            continue
         if not binding.key or _FORBIDDEN_IN_KEY.intersection(binding.key):
             raise ConfigError(f"invalid variable name {binding.key!r}", source, line)
         if binding.value is None:  # a bare ``KEY`` line sets nothing, as in python-dotenv

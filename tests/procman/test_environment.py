@@ -20,6 +20,11 @@ def test_dotenv_syntax_export_quotes_multiline_and_expansion() -> None:
     }
 
 
+def test_comment_lines_anywhere_are_skipped() -> None:
+    text = "# database\nA=1\n\n  # indented comment\nB=2 # trailing\n#last"
+    assert parse_env_text(text, ".env", {}) == {"A": "1", "B": "2"}
+
+
 def test_later_files_win_and_expand_from_earlier_ones(tmp_path: Path) -> None:
     (tmp_path / "a.env").write_text("A=1\nB=a\n")
     (tmp_path / "b.env").write_text("B=${A}b\n")
