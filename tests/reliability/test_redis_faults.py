@@ -16,10 +16,10 @@ from workerkit.server import RunningServer
 def test_workers_ride_out_kill_restart_client_kill_and_pause(
     own_server: RunningServer, conn: redis.Redis, tmp_path: Path
 ) -> None:
-    result = chaos_redis.run(tmp_path, own_server, 4000, 2, 0.002, list(chaos_redis.FAULTS), pause=2.0, timeout=120)
+    result = chaos_redis.run(tmp_path, own_server, 6000, 2, 0.01, list(chaos_redis.FAULTS), pause=2.0, timeout=120)
     print(result)
     assert result.workers_alive_after_faults
-    assert result.tally.lost == 0 and result.tally.done == 4000 and result.tally.dead == 0
+    assert result.tally.lost == 0 and result.tally.done == 6000 and result.tally.dead == 0
     assert result.tracebacks == 0
 
 
