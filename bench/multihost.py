@@ -65,6 +65,11 @@ class Host:
         return f"{PREFIX}h{self.number}"
 
     @property
+    def root_end(self) -> str:
+        """The link's end in the root namespace (deleting it deletes the pair)."""
+        return f"{PREFIX}v{self.number}"
+
+    @property
     def root_address(self) -> str:
         return f"10.231.{self.number}.1"
 
@@ -86,7 +91,7 @@ def hosts(count: int) -> Iterator[list[Host]]:
             host = Host(number)
             _ip("netns", "add", host.name)
             made.append(host)
-            root_end = f"{PREFIX}v{number}"
+            root_end = host.root_end
             _ip("link", "add", root_end, "type", "veth", "peer", "name", "eth0", "netns", host.name)
             _ip("addr", "add", f"{host.root_address}/24", "dev", root_end)
             _ip("link", "set", root_end, "up")
@@ -96,6 +101,7 @@ def hosts(count: int) -> Iterator[list[Host]]:
         yield made
     finally:
         for host in made:
+            subprocess.run(["ip", "link", "del", host.root_end], capture_output=True)
             subprocess.run(["ip", "netns", "del", host.name], capture_output=True)
 
 
