@@ -32,6 +32,7 @@ from workerkit.fetch import QueueSpec, ReliableFetch, recover_orphans
 from workerkit.keys import Keys
 from workerkit.payload import PayloadError, decode
 from workerkit.runner import Runner
+from workerkit.scheduler import Scheduler
 from workerkit.server import RunningServer
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -177,3 +178,16 @@ def test_any_orphaned_payload_is_recovered_without_raising(conn: redis.Redis, pa
     assert conn.llen(dead_worker.inflight_keys[0]) == 0
     assert conn.llen(keys.queue("default")) + conn.zcard(keys.dead) == 1
     conn.delete(keys.queue("default"), keys.dead)
+
+
+@FUZZ
+@given(st.lists(PAYLOAD.map(lambda payload: json.dumps(payload, allow_nan=True)) | st.binary(max_size=30).map(
+    lambda raw: raw.decode("latin-1")) | st.just("[" * 100_000), min_size=1, max_size=4, unique=True))
+def test_any_due_member_is_promoted_without_blocking_the_others(conn: redis.Redis, members: list[str]) -> None:
+    keys = Keys()
+    conn.zadd(keys.schedule, {member: 1.0 for member in members})
+    assert Scheduler(conn, keys).promote_due() == len(members)  # one poison member must not block the rest
+    assert conn.zcard(keys.schedule) == 0
+    queued = sum(int(conn.llen(keys.queue(name.decode()))) for name in conn.smembers(keys.queues))
+    assert queued == len(members)
+    conn.flushdb()
