@@ -210,7 +210,8 @@ def _recover_one(conn: redis.Redis, keys: Keys, inflight: str, queue: str, raw: 
     except PayloadError:
         payload = None
     if payload is not None:
-        count = int(payload.get("recovered", 0) or 0) + 1
+        previous = payload.get("recovered")
+        count = (previous if isinstance(previous, int) and previous > 0 else 0) + 1
         payload["recovered"] = count
         if count >= POISON_PILL_RECOVERIES:
             exc = PoisonPillError(f"the worker running this job died {count} times (kill -9, OOM, crash); not retried")
