@@ -54,7 +54,7 @@ def _project_options(parser: argparse.ArgumentParser, formation: bool = True) ->
 def _start_options(start: argparse.ArgumentParser) -> None:
     start.add_argument("names", nargs="*", metavar="NAME", help="only these processes")
     _project_options(start)
-    start.add_argument("-t", "--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default 5)")
+    start.add_argument("-t", "--timeout", type=_seconds, help="seconds between SIGTERM and SIGKILL (default 5)")
     colour = start.add_mutually_exclusive_group()
     colour.add_argument("--color", "--colour", dest="color", action="store_true", default=None, help="force colour")
     colour.add_argument("--no-color", "--no-colour", dest="color", action="store_false", help="never colour")
@@ -81,7 +81,7 @@ def _export_options(export: argparse.ArgumentParser) -> None:
     export.add_argument("-a", "--app", help="application name (default: the root folder's name)")
     export.add_argument("-u", "--user", help="user to run as (default: the service manager's)")
     export.add_argument("-l", "--log", metavar="DIR", help="log folder (default: /var/log/APP)")
-    export.add_argument("-t", "--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default 5)")
+    export.add_argument("-t", "--timeout", type=_seconds, help="seconds between SIGTERM and SIGKILL (default 5)")
 
 
 def _control_options(command: argparse.ArgumentParser) -> None:
@@ -129,6 +129,16 @@ def _split(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _seconds(text: str) -> float:
+    """argparse type of ``-t``: a finite number of seconds, 0 or more."""
+    from procman.settings import seconds
+
+    try:
+        return seconds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:

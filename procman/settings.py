@@ -6,6 +6,7 @@ Precedence: command-line flags, then ``PROCMAN_<KEY>`` (upper case, ``-`` as ``_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,11 @@ def _to_int(value: Any) -> int:
     return int(value)
 
 
-def _to_float(value: Any) -> float:
+def seconds(value: Any) -> float:
+    """A duration: a finite number of seconds, 0 or more."""
     number = float(value)
-    if number < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"expected a number of seconds, 0 or more, got {value!r}")
     return number
 
 
@@ -57,7 +59,7 @@ KEYS: dict[str, Callable[[Any], Any]] = {
     "root": _to_text,
     "port": _to_int,
     "concurrency": _to_text,
-    "timeout": _to_float,
+    "timeout": seconds,
     "color": _to_bool,
     "timestamp": _to_bool,
     "prefix": _to_bool,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from procman_support import clean_env
@@ -27,6 +28,17 @@ def test_usage_errors_exit_2_without_traceback(project) -> None:
         result = project.run(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf"])
+def test_timeout_must_be_a_finite_number_of_seconds(project, value: str) -> None:
+    project.procfile("web: true\n")
+    result = project.run("start", "-t", value)
+    assert result.returncode == 2
+    assert f"argument -t/--timeout: expected a number of seconds, 0 or more, got '{value}'" in result.stderr
+    result = project.run("start", env=clean_env(PROCMAN_TIMEOUT=value))
+    assert (result.returncode, result.stderr) == (
+        2, f"procman: error: PROCMAN_TIMEOUT: expected a number of seconds, 0 or more, got '{value}'\n")
 
 
 def _ports(project, *args: str, env: dict[str, str] | None = None) -> dict[str, str]:
