@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from workerkit import config
 from workerkit.server import RunningServer, ServerKind, running_server
 
 
@@ -51,3 +52,12 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def wk(redis_url: str, redis_client: redis.Redis) -> Iterator[redis.Redis]:
+    """workerkit configured for an empty database; yields a client of it."""
+    config.reset()
+    config.configure(redis_url=redis_url)
+    yield redis_client
+    config.reset()

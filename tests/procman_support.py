@@ -96,3 +96,14 @@ class Project:
             if running.process.poll() is None:
                 running.process.send_signal(signal.SIGKILL)
                 running.process.wait(DEADLINE)
+
+
+def interrupt(process: subprocess.Popen[bytes], timeout: float = 45.0) -> int:
+    """Ctrl-C a ``procman start`` run by a test: SIGINT, wait; SIGKILL if it is still there after ``timeout``."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(DEADLINE)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 from browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from procman_support import interrupt
 
 from workerkit.keys import Keys
 
@@ -93,13 +93,8 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, redis.Redis, Path]]:
         wait_for(lambda: conn.scard(KEYS.processes) >= 1, "the worker's heartbeat", 60, output)
         yield url, conn, output
     finally:
-        procman.send_signal(signal.SIGINT)
-        try:
-            procman.wait(timeout=45)
-        finally:
-            if procman.poll() is None:
-                procman.kill()
-            conn.close()
+        conn.close()  # `workerkit redis` waits for its clients to leave before it stops
+        interrupt(procman)
 
 
 def activity(conn: redis.Redis) -> list[str]:

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from sk_helpers import Child
+from process_support import ChildProcess
 
-from workerkit import config
 from workerkit.server import RunningServer, ServerKind, running_server
 
 HERE = Path(__file__).parent
@@ -51,15 +49,6 @@ def sidekiq_gem_missing() -> str | None:
 
 
 @pytest.fixture
-def wk(redis_url: str, redis_client: redis.Redis) -> Iterator[redis.Redis]:
-    """workerkit configured for an empty database; yields a client of it."""
-    config.reset()
-    config.configure(redis_url=redis_url)
-    yield redis_client
-    config.reset()
-
-
-@pytest.fixture
 def sidekiq_view(redis_url: str) -> Callable[..., Any]:
     """Run ``ruby/sidekiq_view.rb COMMAND ARGS`` against the test database; return its JSON output."""
     reason = sidekiq_gem_missing()
@@ -78,16 +67,16 @@ def sidekiq_view(redis_url: str) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def spawn(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Child]]:
+def spawn(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., ChildProcess]]:
     """Start a command with the test database in its environment; whatever still runs at the end is killed."""
-    started: list[Child] = []
+    started: list[ChildProcess] = []
 
-    def start(command: list[str], env: dict[str, str] | None = None) -> Child:
+    def start(command: list[str], env: dict[str, str] | None = None) -> ChildProcess:
         log = tmp_path / f"{Path(command[0]).name}-{len(started)}.log"
         environment = {**os.environ, "REDIS_URL": redis_url, "WORKERKIT_REDIS_URL": redis_url, **(env or {})}
         with log.open("wb") as out:
             popen = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT, cwd=HERE)
-        started.append(Child(popen, log))
+        started.append(ChildProcess(popen, log))
         return started[-1]
 
     yield start
@@ -98,10 +87,10 @@ def spawn(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Child]]:
 
 
 @pytest.fixture
-def start_worker(spawn: Callable[..., Child]) -> Callable[..., Child]:
+def start_worker(spawn: Callable[..., ChildProcess]) -> Callable[..., ChildProcess]:
     """Start ``workerkit worker -r sk_jobs ARGS`` with a fast heartbeat and scheduler poll."""
 
-    def start(*args: str) -> Child:
+    def start(*args: str) -> ChildProcess:
         env = {
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
             "WORKERKIT_HEARTBEAT_INTERVAL": "0.5",
@@ -114,13 +103,13 @@ def start_worker(spawn: Callable[..., Child]) -> Callable[..., Child]:
 
 
 @pytest.fixture
-def start_sidekiq(spawn: Callable[..., Child], sidekiq_view: Callable[..., Any]) -> Callable[..., Child]:
+def start_sidekiq(spawn: Callable[..., ChildProcess], sidekiq_view: Callable[..., Any]) -> Callable[..., ChildProcess]:
     """Start a real ``sidekiq -r ruby/worker.rb -q QUEUE...`` process (2 threads, 5 s shutdown timeout)."""
     sidekiq = shutil.which("sidekiq")
     if sidekiq is None:
         pytest.skip("the sidekiq command is not installed (apt-get install ruby-sidekiq)")
 
-    def start(*queues: str) -> Child:
+    def start(*queues: str) -> ChildProcess:
         options = [option for queue in queues for option in ("-q", queue)]
         return spawn([sidekiq, "-r", str(RUBY / "worker.rb"), "-c", "2", "-t", "5", *options])
 

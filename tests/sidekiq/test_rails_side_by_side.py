@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from procman_support import interrupt
 from sk_helpers import wait_for
 
 from workerkit.api import Api
@@ -67,12 +67,7 @@ def test_sidekiq_and_workerkit_side_by_side_under_procman(tmp_path: Path, sideki
         assert json.loads(conn.get("stat:processed") or "0") >= 1
     finally:
         conn.close()  # `workerkit redis` waits for its clients to leave before it stops
-        procman.send_signal(signal.SIGINT)
-        try:
-            procman.wait(timeout=45)
-        finally:
-            if procman.poll() is None:
-                procman.kill()
+        interrupt(procman)
     assert procman.returncode == 130, log.read_text()  # procman's code for "stopped by SIGINT"
     for name in ("redis.1", "sidekiq.1", "python.1"):
         assert f"{name} exited with code 0" in log.read_text()

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import redis
 import sk_jobs
-from sk_helpers import Child, wait_for
+from process_support import ChildProcess
+from sk_helpers import wait_for
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
@@ -34,7 +35,7 @@ def records(conn: redis.Redis, key: str) -> list[Any]:
 
 
 def test_jobs_pushed_by_sidekiq_client_run_in_a_workerkit_worker(
-    wk: redis.Redis, sidekiq_view: View, start_worker: Callable[..., Child]
+    wk: redis.Redis, sidekiq_view: View, start_worker: Callable[..., ChildProcess]
 ) -> None:
     at = time.time() + 1
     hard, email, later = sidekiq_view(
@@ -65,7 +66,7 @@ def test_jobs_pushed_by_sidekiq_client_run_in_a_workerkit_worker(
 
 
 def test_jobs_pushed_by_workerkit_run_in_a_sidekiq_process(
-    wk: redis.Redis, start_sidekiq: Callable[..., Child]
+    wk: redis.Redis, start_sidekiq: Callable[..., ChildProcess]
 ) -> None:
     first = workerkit.push("RubyWorker", args=[7, "seven", {"nested": [1.5, None, False]}], queue="rb")
     later = workerkit.push("RubyWorker", args=["scheduled"], queue="rb", at=time.time() + 1)
@@ -149,7 +150,7 @@ def enqueued_moments(view: dict[str, Any]) -> dict[str, float]:
 
 
 def test_sidekiq_api_reports_exactly_what_workerkit_reports(
-    wk: redis.Redis, sidekiq_view: View, start_worker: Callable[..., Child]
+    wk: redis.Redis, sidekiq_view: View, start_worker: Callable[..., ChildProcess]
 ) -> None:
     api = Api()
     assert sk_jobs.DoomedWorker.retry == 1  # imported, so pushes by name take the registered class's options
@@ -219,7 +220,7 @@ def test_sidekiq_api_reports_exactly_what_workerkit_reports(
 
 
 def test_sidekiq_retries_a_job_that_failed_in_workerkit(
-    wk: redis.Redis, sidekiq_view: View, start_worker: Callable[..., Child]
+    wk: redis.Redis, sidekiq_view: View, start_worker: Callable[..., ChildProcess]
 ) -> None:
     flaky = workerkit.push("FlakyWorker", args=["again"], queue="py")
     worker = start_worker("-q", "py")
@@ -243,7 +244,7 @@ def csrf_post(client: TestClient, path: str, data: dict[str, str]) -> Any:
 
 
 def test_entries_written_by_sidekiq_are_shown_and_acted_on_by_workerkit(
-    wk: redis.Redis, sidekiq_view: View, start_sidekiq: Callable[..., Child]
+    wk: redis.Redis, sidekiq_view: View, start_sidekiq: Callable[..., ChildProcess]
 ) -> None:
     api = Api()
     app = Starlette(routes=[Mount("/wk", dashboard(api, secret="test-secret"))])

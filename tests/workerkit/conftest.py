@@ -3,54 +3,24 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
-
-from workerkit import config
+from process_support import ChildProcess
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 
 @pytest.fixture
-def wk(redis_url: str, redis_client: redis.Redis) -> Iterator[redis.Redis]:
-    """workerkit configured for an empty database; yields a client of it."""
-    config.reset()
-    config.configure(redis_url=redis_url)
-    yield redis_client
-    config.reset()
-
-
-class WorkerProcess:
-    """A real ``workerkit worker`` child process with its output in a file."""
-
-    def __init__(self, popen: subprocess.Popen[bytes], log: Path) -> None:
-        self.popen = popen
-        self.log = log
-
-    def output(self) -> str:
-        """Everything the worker printed so far."""
-        return self.log.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """TERM the worker and return its exit code."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        return self.popen.wait(timeout)
-
-
-@pytest.fixture
-def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., ChildProcess]]:
     """Start ``workerkit worker -r wk_jobs ARGS``; every worker still running at the end is killed."""
-    started: list[WorkerProcess] = []
+    started: list[ChildProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, url: str | None = None) -> WorkerProcess:
+    def start(*args: str, env: dict[str, str] | None = None, url: str | None = None) -> ChildProcess:
         log = tmp_path / f"worker-{len(started)}.log"
         environment = {
             **os.environ,
@@ -63,7 +33,7 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
             popen = subprocess.Popen(
                 ["workerkit", "worker", "-r", "wk_jobs", *args], env=environment, stdout=out, stderr=subprocess.STDOUT
             )
-        process = WorkerProcess(popen, log)
+        process = ChildProcess(popen, log)
         started.append(process)
         return process
 
