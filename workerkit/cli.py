@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("-c", "--concurrency", type=_positive_int, default=10, help="threads (default 10)")
     worker.add_argument("-t", "--timeout", type=_seconds, default=25.0,
                         help="seconds running jobs get to finish on shutdown (default 25)")
+    worker.add_argument("--job-timeout", type=_seconds, default=None, metavar="SECONDS",
+                        help="interrupt a job running longer than this, unless its own timeout says otherwise "
+                             "(default: no limit)")
     worker.add_argument("--prefetch", type=int, default=None, metavar="N",
                         help="jobs fetched ahead of free threads (default: adapts to the jobs' run time)")
     worker.add_argument("--name", help="process name shown in the dashboard (default: the hostname)")
@@ -105,6 +108,7 @@ def _import(module: str, option: str) -> None:
 def _worker(args: argparse.Namespace) -> int:
     from workerkit import registry
     from workerkit.fetch import QueueSpec
+    from workerkit.timelimit import check_timeout
     from workerkit.worker import Worker, WorkerSettings
 
     try:
@@ -115,6 +119,10 @@ def _worker(args: argparse.Namespace) -> int:
         raise UsageError("-q: a queue is listed twice")
     if args.prefetch is not None and args.prefetch < 0:
         raise UsageError("--prefetch must be 0 or more")
+    try:
+        check_timeout(args.job_timeout, "--job-timeout")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     for module in args.require:
         _import(module, "-r")
     _configure(args)
@@ -122,7 +130,7 @@ def _worker(args: argparse.Namespace) -> int:
         logging.getLogger("workerkit").warning("no job classes registered: load your job modules with -r MODULE")
     settings = WorkerSettings(
         queues=queues, concurrency=args.concurrency, timeout=args.timeout, prefetch=args.prefetch,
-        name=args.name, tag=args.tag,
+        name=args.name, tag=args.tag, job_timeout=args.job_timeout,
         heartbeat_interval=float(os.environ.get("WORKERKIT_HEARTBEAT_INTERVAL", 5.0)),
         sweep_interval=float(os.environ.get("WORKERKIT_SWEEP_INTERVAL", 15.0)),
         poll_interval=float(os.environ.get("WORKERKIT_POLL_INTERVAL", 1.0)),

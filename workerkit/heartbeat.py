@@ -22,6 +22,7 @@ import redis
 from workerkit import __version__
 from workerkit.connection import REDIS_DOWN, Backoff
 from workerkit.fetch import recover_orphans
+from workerkit.guard import ErrorGuard
 from workerkit.keys import Keys
 from workerkit.payload import Payload
 
@@ -118,7 +119,7 @@ class Heartbeat:
         pipe.rpop(self.keys.signals(identity))
         signal = pipe.execute()[-1]
         if signal:
-            self.on_signal(signal.decode() if isinstance(signal, bytes) else str(signal))
+            self.on_signal(signal.decode("utf-8", "replace") if isinstance(signal, bytes) else str(signal))
 
     def clear(self) -> None:
         """Remove this process from the registry (on a clean exit)."""
@@ -139,6 +140,7 @@ class Heartbeat:
 
     def _loop(self) -> None:
         backoff = Backoff("sending the heartbeat")
+        guard = ErrorGuard("heartbeat")
         while not self.stop.wait(self.interval if not backoff.delay else 0):
             try:
                 self.beat()
@@ -147,5 +149,8 @@ class Heartbeat:
                     recover_orphans(self.conn, self.keys, self.sweep_interval * 0.9)
             except REDIS_DOWN as exc:
                 backoff.failed(exc, self.stop)
+            except Exception as exc:
+                guard.failed(exc, self.stop)
             else:
                 backoff.succeeded()
+                guard.succeeded()

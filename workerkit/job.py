@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 from workerkit import registry
 from workerkit.client import epoch, push_payload, seconds
 from workerkit.payload import Payload, new_payload
+from workerkit.timelimit import check_timeout
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,13 +38,14 @@ R = TypeVar("R")
 Backoff = Callable[[int, BaseException], float]
 """``backoff(retry_count, exception) -> seconds`` until the next attempt."""
 
-_OPTION_NAMES = ("queue", "retry", "tags")
+_OPTION_NAMES = ("queue", "retry", "tags", "timeout")
 
 
 def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
     unknown = set(options) - set(_OPTION_NAMES)
     if unknown:
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))} (known: {', '.join(_OPTION_NAMES)})")
+    check_timeout(options.get("timeout"))
     return options
 
 
@@ -51,14 +53,16 @@ class Job:
     """Base class of a background job: subclass it, define ``perform``, push with ``perform_async``.
 
     Class options: ``queue`` (default "default"), ``retry`` (True = 25 retries, False = none, or a count),
-    ``backoff`` (a function ``(retry_count, exc) -> seconds``), ``tags`` (shown in the dashboard) and
-    ``name`` (an alias to register besides the dotted path).
+    ``backoff`` (a function ``(retry_count, exc) -> seconds``), ``tags`` (shown in the dashboard),
+    ``timeout`` (seconds a run may take before the worker interrupts it with ``workerkit.JobTimeout``;
+    None = no limit) and ``name`` (an alias to register besides the dotted path).
     """
 
     queue: ClassVar[str] = "default"
     retry: ClassVar[bool | int] = True
     backoff: ClassVar[Backoff | None] = None
     tags: ClassVar[list[str] | None] = None
+    timeout: ClassVar[float | None] = None
     name: ClassVar[str | None] = None
 
     jid: str
@@ -68,6 +72,7 @@ class Job:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        check_timeout(cls.timeout, f"{cls.__qualname__}.timeout")
         registry.register(cls.job_name(), cls)
         if cls.__dict__.get("name"):
             registry.register(str(cls.name), cls)
@@ -121,6 +126,9 @@ class JobSetter:
         tags = options.pop("tags", self.job_class.tags)
         if tags:
             options["tags"] = list(tags)
+        timeout = options.pop("timeout", self.job_class.timeout)
+        if timeout is not None:
+            options["timeout"] = timeout
         return new_payload(self.job_class.job_name(), args, queue, retry, options)
 
     def perform_async(self, *args: Any) -> str:
@@ -194,6 +202,7 @@ def job(
     retry: bool | int = ...,
     backoff: Backoff | None = ...,
     tags: list[str] | None = ...,
+    timeout: float | None = ...,
     name: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 def job(
@@ -201,9 +210,10 @@ def job(
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Make a function a job, registered under its dotted path ``module.function``.
 
-    Use bare (``@job``) or with options (``@job(queue="mailers", retry=5, backoff=..., tags=[...], name=...)``).
+    Use bare (``@job``) or with options
+    (``@job(queue="mailers", retry=5, backoff=..., tags=[...], timeout=30, name=...)``).
     """
-    unknown = set(options) - {"queue", "retry", "backoff", "tags", "name"}
+    unknown = set(options) - {"queue", "retry", "backoff", "tags", "timeout", "name"}
     if unknown:
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
 

@@ -18,6 +18,7 @@ from workerkit.fetch import ReliableFetch, Unit
 from workerkit.logs import job_context, job_info, set_job_context
 from workerkit.payload import Payload, PayloadError, decode, new_jid
 from workerkit.retry import handle_failure, kill
+from workerkit.timelimit import JobTimeout, Watchdog, job_limit
 
 if TYPE_CHECKING:
     from workerkit.job import Job
@@ -75,10 +76,16 @@ def invalid_payload(raw: bytes, queue: str) -> Payload:
 class Runner:
     """Runs the jobs of one worker process and records what each thread is running (for the heartbeat)."""
 
-    def __init__(self, conn: redis.Redis, fetch: ReliableFetch, stop: threading.Event) -> None:
+    def __init__(
+        self, conn: redis.Redis, fetch: ReliableFetch, stop: threading.Event,
+        watchdog: Watchdog | None = None, job_timeout: float | None = None,
+    ) -> None:
         self.conn = conn
         self.fetch = fetch
         self.stop = stop
+        self.watchdog = watchdog
+        """Enforces the jobs' time limits (None: no limits, as for a Runner outside a worker)."""
+        self.job_timeout = job_timeout
         self.running: dict[int, tuple[str, Payload, float]] = {}
 
     def process(self, unit: Unit) -> None:
@@ -106,15 +113,18 @@ class Runner:
         job_info("start", jid, class_name)
         started = time.perf_counter()
         try:
-            execute(job_class, payload)
-        except Exception as exc:
+            if self.watchdog is None:
+                execute(job_class, payload)
+            else:
+                self.watchdog.run(lambda: execute(job_class, payload), job_limit(payload, self.job_timeout))
+        except (Exception, JobTimeout) as exc:
             log.warning("fail: %.3f sec", time.perf_counter() - started)
             self._fail(unit, job_class, payload, exc)
         else:
             job_info(f"done: {time.perf_counter() - started:.3f} sec", jid, class_name)
             self.fetch.ack(unit)
 
-    def _fail(self, unit: Unit, job_class: type[Job], payload: Payload, exc: Exception) -> None:
+    def _fail(self, unit: Unit, job_class: type[Job], payload: Payload, exc: Exception | JobTimeout) -> None:
         inflight = self.fetch.inflight_keys[unit[0]]
         outcome = self._safely(
             lambda: handle_failure(self.conn, self.fetch.keys, inflight, unit[1], payload, exc, job_class)

@@ -9,7 +9,6 @@ never enqueue one job twice. Periodic jobs are checked about once a second (``wo
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -21,10 +20,9 @@ import redis
 
 from workerkit.compat import timestamp
 from workerkit.connection import REDIS_DOWN, Backoff
+from workerkit.guard import ErrorGuard
 from workerkit.keys import Keys, script
 from workerkit.payload import PayloadError, decode, encode
-
-log = logging.getLogger("workerkit")
 
 BATCH = 100
 """Due jobs moved per Lua call."""
@@ -105,6 +103,7 @@ class Scheduler:
 
     def _loop(self) -> None:
         backoff = Backoff("polling scheduled jobs")
+        guard = ErrorGuard("scheduler")
         sleep = random.uniform(0.0, self.average_interval)
         while not self.stop.wait(sleep):
             try:
@@ -116,8 +115,9 @@ class Scheduler:
             except REDIS_DOWN as exc:
                 backoff.failed(exc, self.stop)
                 sleep = 0.0
-            except Exception:
-                log.exception("scheduler poll failed; trying again in a second")
-                sleep = 1.0
+            except Exception as exc:
+                guard.failed(exc, self.stop)
+                sleep = 0.0
             else:
                 backoff.succeeded()
+                guard.succeeded()

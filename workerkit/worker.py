@@ -24,9 +24,11 @@ from redis.retry import Retry
 from workerkit import __version__, config
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
 from workerkit.fetch import QueueSpec, ReliableFetch, Unit, recover_orphans
+from workerkit.guard import ErrorGuard
 from workerkit.heartbeat import Heartbeat, ProcessInfo, new_identity
 from workerkit.runner import Runner
 from workerkit.scheduler import Scheduler
+from workerkit.timelimit import Watchdog
 
 log = logging.getLogger("workerkit")
 
@@ -57,6 +59,8 @@ class WorkerSettings:
     heartbeat_interval: float = 5.0
     sweep_interval: float = 15.0
     poll_interval: float = 1.0
+    job_timeout: float | None = None
+    """The time limit of a job whose payload sets none (``--job-timeout``); None: no limit."""
 
 
 class Worker:
@@ -74,7 +78,8 @@ class Worker:
         self.stopping = threading.Event()
         self.quiet = threading.Event()
         self.fetch = ReliableFetch(self.conn, self.keys, identity, settings.queues)
-        self.runner = Runner(self.conn, self.fetch, self.stopping)
+        self.watchdog = Watchdog(threading.Event())
+        self.runner = Runner(self.conn, self.fetch, self.stopping, self.watchdog, settings.job_timeout)
         self.work: queue.SimpleQueue[Unit | Watch | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
         self.outstanding = 0
@@ -148,6 +153,7 @@ class Worker:
             thread.start()
         self.heartbeat.start()
         self.scheduler.start()
+        self.watchdog.start()
         self.dispatcher.start()
         while not self.stopping.wait(1.0):
             pass
@@ -177,6 +183,7 @@ class Worker:
 
     def _dispatch(self) -> None:
         backoff = Backoff("fetching jobs")
+        guard = ErrorGuard("dispatcher")
         while not self.stopping.is_set():
             if self.suspect:
                 self._reconcile(backoff)
@@ -194,11 +201,11 @@ class Worker:
                 self.suspect = free > 0
                 backoff.failed(exc, self.stopping)
                 continue
-            except Exception:
-                log.exception("fetching jobs failed; trying again in a second")
-                self.stopping.wait(1.0)
+            except Exception as exc:
+                guard.failed(exc, self.stopping)
                 continue
             backoff.succeeded()
+            guard.succeeded()
             if units:
                 self.idle_mode = False
                 with self.cond:
@@ -316,6 +323,7 @@ class Worker:
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         unfinished = sum(thread.is_alive() for thread in self.threads)
+        self.watchdog.close()
         self.scheduler.close()
         self.heartbeat.close()
         give_up = threading.Event()

@@ -173,3 +173,20 @@ def test_redis_restart_mid_run_and_down_at_start(
     assert worker.popen.poll() is None and late.popen.poll() is None
     assert worker.stop() == 0 and late.stop() == 0
     assert "Redis reachable again (starting the worker)" in late.output()
+
+
+def test_heartbeat_survives_an_unexpected_error_and_logs_it_once(wk: redis.Redis, start_worker: StartWorker) -> None:
+    worker = start_worker()
+    wait_for(lambda: processes(wk), what="the heartbeat")
+    [identity] = processes(wk)
+    wk.set(f"{identity}-signals", "not a list")  # every RPOP of the heartbeat now fails with WRONGTYPE
+    wait_for(lambda: "heartbeat thread failed" in worker.output(), what="the heartbeat's error in the log")
+    for _ in range(2):
+        beat = float(wk.hget(identity, "beat"))  # type: ignore[arg-type]
+        wait_for(lambda: float(wk.hget(identity, "beat")) > beat, what="the heartbeat beating on")  # type: ignore[arg-type]  # noqa: B023
+    assert worker.output().count("heartbeat thread failed") == 1
+    assert worker.output().count("Traceback") == 1 and "WRONGTYPE" in worker.output()
+    wk.delete(f"{identity}-signals")
+    wk.lpush(f"{identity}-signals", b"\xff\xfe", "TERM")  # a signal that is not UTF-8 is ignored, then TERM
+    assert worker.popen.wait(30) == 0
+    assert processes(wk) == []

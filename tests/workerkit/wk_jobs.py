@@ -69,3 +69,26 @@ def send_mail(key: str, address: str) -> None:
     _redis().rpush(key, address)
 
 
+
+class Spin(Job):
+    """Marks ``started:<key>``, loops in Python for ``seconds`` (short sleeps), then increments ``key``."""
+
+    retry = 3
+
+    def perform(self, key: str, seconds: float = 60.0) -> None:
+        _redis().incr(f"started:{key}")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        _redis().incr(key)
+
+
+class SpinLimited(Spin):
+    """Spin with a class-level time limit."""
+
+    timeout = 0.5
+
+
+@job(timeout=30, retry=0)
+def spin_patient(key: str, seconds: float) -> None:
+    Spin().perform(key, seconds)
