@@ -1,7 +1,8 @@
 """Poison jobs against a real worker under procman: garbage, hostile JSON, unknown classes, a job raising
 in ``__init__``, and one that never finishes. The worker survives and each bad job lands in the dead set
-with a reason; the endless one holds its thread until shutdown and then goes back to its queue (workerkit
-has no per-job timeout and no process isolation, so there is no memory-exhaustion case to test).
+with a reason; the endless one (no ``timeout`` set: the default) holds its thread until shutdown and then
+goes back to its queue. Time limits are tested in tests/workerkit/test_wk_timeout.py; workerkit has no
+process isolation, so there is no memory-exhaustion case to test.
 """
 
 from __future__ import annotations
