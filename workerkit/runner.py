@@ -116,7 +116,8 @@ class Runner:
             if self.watchdog is None:
                 execute(job_class, payload)
             else:
-                self.watchdog.run(lambda: execute(job_class, payload), job_limit(payload, self.job_timeout))
+                limit = job_limit(payload, job_class.timeout or self.job_timeout)
+                self.watchdog.run(lambda: execute(job_class, payload), limit)
         except (Exception, JobTimeout) as exc:
             log.warning("fail: %.3f sec", time.perf_counter() - started)
             self._fail(unit, job_class, payload, exc)

@@ -1,5 +1,6 @@
 """Per-job time limits: one watchdog thread per worker process raises :class:`JobTimeout` inside a job's
-thread once the job runs past its ``timeout`` (the payload's field, else the worker's ``--job-timeout``).
+thread once the job runs past its ``timeout`` (the payload's field, else the job class's ``timeout``, else
+the worker's ``--job-timeout``).
 
 The exception is raised with ``PyThreadState_SetAsyncExc``, so it arrives when the job's thread next runs
 Python bytecode: a thread blocked in a C call (``time.sleep``, a socket read, a lock) gets it only when that

@@ -13,6 +13,8 @@ import redis
 import wk_jobs
 from wk_helpers import wait_for
 
+import workerkit
+
 StartWorker = Callable[..., Any]
 
 
@@ -39,16 +41,20 @@ def test_a_job_past_its_timeout_is_interrupted_retried_or_killed_and_the_thread_
     wait_for(lambda: wk.zcard("retry") == 1, what="the job past its class timeout in the retry set")
     doomed = wk_jobs.Spin.set(timeout=0.5, retry=0).perform_async("doomed")
     wait_for(lambda: wk.zcard("dead") == 1, what="the job past its push timeout in the dead set")
+    by_name = workerkit.push("wk_jobs.SpinLimited", ["by-name"], retry=0)  # no timeout field: the class's applies
+    wait_for(lambda: wk.zcard("dead") == 2, what="the job pushed by name in the dead set")
     wk_jobs.Record.perform_async("after", "ok")
     wait_for(lambda: wk.lrange("after", 0, -1) == [b"ok"], what="the next job on the same thread")
     [retried] = members(wk, "retry")
-    [dead] = members(wk, "dead")
+    dead = {entry["jid"]: entry for entry in members(wk, "dead")}
     assert (retried["jid"], retried["retry_count"], retried["error_class"]) == (limited, 0, "workerkit.JobTimeout")
-    assert (dead["jid"], dead["retry_count"], dead["error_class"]) == (doomed, 0, "workerkit.JobTimeout")
-    assert retried["error_message"] == dead["error_message"] == "the job ran longer than its timeout of 0.5 s"
-    assert (wk.get("started:limited"), wk.get("limited"), wk.get("started:doomed"), wk.get("doomed")) == (
-        b"1", None, b"1", None)
-    wait_for(lambda: wk.get("stat:failed") == b"2" and wk.get("stat:processed") == b"3", what="the stats")
+    assert sorted(dead) == sorted([doomed, by_name]) and "timeout" not in dead[by_name]
+    for entry in [retried, *dead.values()]:
+        assert (entry["error_class"], entry["error_message"]) == (
+            "workerkit.JobTimeout", "the job ran longer than its timeout of 0.5 s")
+    assert [wk.get(f"started:{key}") for key in ("limited", "doomed", "by-name")] == [b"1"] * 3
+    assert [wk.get(key) for key in ("limited", "doomed", "by-name")] == [None] * 3
+    wait_for(lambda: wk.get("stat:failed") == b"3" and wk.get("stat:processed") == b"4", what="the stats")
     assert worker.stop() == 0
     assert "Traceback" not in worker.output()
 
