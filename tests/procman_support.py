@@ -9,23 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from polling import DEADLINE, wait_for
 
 _SCRIPT = Path(sys.executable).with_name("procman")
 PROCMAN = str(_SCRIPT) if _SCRIPT.exists() else (shutil.which("procman") or "procman")
-DEADLINE = 60.0
-
-
-def wait_until(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "condition") -> None:
-    """Poll ``condition`` until it is true; fail the test after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -53,7 +42,7 @@ class Running:
 
     def wait_for(self, text: str, timeout: float = DEADLINE) -> None:
         """Wait until ``text`` appears in the output (or procman has exited without it)."""
-        wait_until(lambda: text in self.output or self.process.poll() is not None, timeout, repr(text))
+        wait_for(lambda: text in self.output or self.process.poll() is not None, repr(text), timeout)
         assert text in self.output, self.output
 
     def signal(self, signum: int) -> None:

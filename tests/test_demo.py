@@ -12,11 +12,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import polling
 import pytest
 import redis
 from browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
@@ -51,12 +51,8 @@ def _free(port: int) -> bool:
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float, output: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; procman output:\n{output.read_text()[-4000:]}")
-        time.sleep(0.2)
-    return result
+    """``polling.wait_for``, with the end of procman's output in the failure message."""
+    return polling.wait_for(condition, what, timeout, detail=lambda: f"procman output:\n{output.read_text()[-4000:]}")
 
 
 @pytest.fixture

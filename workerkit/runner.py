@@ -94,9 +94,13 @@ class Runner:
         queue = self.fetch.specs[index].name
         try:
             payload = decode(raw)
+        except PayloadError as exc:
+            self._bury(unit, invalid_payload(raw, queue), exc)
+            return
+        try:
             job_class = lookup(payload)
-        except (PayloadError, UnknownJobError) as exc:
-            self._bury(unit, raw, queue, exc)
+        except UnknownJobError as exc:
+            self._bury(unit, payload, exc)
             return
         jid = str(payload.get("jid", ""))
         tid = threading.get_ident()
@@ -134,12 +138,12 @@ class Runner:
             self.fetch.release(unit)
         log.warning("%s: %s (%s)", type(exc).__name__, exc, outcome or "left in flight: Redis unreachable")
 
-    def _bury(self, unit: Unit, raw: bytes, queue: str, exc: Exception) -> None:
-        payload = decode(raw) if isinstance(exc, UnknownJobError) else invalid_payload(raw, queue)
+    def _bury(self, unit: Unit, payload: Payload, exc: Exception) -> None:
+        """Send a job that cannot run (unreadable payload, unknown class) to the dead set."""
         with job_context(str(payload.get("jid", "")), str(payload["class"])):
             log.error("dead: %s", exc)
             inflight = self.fetch.inflight_keys[unit[0]]
-            if self._safely(lambda: kill(self.conn, self.fetch.keys, inflight, raw, payload, exc)) is not None:
+            if self._safely(lambda: kill(self.conn, self.fetch.keys, inflight, unit[1], payload, exc)) is not None:
                 self.fetch.release(unit)
 
     def _safely(self, action: Callable[[], Any]) -> Any:

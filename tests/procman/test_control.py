@@ -7,7 +7,7 @@ import signal
 import socket
 import stat
 
-from procman_support import wait_until
+from procman_support import wait_for
 
 
 def _pids(project) -> dict[str, tuple[str, str]]:
@@ -29,16 +29,16 @@ def test_status_restart_and_stop_with_wildcards(project) -> None:
     restarted = project.run("restart", "worker.*")
     assert restarted.returncode == 0, restarted.stderr
     assert restarted.stdout == "restarting worker.1, worker.2\n"
-    wait_until(lambda: running.output.count("worker up") == 4, what="workers to come back")
+    wait_for(lambda: running.output.count("worker up") == 4, what="workers to come back")
     after = _pids(project)
     assert after["web.1"] == before["web.1"]
     assert after["worker.1"][1] != before["worker.1"][1]
 
     assert project.run("stop", "web").stdout == "stopping web.1\n"
-    wait_until(lambda: _pids(project)["web.1"] == ("stopped", "-"), what="web.1 stopped")
+    wait_for(lambda: _pids(project)["web.1"] == ("stopped", "-"), what="web.1 stopped")
     assert running.process.poll() is None  # a stopped process does not stop the others
     assert project.run("restart", "web.1").returncode == 0
-    wait_until(lambda: _pids(project)["web.1"][0] == "running", what="web.1 running again")
+    wait_for(lambda: _pids(project)["web.1"][0] == "running", what="web.1 running again")
 
     unknown = project.run("restart", "nope*")
     assert unknown.returncode == 1

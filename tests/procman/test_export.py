@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from procman_support import DEADLINE, wait_until
+from procman_support import DEADLINE, wait_for
 
 PROCFILE = "web: echo \"web $PORT $PS $GREETING %d\" > out-$PS.txt; exec sleep 600\nworker: exec sleep 600\n"
 
@@ -45,10 +45,10 @@ def test_supervisord_runs_the_exported_programs(project) -> None:
             return subprocess.run([str(binaries / "supervisorctl"), "-c", str(conf), "status"], capture_output=True,
                                   text=True, timeout=DEADLINE).stdout
 
-        wait_until(lambda: status().count("RUNNING") == 3, what="three RUNNING programs")
+        wait_for(lambda: status().count("RUNNING") == 3, what="three RUNNING programs")
         assert {line.split()[0] for line in status().splitlines()} == {
             "demo:demo-web-1", "demo:demo-web-2", "demo:demo-worker-1"}
-        wait_until(lambda: (project.root / "out-web.2.txt").exists(), what="web.2 output")
+        wait_for(lambda: (project.root / "out-web.2.txt").exists(), what="web.2 output")
         assert (project.root / "out-web.2.txt").read_text() == 'web 5001 web.2 hello "world" $5 %d\n'
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -88,7 +88,7 @@ def test_runit_run_scripts_are_valid_and_run(project) -> None:
         assert subprocess.run(["sh", "-n", str(script)], timeout=DEADLINE).returncode == 0
     service = subprocess.Popen([str(run)], cwd="/", stdout=subprocess.DEVNULL)
     try:
-        wait_until(lambda: (project.root / "out-web.2.txt").exists(), what="the run script to start web.2")
+        wait_for(lambda: (project.root / "out-web.2.txt").exists(), what="the run script to start web.2")
         assert (project.root / "out-web.2.txt").read_text() == 'web 5001 web.2 hello "world" $5 %d\n'
     finally:
         service.kill()

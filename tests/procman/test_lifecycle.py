@@ -9,7 +9,7 @@ import time
 
 import psutil
 import pytest
-from procman_support import DEADLINE, PROCMAN, clean_env, wait_until
+from procman_support import DEADLINE, PROCMAN, clean_env, wait_for
 
 LONG = "sleep 600"
 
@@ -120,10 +120,10 @@ def test_no_descendant_survives_procman(project, signum: int) -> None:
         f"daemon: setsid sh -c 'sleep {token} & sleep {token}' & sleep {token}\n"
     )
     running = project.start("--no-color", "-t", "2")
-    wait_until(lambda: len(_survivors(token)) >= 7, what="all sleeps to start")
+    wait_for(lambda: len(_survivors(token)) >= 7, what="all sleeps to start")
     running.signal(signum)
     running.wait()
-    wait_until(lambda: not _survivors(token), what=f"no survivors after {signal.Signals(signum).name}")
+    wait_for(lambda: not _survivors(token), what=f"no survivors after {signal.Signals(signum).name}")
 
 
 def test_procman_run_execs_with_the_entry_environment(project) -> None:

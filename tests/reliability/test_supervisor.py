@@ -60,7 +60,7 @@ def test_no_survivor_of_eight_process_trees(tmp_path: Path, signum: int) -> None
             pytest.fail(f"{error}: {len(_sleepers(token))} running\n{running.output}")
         running.signal(signum)
         running.wait()
-        helpers.wait_until(lambda: not _sleepers(token), what=f"no survivors after {signal.Signals(signum).name}")
+        helpers.wait_for(lambda: not _sleepers(token), what=f"no survivors after {signal.Signals(signum).name}")
         if signum == signal.SIGTERM:
             assert "timeout of 2 s reached; sending SIGKILL to stubborn.1" in running.output
     finally:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from polling import wait_for
 from procman_support import interrupt
-from sk_helpers import wait_for
 
 from workerkit.api import Api
 from workerkit.keys import Keys

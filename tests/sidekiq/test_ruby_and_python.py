@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis
 import sk_jobs
+from polling import wait_for
 from process_support import ChildProcess
-from sk_helpers import wait_for
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient

@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 import redis
 from browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from dashboard_helpers import KEYS, WORKERKIT, free_port
+from polling import wait_for
 
 from workerkit.payload import encode, new_payload
 from workerkit.server import running_server
@@ -25,14 +26,6 @@ pytestmark = [
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
 HERE = Path(__file__).parent
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 @pytest.fixture(scope="module")

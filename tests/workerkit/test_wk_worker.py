@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 import wk_jobs
-from wk_helpers import wait_for
+from polling import wait_for
 
 import workerkit
 from workerkit.server import RunningServer
