@@ -25,8 +25,9 @@ from typing import Any, cast
 import redis
 
 from workerkit import config
-from workerkit.compat import timestamp, to_seconds
-from workerkit.keys import Keys, script
+from workerkit.compat import to_seconds
+from workerkit.keys import Keys
+from workerkit.lifecycle import Lifecycle, stamped
 from workerkit.payload import Payload, PayloadError, decode, encode, new_payload
 from workerkit.periodic import next_tick
 
@@ -108,6 +109,16 @@ class JobView:
     @property
     def error_message(self) -> str:
         return str(self.payload.get("error_message", ""))
+
+    def quarantined_bytes(self) -> bytes | None:
+        """For a dead-set entry of bytes that were not a job (``workerkit.InvalidPayload``): those bytes."""
+        original = self.payload.get("raw_base64")
+        if self.class_name != "workerkit.InvalidPayload" or not isinstance(original, str):
+            return None
+        try:
+            return base64.b64decode(original, validate=True)
+        except ValueError:
+            return None
 
     @property
     def retry_count(self) -> int | None:
@@ -286,7 +297,7 @@ class Api:
     def __init__(self, conn: redis.Redis | None = None, keys: Keys | None = None) -> None:
         self.conn = conn if conn is not None else config.redis_client()
         self.keys = keys if keys is not None else config.keys()
-        self._move = self.conn.register_script(script("move_entry"))
+        self.lifecycle = Lifecycle(self.conn, self.keys)
 
     # Overview -----------------------------------------------------------------------------------
     def queue_names(self) -> list[str]:
@@ -452,8 +463,11 @@ class Api:
         moved = 0
         now = time.time()
         for job in jobs:
-            payload = dict(job.payload)
-            payload["enqueued_at"] = timestamp(now)
+            original = job.quarantined_bytes()
+            if original is not None:  # an entry that was not a job: its exact bytes go back, to be tried again
+                moved += int(self.lifecycle.move_entry(job_set.key(self.keys), job.raw, original, "queue", job.queue))
+                continue
+            payload = stamped(dict(job.payload), now)
             if job_set is not JobSet.SCHEDULED and isinstance(payload.get("retry_count"), int):
                 payload["retry_count"] -= 1  # the next failure counts this attempt again
             moved += self._move_one(job_set, job, payload, "queue", job.queue)
@@ -461,25 +475,16 @@ class Api:
 
     def kill(self, job_set: JobSet, jobs: Iterable[JobView]) -> int:
         """Move jobs from the scheduled or retry set to the dead set."""
-        settings = config.current()
         now = time.time()
-        moved = 0
-        for job in jobs:
-            moved += self._move_one(
-                job_set, job, dict(job.payload), "dead", repr(now), settings.dead_max_jobs, now - settings.dead_timeout
-            )
-        return moved
+        return sum(self._move_one(job_set, job, dict(job.payload), "dead", now) for job in jobs)
 
-    def _move_one(self, job_set: JobSet, job: JobView, payload: Payload, mode: str, *args: Any) -> int:
-        destination = self.keys.queue(job.queue) if mode == "queue" else self.keys.dead
+    def _move_one(self, job_set: JobSet, job: JobView, payload: Payload, to: str, where: str | float) -> int:
         new_raw = encode(payload) if job.readable else job.raw
-        keys = [job_set.key(self.keys), destination, self.keys.queues]
-        return int(self._move(keys=keys, args=[job.raw, new_raw, mode, *args]))
+        return int(self.lifecycle.move_entry(job_set.key(self.keys), job.raw, new_raw, to, where))
 
     def delete(self, job_set: JobSet, jobs: Iterable[JobView]) -> int:
         """Delete jobs from the set; returns how many were still there."""
-        raws = [job.raw for job in jobs]
-        return int(self.conn.zrem(job_set.key(self.keys), *raws)) if raws else 0
+        return self.lifecycle.delete_entries(job_set.key(self.keys), [job.raw for job in jobs])
 
     def run_all(self, job_set: JobSet, text: str = "") -> int:
         """Run now / retry now every job of the set that matches ``text``."""
@@ -593,10 +598,6 @@ class Api:
         for view in self.periodic_jobs():
             if view.name == name:
                 payload = new_payload(view.class_name, view.args, view.queue, view.retry, {"periodic": name})
-                payload["enqueued_at"] = timestamp(time.time())
-                pipe = self.conn.pipeline(transaction=True)
-                pipe.sadd(self.keys.queues, view.queue)
-                pipe.lpush(self.keys.queue(view.queue), encode(payload))
-                pipe.execute()
+                self.lifecycle.enqueue(view.queue, [encode(stamped(payload, time.time()))])
                 return str(payload["jid"])
         raise NotFound(f"no periodic job {name!r}")

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -37,6 +38,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
     return value
 
 
@@ -60,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="jobs fetched ahead of free threads (default: adapts to the jobs' run time)")
     worker.add_argument("--name", help="process name shown in the dashboard (default: the hostname)")
     worker.add_argument("--tag", default="", help="a tag shown in the dashboard")
+    worker.add_argument("--heartbeat", type=_seconds, default=None, metavar="SECONDS",
+                        help="heartbeat interval; a process is declared dead 4 intervals after its last beat "
+                             "(default: WORKERKIT_HEARTBEAT_INTERVAL, else 2)")
+    worker.add_argument("--sweep-interval", type=_seconds, default=None, metavar="SECONDS",
+                        help="how often the jobs of dead processes are recovered "
+                             "(default: WORKERKIT_SWEEP_INTERVAL, else 2)")
     _common_options(worker)
 
     run = commands.add_parser("run", help="run one job once in the foreground")
@@ -127,13 +136,14 @@ def _worker(args: argparse.Namespace) -> int:
         _import(module, "-r")
     _configure(args)
     if not registry.names():
-        logging.getLogger("workerkit").warning("no job classes registered: load your job modules with -r MODULE")
+        raise UsageError("no job classes are registered: load the modules that define your jobs with -r MODULE "
+                         "(a worker without them would only retry every job it takes)")
     settings = WorkerSettings(
         queues=queues, concurrency=args.concurrency, timeout=args.timeout, prefetch=args.prefetch,
         name=args.name, tag=args.tag, job_timeout=args.job_timeout,
-        heartbeat_interval=float(os.environ.get("WORKERKIT_HEARTBEAT_INTERVAL", 5.0)),
-        sweep_interval=float(os.environ.get("WORKERKIT_SWEEP_INTERVAL", 15.0)),
-        poll_interval=float(os.environ.get("WORKERKIT_POLL_INTERVAL", 1.0)),
+        heartbeat_interval=_interval(args.heartbeat, "WORKERKIT_HEARTBEAT_INTERVAL", "--heartbeat"),
+        sweep_interval=_interval(args.sweep_interval, "WORKERKIT_SWEEP_INTERVAL", "--sweep-interval"),
+        poll_interval=_interval(None, "WORKERKIT_POLL_INTERVAL", "WORKERKIT_POLL_INTERVAL", 1.0),
     )
     # The dispatcher thread must get the GIL soon after its fetch returns, or threads idle: 1 ms, not 5.
     sys.setswitchinterval(0.001)
@@ -143,6 +153,22 @@ def _worker(args: argparse.Namespace) -> int:
     logging.shutdown()
     sys.stdout.flush()
     os._exit(code)
+
+
+def _interval(flag: float | None, variable: str, name: str, default: float = 2.0) -> float:
+    """A worker interval from its flag, else its environment variable, else ``default``; more than 0 s."""
+    if flag is None:
+        text = os.environ.get(variable)
+        if text is None:
+            return default
+        try:
+            flag = _seconds(text)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{variable}={text!r}: {exc}") from None
+        name = variable
+    if flag <= 0:
+        raise UsageError(f"{name} must be more than 0 seconds")
+    return flag
 
 
 def _parse_arg(text: str) -> Any:

@@ -1,14 +1,16 @@
 """Writes jobs to Redis: push one (one round trip), push many (pipelined), schedule for later.
 
-A job for now is ``SADD queues <q>`` + ``LPUSH queue:<q> <payload>`` sent together; a job for later is
+A job for now goes through the lifecycle's enqueue script (``SADD queues`` + ``LPUSH``); a job for later is
 ``ZADD schedule <epoch> <payload>``. Client middleware sees every payload first and may change or drop it.
+When Redis cannot be reached, a push raises :class:`RedisUnreachable`, naming the URL and what to do.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,8 @@ import redis
 
 from workerkit import config, registry
 from workerkit.compat import timestamp
+from workerkit.connection import REDIS_DOWN
+from workerkit.lifecycle import Lifecycle, stamped
 from workerkit.payload import Payload, check_args, encode, new_payload
 
 if TYPE_CHECKING:
@@ -62,21 +66,33 @@ def _default_retry(class_name: str, retry: bool | int | None) -> bool | int:
     return job_class.retry if job_class is not None else True
 
 
-def _send(commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Send ``commands`` in one write on one pooled connection and read every reply; retry once on a lost link."""
-    pool = config.redis_client().connection_pool
-    for attempt in (1, 2):
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
-            return [conn.read_response() for _ in commands]
-        except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()  # type: ignore[no-untyped-call]
-            if attempt == 2:
-                raise
-        finally:
-            pool.release(conn)
-    raise AssertionError("unreachable")
+class RedisUnreachable(redis.ConnectionError):
+    """A push could not reach Redis; the message names the URL and what to do."""
+
+
+@contextmanager
+def _reaching_redis() -> Iterator[None]:
+    """Turn redis-py's connection errors into :class:`RedisUnreachable` with a message a person can act on."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        url = config.masked_url(config.current().redis_url)
+        raise RedisUnreachable(
+            f"cannot push the job: Redis at {url} is unreachable ({exc}). Start a server (`workerkit redis` "
+            "runs one), or point REDIS_URL (or WORKERKIT_REDIS_URL) at yours."
+        ) from exc
+
+
+_lifecycles: dict[tuple[int, str], Lifecycle] = {}
+
+
+def _lifecycle() -> Lifecycle:
+    """The lifecycle of the shared client and the configured namespace (made once per pair)."""
+    client, keys = config.redis_client(), config.keys()
+    found = _lifecycles.get((id(client), keys.namespace))
+    if found is None or found.conn is not client:
+        found = _lifecycles[(id(client), keys.namespace)] = Lifecycle(client, keys)
+    return found
 
 
 def _run_client_middleware(payload: Payload) -> Payload | None:
@@ -104,13 +120,13 @@ def push_payload(payload: Payload, at: float | None = None) -> str | None:
             payload["at"] = at
         _interceptor(payload)
         return jid
-    keys = config.keys()
-    if at is not None and at > time.time():
-        _send([("ZADD", keys.schedule, repr(at), encode(payload))])
-    else:
-        queue = payload["queue"]
-        payload["enqueued_at"] = timestamp(time.time())
-        _send([("SADD", keys.queues, queue), ("LPUSH", keys.queue(queue), encode(payload))])
+    lifecycle = _lifecycle()
+    now = time.time()
+    with _reaching_redis():
+        if at is not None and at > now:
+            lifecycle.schedule({encode(payload): at})
+        else:
+            lifecycle.enqueue(payload["queue"], [encode(stamped(payload, now))])
     return jid
 
 
@@ -175,17 +191,17 @@ def push_bulk(
     score = when if when is not None and when > now else None
     scheduled = score is not None
     encoded = _encode_all(class_name, checked, jids, base, stamp, None if scheduled else stamp)
-    keys = config.keys()
-    client = config.redis_client()
-    for start in range(0, len(encoded), BULK_CHUNK):
-        chunk = encoded[start : start + BULK_CHUNK]
-        pipe = client.pipeline(transaction=False)
-        if score is not None:
-            pipe.zadd(keys.schedule, dict.fromkeys(chunk, score))
-        else:
-            pipe.sadd(keys.queues, queue)
-            pipe.lpush(keys.queue(queue), *chunk)
-        pipe.execute()
+    lifecycle = _lifecycle()
+    with _reaching_redis():
+        for start in range(0, len(encoded), BULK_CHUNK * 10):
+            pipe = lifecycle.conn.pipeline(transaction=False)
+            for chunk_start in range(start, min(len(encoded), start + BULK_CHUNK * 10), BULK_CHUNK):
+                chunk = encoded[chunk_start : chunk_start + BULK_CHUNK]
+                if score is not None:
+                    lifecycle.schedule(dict.fromkeys(chunk, score), client=pipe)
+                else:
+                    lifecycle.enqueue(queue, chunk, client=pipe)
+            pipe.execute()
     return jids
 
 

@@ -1,8 +1,7 @@
-"""Reliable fetch: a job moves atomically from its queue to this process's in-flight list, and leaves it
-only when it finished (acknowledged in batches, with the next fetch, in one round trip) or was handed to the
-retry or dead set. Jobs of a process whose heartbeat expired are pushed back to their queues by the
-survivors (:func:`recover_orphans`, run on a timer); a job recovered :data:`POISON_PILL_RECOVERIES` times
-goes to the dead set instead.
+"""Reliable fetch: a job moves atomically from its queue to this process's in-flight list and becomes a
+:class:`UnitOfWork`, which leaves that list in exactly one way: acknowledged (in batches, with the next
+fetch, or within :data:`ACK_FLUSH_SECONDS` when the worker is idle), settled (retry, dead, discarded) or
+requeued. Each of those is conditional on the job still being in the list (``workerkit.lifecycle``).
 
 When the queues are empty, idle worker threads block in ``BLMOVE`` on them (also queue -> in-flight, so
 still reliable) and run what they catch themselves, so a new job starts within a network round trip.
@@ -11,32 +10,22 @@ still reliable) and run what they catch themselves, so a new job starts within a
 from __future__ import annotations
 
 import json
-import logging
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from workerkit.keys import Keys, script
-from workerkit.payload import PayloadError, decode, encode
-from workerkit.retry import kill
+from workerkit.keys import Keys
+from workerkit.lifecycle import Lifecycle, Settlement
+from workerkit.payload import Payload, decode
 
-log = logging.getLogger("workerkit")
-
-POISON_PILL_RECOVERIES = 3
-"""A job whose worker died under it this many times goes to the dead set instead of back to its queue."""
-
-Unit = tuple[int, bytes]
-"""A fetched job: the index of its queue in the worker's queue list, and its raw payload."""
-
-
-class PoisonPillError(Exception):
-    """The job was running in workers that died under it too many times."""
+ACK_FLUSH_SECONDS = 0.1
+"""How long a finished job may wait for its acknowledgement when no fetch comes sooner."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +63,49 @@ def fetch_order(specs: list[QueueSpec]) -> Callable[[], list[int]]:
     return weighted
 
 
+@dataclass(eq=False)
+class UnitOfWork:
+    """One fetched job: its queue, its in-flight list and its bytes, as fetched. It can only be
+    acknowledged, requeued or settled, once; each is a no-op in Redis if the job is no longer held."""
+
+    fetcher: ReliableFetch
+    index: int
+    raw: bytes
+    _payload: Payload | None = field(default=None, repr=False)
+
+    @property
+    def queue(self) -> str:
+        """The queue the job came from."""
+        return self.fetcher.specs[self.index].name
+
+    @property
+    def inflight(self) -> str:
+        """The in-flight list that holds it."""
+        return self.fetcher.inflight_keys[self.index]
+
+    def payload(self) -> Payload:
+        """The decoded payload (decoded once; PayloadError when the bytes are not a job)."""
+        if self._payload is None:
+            self._payload = decode(self.raw)
+        return self._payload
+
+    def ack(self) -> None:
+        """The job succeeded: acknowledge it with the next fetch (or the idle flush), counted once."""
+        self.fetcher.ack(self)
+
+    def requeue(self) -> bool:
+        """Give the job back to the pop end of its queue (it was never started); False if not held."""
+        moved = self.fetcher.lifecycle.give_back(self.inflight, self.queue, self.raw)
+        self.fetcher.release(self)
+        return moved
+
+    def settle(self, settlement: Settlement, now: float) -> bool:
+        """Write a failure's decided outcome; False (and nothing written) if the job was not held any more."""
+        landed = self.fetcher.lifecycle.settle(self.inflight, self.raw, settlement, now)
+        self.fetcher.release(self)
+        return landed
+
+
 class ReliableFetch:
     """Fetch, acknowledge and push back the jobs of one worker process."""
 
@@ -82,82 +114,81 @@ class ReliableFetch:
         self.keys = keys
         self.identity = identity
         self.specs = specs
+        self.lifecycle = Lifecycle(conn, keys)
         self.queue_keys = [keys.queue(spec.name) for spec in specs]
         self.inflight_keys = [keys.inflight(identity, spec.name) for spec in specs]
+        self._owners = [json.dumps({"identity": identity, "queue": spec.name}) for spec in specs]
         self._order = fetch_order(specs)
-        self._fetch = conn.register_script(script("fetch"))
-        self._requeue_all = conn.register_script(script("requeue_all"))
-        self._move = conn.register_script(script("move_job"))
-        self._acks: list[Unit] = []
-        self._held: Counter[Unit] = Counter()
+        self._acks: list[tuple[int, bytes]] = []
+        self._oldest_ack = 0.0
+        self._held: Counter[tuple[int, bytes]] = Counter()
         """Jobs this process moved in flight and has not taken out again: what its in-flight lists should hold."""
-        self._ack_lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def register(self) -> None:
-        """Record this process's in-flight lists in the registry, so survivors find them without SCAN."""
-        entries: dict[Any, Any] = {
-            inflight: json.dumps({"identity": self.identity, "queue": spec.name})
-            for inflight, spec in zip(self.inflight_keys, self.specs, strict=True)
-        }
-        self.conn.hset(self.keys.inflight_lists, mapping=entries)
+    def registry_entries(self) -> dict[Any, Any]:
+        """This process's in-flight lists as entries of the ``inflight_lists`` registry (the heartbeat
+        re-asserts them with every beat, so a process whose heartbeat lapsed is listed again)."""
+        return dict(zip(self.inflight_keys, self._owners, strict=True))
 
-    def ack(self, unit: Unit) -> None:
+    def ack(self, unit: UnitOfWork) -> None:
         """Mark a job finished; it leaves the in-flight list with the next fetch."""
-        with self._ack_lock:
-            self._acks.append(unit)
+        with self._lock:
+            if not self._acks:
+                self._oldest_ack = time.monotonic()
+            self._acks.append((unit.index, unit.raw))
 
-    @property
-    def pending_acks(self) -> int:
-        """Finished jobs not yet acknowledged in Redis."""
-        return len(self._acks)
+    def ack_due(self) -> float | None:
+        """Seconds until pending acknowledgements must be flushed (0: now), or None when there are none."""
+        with self._lock:
+            if not self._acks:
+                return None
+            return max(0.0, self._oldest_ack + ACK_FLUSH_SECONDS - time.monotonic())
 
-    def fetch(self, count: int) -> list[Unit]:
+    def fetch(self, count: int) -> list[UnitOfWork]:
         """Acknowledge finished jobs and move up to ``count`` jobs into the in-flight lists, in one round trip."""
-        with self._ack_lock:
+        with self._lock:
             acks, self._acks = self._acks, []
         if count <= 0 and not acks:
             return []
-        day = datetime.now(UTC).date()
-        keys = [self.keys.stat("processed"), self.keys.stat("processed", day), *self.queue_keys, *self.inflight_keys]
-        argv: list[Any] = [len(self.specs), max(0, count), len(acks), *[index + 1 for index in self._order()]]
-        for index, raw in acks:
-            argv += (index + 1, raw)
         try:
-            reply = self._fetch(keys=keys, args=argv)
+            reply = self.lifecycle.fetch(self.queue_keys, self.inflight_keys, self._owners, self._order(), count, acks,
+                                         time.time())
         except BaseException:
-            with self._ack_lock:
+            with self._lock:
                 self._acks[:0] = acks
             raise
-        units = [(int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]]
-        with self._ack_lock:
-            for unit in acks:
-                self._drop(unit)
-            self._held.update(units)
+        units = [
+            UnitOfWork(self, int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]
+        ]
+        with self._lock:
+            for ack in acks:
+                self._drop(ack)
+            self._held.update((unit.index, unit.raw) for unit in units)
         return units
 
-    def wait_for_job(self, index: int, timeout: float) -> Unit | None:
+    def wait_for_job(self, index: int, timeout: float) -> UnitOfWork | None:
         """Block up to ``timeout`` seconds for a job on queue ``index``, moving it in flight (BLMOVE)."""
         raw = self.conn.blmove(self.queue_keys[index], self.inflight_keys[index], timeout,  # type: ignore[arg-type]
                                "RIGHT", "LEFT")
         if raw is None:
             return None
-        unit = (index, _raw(raw))
-        with self._ack_lock:
-            self._held[unit] += 1
+        unit = UnitOfWork(self, index, raw if isinstance(raw, bytes) else raw.encode())
+        with self._lock:
+            self._held[(index, unit.raw)] += 1
         return unit
 
-    def release(self, unit: Unit) -> None:
-        """Forget a job that left the in-flight list another way (retry or dead set, given back)."""
-        with self._ack_lock:
-            self._drop(unit)
+    def release(self, unit: UnitOfWork) -> None:
+        """Forget a job that left the in-flight list another way (settled, given back)."""
+        with self._lock:
+            self._drop((unit.index, unit.raw))
 
-    def _drop(self, unit: Unit) -> None:
-        """One copy of ``unit`` is no longer held (call with the lock held; no zero counts are kept)."""
-        left = self._held[unit] - 1
+    def _drop(self, held: tuple[int, bytes]) -> None:
+        """One copy of ``held`` is no longer held (call with the lock held; no zero counts are kept)."""
+        left = self._held[held] - 1
         if left > 0:
-            self._held[unit] = left
+            self._held[held] = left
         else:
-            del self._held[unit]
+            del self._held[held]
 
     def reconcile(self) -> int:
         """Give back every job in this process's in-flight lists that it does not know it holds.
@@ -168,83 +199,23 @@ class ReliableFetch:
         moved = 0
         for index, inflight in enumerate(self.inflight_keys):
             present = Counter((index, _raw(raw)) for raw in self.conn.lrange(inflight, 0, -1))
-            with self._ack_lock:
+            with self._lock:
                 unknown = present - self._held
-            for unit, copies in unknown.items():
+            for (_, raw), copies in unknown.items():
                 for _ in range(copies):
-                    self._give_back_unknown(unit)
-                    moved += 1
+                    moved += self.lifecycle.give_back(inflight, self.specs[index].name, raw)
         return moved
-
-    def give_back(self, unit: Unit) -> None:
-        """Push one fetched, not started job back to the pop end of its queue (it runs next)."""
-        self._give_back_unknown(unit)
-        self.release(unit)
-
-    def _give_back_unknown(self, unit: Unit) -> None:
-        index, raw = unit
-        self._move(keys=[self.inflight_keys[index], self.queue_keys[index], self.keys.queues],
-                   args=[raw, raw, self.specs[index].name])
 
     def requeue_all(self) -> int:
         """Push every job still in this process's in-flight lists back to its queue and forget the lists."""
-        moved = 0
-        for queue_key, inflight in zip(self.queue_keys, self.inflight_keys, strict=True):
-            moved += int(self._requeue_all(keys=[inflight, queue_key]))
-        self.conn.hdel(self.keys.inflight_lists, *self.inflight_keys)
+        moved = sum(
+            self.lifecycle.requeue_all(inflight, spec.name)
+            for inflight, spec in zip(self.inflight_keys, self.specs, strict=True)
+        )
+        with self._lock:
+            self._held.clear()
         return moved
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _raw(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
-
-
-def _recover_one(conn: redis.Redis, keys: Keys, inflight: str, queue: str, raw: bytes) -> str | None:
-    """Push one orphaned job back to its queue, or kill it as a poison pill; None if another sweep took it."""
-    try:
-        payload = decode(raw)
-    except PayloadError:
-        payload = None
-    if payload is not None:
-        previous = payload.get("recovered")
-        count = (previous if isinstance(previous, int) and previous > 0 else 0) + 1
-        payload["recovered"] = count
-        if count >= POISON_PILL_RECOVERIES:
-            exc = PoisonPillError(f"the worker running this job died {count} times (kill -9, OOM, crash); not retried")
-            return kill(conn, keys, inflight, raw, payload, exc)
-    move = conn.register_script(script("move_job"))
-    new = raw if payload is None else encode(payload)
-    moved = move(keys=[inflight, keys.queue(queue), keys.queues], args=[raw, new, queue])
-    return f"queue (recovery {payload['recovered'] if payload else 1})" if moved else None
-
-
-def recover_orphans(conn: redis.Redis, keys: Keys, lock_seconds: float) -> int:
-    """Push back the in-flight jobs of processes whose heartbeat expired; return how many jobs moved.
-
-    Runs at most once per ``lock_seconds`` across all processes (SET NX EX lock). Also prunes dead
-    identities from the ``processes`` set.
-    """
-    if not conn.set(keys.process_cleanup_lock, "1", nx=True, px=max(1, int(lock_seconds * 1000))):
-        return 0
-    for identity in conn.smembers(keys.processes):
-        if not conn.exists(keys.process(_text(identity))):
-            conn.srem(keys.processes, identity)
-    moved = 0
-    for inflight, entry in conn.hgetall(keys.inflight_lists).items():
-        owner = json.loads(entry)
-        if conn.exists(keys.process(owner["identity"])):
-            continue
-        queue = owner["queue"]
-        for raw in reversed(conn.lrange(inflight, 0, -1)):
-            where = _recover_one(conn, keys, _text(inflight), queue, _raw(raw))
-            if where is not None:
-                moved += 1
-                log.warning("recovered a job of dead process %s from queue %s into the %s", owner["identity"], queue,
-                            "dead set (poison pill)" if where == "dead" else where)
-        if conn.llen(inflight) == 0:
-            conn.hdel(keys.inflight_lists, inflight)
-    return moved

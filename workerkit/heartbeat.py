@@ -1,18 +1,20 @@
 """The heartbeat: every few seconds, write this process's entry in the ``processes`` registry (Sidekiq's
 layout: ``<identity>`` HASH with info/busy/beat/quiet/rss, ``<identity>:work`` HASH of running jobs and its
-Sidekiq 6 twin ``<identity>:workers``, all EXPIRE 60), pick up a remote signal from ``<identity>-signals``,
-and sweep the orphans of dead processes.
+Sidekiq 6 twin ``<identity>:workers``), re-assert its in-flight lists in the ``inflight_lists`` registry, and
+pick up a remote signal from ``<identity>-signals``.
+
+Everything written expires :data:`TTL_BEATS` beats after the last one, so a process killed with -9 is seen
+dead within seconds (``--heartbeat`` sets the interval). The work hash reports only what the worker owns:
+the queue, the payload exactly as fetched, and the start time, never a dict a job or middleware can change.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +22,27 @@ import psutil
 import redis
 
 from workerkit import __version__
-from workerkit.connection import REDIS_DOWN, Backoff
-from workerkit.fetch import recover_orphans
-from workerkit.guard import ErrorGuard
 from workerkit.keys import Keys
-from workerkit.payload import Payload
+from workerkit.payload import encode
+from workerkit.ticker import Ticker
 
-log = logging.getLogger("workerkit")
+TTL_BEATS = 4
+"""A heartbeat expires this many intervals after it was written: a process is declared dead after it missed
+three beats in a row (and the sweep, one interval later at most, recovers its jobs)."""
 
-HEARTBEAT_TTL = 60
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job one thread runs, as the heartbeat reports it."""
+
+    queue: str
+    raw: bytes
+    """The payload exactly as fetched (valid JSON: only decodable jobs run)."""
+    run_at: float
+
+    def to_json(self) -> str:
+        """The work hash's value: ``{"queue", "payload", "run_at"}``, the payload embedded as fetched."""
+        return f'{{"queue":{encode(self.queue)},"payload":{self.raw.decode()},"run_at":{self.run_at!r}}}'
 
 
 def new_identity() -> str:
@@ -64,41 +78,43 @@ class ProcessInfo:
 
 
 class Heartbeat:
-    """Beats every ``interval`` seconds in its own thread; acts on remote TSTP/TERM; sweeps orphans."""
+    """Beats every ``interval`` seconds in its own thread; acts on remote TSTP/TERM."""
 
     def __init__(
         self,
         conn: redis.Redis,
         keys: Keys,
         info: ProcessInfo,
-        running: Callable[[], dict[int, tuple[str, Payload, float]]],
+        running: Callable[[], Mapping[int, RunningJob]],
+        inflight_lists: Mapping[Any, Any],
         quiet: Callable[[], bool],
         on_signal: Callable[[str], None],
-        interval: float = 5.0,
-        sweep_interval: float = 15.0,
+        interval: float = 2.0,
     ) -> None:
         self.conn = conn
         self.keys = keys
         self.info = info
         self.running = running
+        self.inflight_lists = dict(inflight_lists)
         self.quiet = quiet
         self.on_signal = on_signal
         self.interval = interval
-        self.sweep_interval = sweep_interval
-        self.stop = threading.Event()
+        self.ttl_ms = max(1000, int(interval * TTL_BEATS * 1000))
+        self.last_beat = 0.0
+        """When the last beat landed (``time.monotonic()``), 0 before the first."""
         self._info_json = info.to_json()
         self._process = psutil.Process()
-        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
-        self._next_sweep = 0.0
+        self._ticker = Ticker("heartbeat", self.beat, interval, first_delay=interval)
+
+    def fresh(self) -> bool:
+        """Whether the last beat landed recently enough that this process is surely still listed as alive."""
+        return time.monotonic() - self.last_beat < self.interval * (TTL_BEATS - 1)
 
     def beat(self) -> None:
-        """Write the heartbeat now and act on one pending remote signal."""
+        """Write the heartbeat and the in-flight registry now, and act on one pending remote signal."""
         identity = self.info.identity
-        running = self.running()
-        work: dict[Any, Any] = {
-            f"{tid:x}": json.dumps({"queue": queue, "payload": payload, "run_at": run_at})
-            for tid, (queue, payload, run_at) in list(running.items())
-        }
+        started = time.monotonic()
+        work: dict[Any, Any] = {f"{tid:x}": job.to_json() for tid, job in list(self.running().items())}
         pipe = self.conn.pipeline(transaction=True)
         pipe.sadd(self.keys.processes, identity)
         fields: dict[Any, Any] = {
@@ -110,14 +126,17 @@ class Heartbeat:
             "concurrency": self.info.concurrency,
         }
         pipe.hset(self.keys.process(identity), mapping=fields)
-        pipe.expire(self.keys.process(identity), HEARTBEAT_TTL)
+        pipe.pexpire(self.keys.process(identity), self.ttl_ms)
         for work_key in self.keys.work_keys(identity):
             pipe.delete(work_key)
             if work:
                 pipe.hset(work_key, mapping=work)
-                pipe.expire(work_key, HEARTBEAT_TTL)
+                pipe.pexpire(work_key, self.ttl_ms)
+        if self.inflight_lists:
+            pipe.hset(self.keys.inflight_lists, mapping=self.inflight_lists)
         pipe.rpop(self.keys.signals(identity))
         signal = pipe.execute()[-1]
+        self.last_beat = started
         if signal:
             self.on_signal(signal.decode("utf-8", "replace") if isinstance(signal, bytes) else str(signal))
 
@@ -131,26 +150,8 @@ class Heartbeat:
 
     def start(self) -> None:
         """Start beating in the background (call :meth:`beat` once first, so the process is registered)."""
-        self._thread.start()
+        self._ticker.start()
 
     def close(self) -> None:
         """Stop the heartbeat thread."""
-        self.stop.set()
-        self._thread.join(5)
-
-    def _loop(self) -> None:
-        backoff = Backoff("sending the heartbeat")
-        guard = ErrorGuard("heartbeat")
-        while not self.stop.wait(self.interval if not backoff.delay else 0):
-            try:
-                self.beat()
-                if time.monotonic() >= self._next_sweep:
-                    self._next_sweep = time.monotonic() + self.sweep_interval
-                    recover_orphans(self.conn, self.keys, self.sweep_interval * 0.9)
-            except REDIS_DOWN as exc:
-                backoff.failed(exc, self.stop)
-            except Exception as exc:
-                guard.failed(exc, self.stop)
-            else:
-                backoff.succeeded()
-                guard.succeeded()
+        self._ticker.close()

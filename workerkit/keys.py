@@ -33,10 +33,6 @@ class Keys:
         """LIST of job payloads; clients LPUSH, workers take from the right (oldest first)."""
         return self._k(f"queue:{name}")
 
-    def queue_prefix(self) -> str:
-        """The prefix of every queue list (for stripping it off)."""
-        return self._k("queue:")
-
     # Sorted sets ------------------------------------------------------------------------------------
     @property
     def schedule(self) -> str:
@@ -60,11 +56,11 @@ class Keys:
         return self._k("processes")
 
     def process(self, identity: str) -> str:
-        """HASH of one process's heartbeat (info, busy, beat, quiet, rss, ...), EXPIRE 60."""
+        """HASH of one process's heartbeat (info, busy, beat, quiet, rss, ...); expires a few beats after the last."""
         return self._k(identity)
 
     def work(self, identity: str) -> str:
-        """HASH thread-id -> JSON {queue, payload, run_at} of jobs the process is running."""
+        """HASH thread-id -> JSON {queue, payload, run_at} of jobs the process is running (payload as fetched)."""
         return self._k(f"{identity}:work")
 
     def work_keys(self, identity: str) -> tuple[str, str]:
@@ -85,13 +81,10 @@ class Keys:
         """HASH in-flight list key -> JSON {identity, queue}: the registry of every in-flight list."""
         return self._k("inflight_lists")
 
-    def inflight_pattern(self) -> str:
-        """SCAN pattern matching every in-flight list."""
-        return self._k("inflight:*")
-
     @property
     def process_cleanup_lock(self) -> str:
-        """STRING lock (SET NX EX) so the orphan sweep runs at most once per interval; not Sidekiq 7's
+        """STRING lock (SET NX PX, holding the sweeper's token) held for a whole orphan sweep and for one
+        interval after it, so sweeps never overlap and run about once per interval; not Sidekiq 7's
         ``process_cleanup``, which its Web UI holds for 60 s at a time and would starve the sweep."""
         return self._k("orphan_sweep")
 
@@ -112,7 +105,12 @@ class Keys:
         return self._k("periodic")
 
 
+def _source(name: str) -> str:
+    return (resources.files("workerkit") / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+
+
 @cache
 def script(name: str) -> str:
-    """The source of the Lua script ``workerkit/scripts/<name>.lua`` (each documents its KEYS and ARGV)."""
-    return (resources.files("workerkit") / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+    """The source of the Lua script ``workerkit/scripts/<name>.lua`` (each documents its KEYS and ARGV),
+    after the shared functions of ``scripts/lib.lua``."""
+    return _source("lib") + "\n" + _source(name)

@@ -7,9 +7,11 @@ so a job never carries a value that would not survive the trip through Redis unc
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,8 +35,32 @@ def new_jid() -> str:
     return os.urandom(12).hex()
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate: the one way a lone surrogate gets into decoded text."""
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone UTF-16 surrogate, which UTF-8 (and so Redis and Ruby) cannot carry."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_text(text: str, path: str) -> None:
+    if _has_lone_surrogate(text):
+        raise TypeError(f"job argument {path} holds a lone surrogate ({text!r:.60}), which UTF-8 cannot carry; "
+                        "decode file names with os.fsdecode and errors='replace', or pass bytes as text")
+
+
 def _check_value(value: Any, path: str) -> None:
     kind = type(value)
+    if kind is str:
+        _check_text(value, path)
+        return
     if kind in _SCALARS:
         return
     if kind is float:
@@ -49,6 +75,7 @@ def _check_value(value: Any, path: str) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError(f"job argument {path} has a non-string key {key!r}; JSON object keys are strings")
+            _check_text(key, f"{path} key")
             _check_value(item, f"{path}[{key!r}]")
         return
     hint = "; use a list" if kind is tuple else ""
@@ -63,7 +90,7 @@ def check_args(args: Sequence[Any]) -> list[Any]:
     if isinstance(args, (str, bytes, dict)) or not isinstance(args, (list, tuple)):
         raise TypeError(f"job args must be a list or tuple of arguments, not {type(args).__name__}")
     for index, value in enumerate(args):
-        if type(value) not in _SCALARS:
+        if type(value) not in _SCALARS or type(value) is str:
             _check_value(value, f"args[{index}]")
     return list(args)
 
@@ -116,4 +143,44 @@ def decode(raw: bytes | str) -> Payload:
         raise PayloadError(f"payload is a JSON {type(payload).__name__}, not an object")
     if not isinstance(payload.get("class"), str) or not isinstance(payload.get("args"), list):
         raise PayloadError("payload lacks a string 'class' or a list 'args'")
+    if _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")):
+        _refuse_lone_surrogates(payload)
     return payload
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """Raise PayloadError if a string anywhere in ``value`` holds a lone surrogate (it could not be written back)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _has_lone_surrogate(item):
+                raise PayloadError(f"payload holds a lone surrogate in {item!r:.60}, which UTF-8 cannot carry")
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def readable(text: str) -> str:
+    """``text`` with any lone surrogate replaced by U+FFFD, so it can be written as UTF-8 (error messages)."""
+    return text.encode("utf-8", "replace").decode("utf-8") if _has_lone_surrogate(text) else text
+
+
+def quarantined(raw: bytes, queue: str, reason: str, now: float) -> Payload:
+    """The dead-set entry for bytes that are not a runnable job: the exact bytes (base64 in ``raw_base64``),
+    a readable copy (``raw``), the reason, and ``retry: false``. Nothing of the original is lost."""
+    return {
+        "class": "workerkit.InvalidPayload",
+        "args": [],
+        "jid": new_jid(),
+        "queue": queue,
+        "retry": False,
+        "created_at": now,
+        "failed_at": now,
+        "error_class": "workerkit.PayloadError",
+        "error_message": readable(reason),
+        "raw": raw.decode("utf-8", "replace"),
+        "raw_base64": base64.b64encode(raw).decode("ascii"),
+    }

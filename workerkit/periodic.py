@@ -14,6 +14,9 @@ the latest tick at or before now and runs one Lua script that sets the tick's ow
 exactly once across all processes and hosts, whoever's clock gets there first, and a restart of any
 worker changes nothing.
 
+An entry whose schedule can never fire (``0 0 30 2 *``) or fails to compute is reported (a warning in the
+log, an ``error`` on its record, shown by the dashboard's periodic page) and skipped; the others run.
+
 A tick missed while no worker ran is *not* replayed: only the latest tick is considered, and only while
 it is at most :data:`CATCH_UP_SECONDS` old. A worker that starts at 10:07 does not enqueue the 10:05 tick
 of a ``*/5`` job, nor the hundreds of ticks of a job whose workers were down overnight.
@@ -22,6 +25,7 @@ of a ``*/5`` job, nor the hundreds of ticks of a job whose workers were down ove
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -34,10 +38,12 @@ import redis
 from croniter import croniter
 
 from workerkit import registry
-from workerkit.compat import timestamp
 from workerkit.job import Job
-from workerkit.keys import Keys, script
+from workerkit.keys import Keys
+from workerkit.lifecycle import Lifecycle, stamped
 from workerkit.payload import check_args, encode, new_payload
+
+log = logging.getLogger("workerkit")
 
 CATCH_UP_SECONDS = 60.0
 """How late a tick may still be enqueued; older ticks were missed and are skipped, not replayed."""
@@ -68,8 +74,8 @@ class PeriodicJob:
         """The epoch second of the first tick after ``now``."""
         return next_tick(self.cron, self.tz, now)
 
-    def record(self, last_run: float | None = None, last_jid: str | None = None) -> str:
-        """The JSON record the dashboard reads from ``keys.periodic``."""
+    def record(self, last_run: float | None = None, last_jid: str | None = None, error: str | None = None) -> str:
+        """The JSON record the dashboard reads from ``keys.periodic`` (with ``error`` when it cannot fire)."""
         fields: dict[str, Any] = {
             "name": self.name,
             "cron": self.cron,
@@ -82,6 +88,8 @@ class PeriodicJob:
         if last_run is not None:
             fields["last_run"] = last_run
             fields["last_jid"] = last_jid
+        if error is not None:
+            fields["error"] = error
         return json.dumps(fields)
 
 
@@ -121,6 +129,10 @@ def _validate(cron: str, tz: str, args: Sequence[Any]) -> None:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"periodic: unknown time zone {tz!r}") from exc
+    try:
+        next_tick(cron, tz, time.time())
+    except Exception as exc:  # croniter: CroniterBadDateError for a date that never comes (30 February)
+        log.warning("periodic: the schedule %r can never fire (%s); it is skipped", cron, exc)
     try:
         check_args(args)
     except TypeError as exc:
@@ -208,40 +220,81 @@ def periodic(
 
 def _payload(entry: PeriodicJob, now: float) -> tuple[str, str]:
     payload = new_payload(entry.class_name, entry.args, entry.queue, entry.retry, {"periodic": entry.name})
-    payload["enqueued_at"] = timestamp(now)
-    return payload["jid"], encode(payload)
+    return payload["jid"], encode(stamped(payload, now))
 
 
 def enqueue_due(
-    conn: redis.Redis, keys: Keys, now: float | None = None, jobs: Iterable[PeriodicJob] | None = None
+    conn: redis.Redis, keys: Keys, now: float | None = None, jobs: Iterable[PeriodicJob] | None = None,
+    on_broken: Callable[[PeriodicJob, Exception], None] | None = None,
 ) -> int:
     """Enqueue every periodic job whose latest tick is due and not yet enqueued; returns how many.
 
     Safe to call from any number of threads, processes and hosts at once: each tick is pushed by
     exactly one caller. Ticks older than :data:`CATCH_UP_SECONDS` are skipped (never replayed); the
-    job's record in ``keys.periodic`` is still published so the dashboard lists it.
+    job's record in ``keys.periodic`` is still published so the dashboard lists it. An entry whose
+    schedule cannot be computed is published with its error, passed to ``on_broken``, and skipped.
     """
     current = time.time() if now is None else now
     entries = registered() if jobs is None else list(jobs)
     if not entries:
         return 0
-    enqueue_tick = conn.register_script(script("periodic_enqueue"))
+    lifecycle = Lifecycle(conn, keys)
     pipe = conn.pipeline(transaction=False)
     for entry in entries:
-        tick = entry.latest_tick(current)
-        fresh = current - tick <= CATCH_UP_SECONDS
+        try:
+            tick = entry.latest_tick(current)
+        except Exception as exc:  # croniter's errors for a schedule that never fires
+            conn.hset(keys.periodic, entry.name, entry.record(error=f"this schedule can never fire: {exc}"))
+            if on_broken is not None:
+                on_broken(entry, exc)
+            continue
         jid, payload = _payload(entry, current)
-        enqueue_tick(
-            keys=[keys.periodic_tick(entry.name, int(tick)), keys.queues, keys.queue(entry.queue), keys.periodic],
-            args=[
-                _LOCK_TTL_SECONDS,
-                entry.queue,
-                payload,
-                entry.name,
-                entry.record(last_run=tick, last_jid=jid),
-                entry.record(),
-                "1" if fresh else "0",
-            ],
-            client=pipe,
-        )
+        records = (entry.record(last_run=tick, last_jid=jid), entry.record())
+        fresh = current - tick <= CATCH_UP_SECONDS
+        lifecycle.enqueue_tick(entry.name, int(tick), entry.queue, payload, records, fresh, _LOCK_TTL_SECONDS,
+                               client=pipe)
     return sum(int(result) for result in pipe.execute())
+
+
+class Ticks:
+    """This process's view of its periodic jobs: when the next tick is due, and which are broken.
+
+    The scheduler calls :meth:`enqueue_due` at every poll; it reaches Redis only when a tick is due (and
+    once at start, to publish the records), and reports a broken schedule once.
+    """
+
+    def __init__(self) -> None:
+        self._due = 0.0
+        self._count = 0
+        self._broken: set[str] = set()
+
+    def next_due(self) -> float:
+        """The epoch second of the next tick of any registered periodic job (infinity when there is none)."""
+        return self._due
+
+    def enqueue_due(self, conn: redis.Redis, keys: Keys, now: float) -> int:
+        """Enqueue the due ticks if any is due; returns how many were enqueued by this call."""
+        entries = registered()
+        if not entries:
+            self._due = math.inf
+            return 0
+        if now < self._due and len(entries) == self._count:
+            return 0
+        self._count = len(entries)
+        enqueued = enqueue_due(conn, keys, now, entries, self._report)
+        upcoming = [self._next(entry, now) for entry in entries]
+        self._due = min(upcoming, default=math.inf)
+        return enqueued
+
+    def _report(self, entry: PeriodicJob, exc: Exception) -> None:
+        if entry.name not in self._broken:
+            self._broken.add(entry.name)
+            log.error("periodic job %r: the schedule %r can never fire (%s); skipped, the others run",
+                      entry.name, entry.cron, exc)
+
+    @staticmethod
+    def _next(entry: PeriodicJob, now: float) -> float:
+        try:
+            return entry.next_tick(now)
+        except Exception:  # reported by enqueue_due
+            return math.inf

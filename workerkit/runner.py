@@ -1,5 +1,10 @@
-"""Run one job: decode its payload, find its registered class, run it through the server middleware,
-log ``start`` / ``done: 0.012 sec`` / ``fail``, then acknowledge it or hand it to retry/dead handling.
+"""Run one fetched job: decode its payload, find its registered class, run it through the server middleware,
+log ``start`` / ``done: 0.012 sec`` / ``fail``, then acknowledge it or settle its failure.
+
+A failure's outcome is decided once (``workerkit.failure.decide``: error handlers, ``retry_count``, backoff);
+only its Redis write is retried through an outage, and it lands only if this worker still holds the job.
+Bytes that are not a job go to the dead set with their reason; a class this worker does not know is
+retried with backoff (a deploy that forgot a module loses nothing) and logged as an error.
 """
 
 from __future__ import annotations
@@ -7,17 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import redis
-
-from workerkit import config, registry
+from workerkit import config, failure, registry
 from workerkit.connection import until_done
-from workerkit.fetch import ReliableFetch, Unit
+from workerkit.fetch import UnitOfWork
+from workerkit.heartbeat import RunningJob
+from workerkit.lifecycle import Outcome, Settlement
 from workerkit.logs import job_context, job_info, set_job_context
-from workerkit.payload import Payload, PayloadError, decode, new_jid
-from workerkit.retry import handle_failure, kill
+from workerkit.payload import Payload, PayloadError
 from workerkit.timelimit import JobTimeout, Watchdog, job_limit
 
 if TYPE_CHECKING:
@@ -55,65 +58,53 @@ def lookup(payload: Payload) -> type[Job]:
     if job_class is None:
         raise UnknownJobError(
             f"job class {payload['class']!r} is not a registered job in this worker "
-            "(load the module that defines it with -r)"
+            "(load the module that defines it with -r); retried with backoff"
         )
     return job_class
-
-
-def invalid_payload(raw: bytes, queue: str) -> Payload:
-    """A dead-set entry for a payload that is not a job: the raw text kept under ``raw``."""
-    return {
-        "class": "workerkit.InvalidPayload",
-        "args": [],
-        "jid": new_jid(),
-        "queue": queue,
-        "retry": False,
-        "created_at": time.time(),
-        "raw": raw.decode("utf-8", "replace"),
-    }
 
 
 class Runner:
     """Runs the jobs of one worker process and records what each thread is running (for the heartbeat)."""
 
     def __init__(
-        self, conn: redis.Redis, fetch: ReliableFetch, stop: threading.Event,
-        watchdog: Watchdog | None = None, job_timeout: float | None = None,
+        self, stop: threading.Event, watchdog: Watchdog | None = None, job_timeout: float | None = None,
     ) -> None:
-        self.conn = conn
-        self.fetch = fetch
         self.stop = stop
         self.watchdog = watchdog
         """Enforces the jobs' time limits (None: no limits, as for a Runner outside a worker)."""
         self.job_timeout = job_timeout
-        self.running: dict[int, tuple[str, Payload, float]] = {}
+        self.running: dict[int, RunningJob] = {}
 
-    def process(self, unit: Unit) -> None:
-        """Run one fetched job to its end: acknowledged, retried, or dead. Never raises."""
-        index, raw = unit
-        queue = self.fetch.specs[index].name
+    def process(self, unit: UnitOfWork) -> Outcome | None:
+        """Run one fetched job to its end; return its outcome (None: left in flight, Redis unreachable at
+        shutdown, or not held any more). Never raises."""
+        now = time.time()
         try:
-            payload = decode(raw)
+            payload = unit.payload()
         except PayloadError as exc:
-            self._bury(unit, invalid_payload(raw, queue), exc)
-            return
+            with job_context("", "workerkit.InvalidPayload"):
+                log.error("dead: %s", exc)
+            return self._settle(unit, failure.unreadable(unit.raw, unit.queue, exc, now))
+        jid = str(payload.get("jid", ""))
+        class_name = str(payload["class"])
         try:
             job_class = lookup(payload)
         except UnknownJobError as exc:
-            self._bury(unit, payload, exc)
-            return
-        jid = str(payload.get("jid", ""))
+            with job_context(jid, class_name):
+                log.error("%s", exc)
+                return self._settle(unit, failure.decide(unit.raw, payload, exc, None, now))
         tid = threading.get_ident()
-        self.running[tid] = (queue, payload, time.time())
-        set_job_context(jid, payload["class"])
+        self.running[tid] = RunningJob(unit.queue, unit.raw, now)
+        set_job_context(jid, class_name)
         try:
-            self._run(unit, job_class, payload, jid)
+            return self._run(unit, job_class, payload, jid, class_name)
         finally:
             set_job_context(None, None)
             del self.running[tid]
 
-    def _run(self, unit: Unit, job_class: type[Job], payload: Payload, jid: str) -> None:
-        class_name = payload["class"]
+    def _run(
+        self, unit: UnitOfWork, job_class: type[Job], payload: Payload, jid: str, class_name: str
+    ) -> Outcome | None:
         job_info("start", jid, class_name)
         started = time.perf_counter()
         try:
@@ -124,28 +115,24 @@ class Runner:
                 self.watchdog.run(lambda: execute(job_class, payload), limit)
         except (Exception, JobTimeout) as exc:
             log.warning("fail: %.3f sec", time.perf_counter() - started)
-            self._fail(unit, job_class, payload, exc)
-        else:
-            job_info(f"done: {time.perf_counter() - started:.3f} sec", jid, class_name)
-            self.fetch.ack(unit)
+            settlement = failure.decide(unit.raw, payload, exc, job_class, time.time())
+            log.warning("%s: %s (%s)", type(exc).__name__, exc, settlement.outcome.value)
+            return self._settle(unit, settlement)
+        job_info(f"done: {time.perf_counter() - started:.3f} sec", jid, class_name)
+        unit.ack()
+        return Outcome.DONE
 
-    def _fail(self, unit: Unit, job_class: type[Job], payload: Payload, exc: Exception | JobTimeout) -> None:
-        inflight = self.fetch.inflight_keys[unit[0]]
-        outcome = self._safely(
-            lambda: handle_failure(self.conn, self.fetch.keys, inflight, unit[1], payload, exc, job_class)
-        )
-        if outcome is not None:
-            self.fetch.release(unit)
-        log.warning("%s: %s (%s)", type(exc).__name__, exc, outcome or "left in flight: Redis unreachable")
-
-    def _bury(self, unit: Unit, payload: Payload, exc: Exception) -> None:
-        """Send a job that cannot run (unreadable payload, unknown class) to the dead set."""
-        with job_context(str(payload.get("jid", "")), str(payload["class"])):
-            log.error("dead: %s", exc)
-            inflight = self.fetch.inflight_keys[unit[0]]
-            if self._safely(lambda: kill(self.conn, self.fetch.keys, inflight, unit[1], payload, exc)) is not None:
-                self.fetch.release(unit)
-
-    def _safely(self, action: Callable[[], Any]) -> Any:
-        """Retry a Redis write through an outage; on shutdown give up (the job stays in flight, not lost)."""
-        return until_done(action, "recording a job's outcome", self.stop)
+    def _settle(self, unit: UnitOfWork, settlement: Settlement) -> Outcome | None:
+        """Write the decided outcome, retrying only the write through an outage; tell the death handlers
+        once it landed. A job this worker no longer holds (recovered meanwhile) is left to its new owner."""
+        now = time.time()
+        landed = until_done(lambda: unit.settle(settlement, now), "recording a job's outcome", self.stop)
+        if landed is None:
+            log.warning("Redis unreachable at shutdown: the job stays in flight and will be recovered")
+            return None
+        if not landed:
+            log.warning("the job was no longer held by this worker (recovered after a lapsed heartbeat); "
+                        "its outcome is not recorded twice")
+            return None
+        failure.buried(settlement)
+        return settlement.outcome

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workerkit.guard import ErrorGuard
 from workerkit.payload import Payload
+from workerkit.ticker import Ticker
 
 log = logging.getLogger("workerkit")
 
@@ -72,21 +72,19 @@ def _raise_in(thread_id: int, exception: type[BaseException] | None) -> int:
 class Watchdog:
     """The one thread of a worker process that interrupts jobs running past their time limit."""
 
-    def __init__(self, stop: threading.Event, check_seconds: float = CHECK_SECONDS) -> None:
-        self.stop = stop
-        self.check_seconds = check_seconds
+    def __init__(self, check_seconds: float = CHECK_SECONDS) -> None:
         self._watched: dict[int, _Watched] = {}
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="watchdog", daemon=True)
+        self._ticker = Ticker("watchdog", lambda: self._interrupt_overdue(time.monotonic()), check_seconds,
+                              first_delay=check_seconds)
 
     def start(self) -> None:
         """Start watching in the background."""
-        self._thread.start()
+        self._ticker.start()
 
     def close(self) -> None:
         """Stop the watchdog thread (jobs still running are no longer interrupted)."""
-        self.stop.set()
-        self._thread.join(5)
+        self._ticker.close()
 
     def run(self, action: Callable[[], None], limit: float | None) -> None:
         """Run ``action`` in this thread; raise JobTimeout (naming the limit) if it runs past ``limit`` seconds.
@@ -113,16 +111,6 @@ class Watchdog:
                 raise  # the job raised one of its own
             exc.args = (f"the job ran longer than its timeout of {limit:g} s",)
             raise  # with the traceback of where the job was when it was interrupted
-
-    def _loop(self) -> None:
-        guard = ErrorGuard("watchdog")
-        while not self.stop.wait(self.check_seconds):
-            try:
-                self._interrupt_overdue(time.monotonic())
-            except Exception as exc:
-                guard.failed(exc, self.stop)
-            else:
-                guard.succeeded()
 
     def _interrupt_overdue(self, now: float) -> None:
         with self._lock:

@@ -5,6 +5,11 @@ heartbeat, the scheduler, and the signals.
   not yet started job back to its queue, leave the process registry, exit 0.
 - TSTP: quiet: fetch no more jobs (those already fetched still run); the dashboard can send TSTP and TERM.
 - Redis down at start or mid-run: wait and reconnect with backoff; jobs stay in Redis meanwhile.
+
+Liveness: the heartbeat beats every ``heartbeat_interval`` seconds (2 by default) and expires four beats
+later; every process runs the orphan sweep every ``sweep_interval`` seconds (2 by default, one sweep at a
+time across the cluster), so the jobs of a process killed with -9 are back in their queues within about
+``4 * heartbeat_interval + sweep_interval`` seconds (10 s by default).
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from redis.retry import Retry
 
 from workerkit import __version__, config
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
-from workerkit.fetch import QueueSpec, ReliableFetch, Unit, recover_orphans
-from workerkit.guard import ErrorGuard
+from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
 from workerkit.heartbeat import Heartbeat, ProcessInfo, new_identity
+from workerkit.recovery import Sweeper
 from workerkit.runner import Runner
 from workerkit.scheduler import Scheduler
+from workerkit.ticker import Ticker
 from workerkit.timelimit import Watchdog
 
 log = logging.getLogger("workerkit")
@@ -56,8 +62,8 @@ class WorkerSettings:
     most 500, 1 for jobs of 10 ms or more); 0 fetches only for idle threads."""
     name: str | None = None
     tag: str = ""
-    heartbeat_interval: float = 5.0
-    sweep_interval: float = 15.0
+    heartbeat_interval: float = 2.0
+    sweep_interval: float = 2.0
     poll_interval: float = 1.0
     job_timeout: float | None = None
     """The time limit of a job whose payload sets none (``--job-timeout``); None: no limit."""
@@ -78,9 +84,9 @@ class Worker:
         self.stopping = threading.Event()
         self.quiet = threading.Event()
         self.fetch = ReliableFetch(self.conn, self.keys, identity, settings.queues)
-        self.watchdog = Watchdog(threading.Event())
-        self.runner = Runner(self.conn, self.fetch, self.stopping, self.watchdog, settings.job_timeout)
-        self.work: queue.SimpleQueue[Unit | Watch | None] = queue.SimpleQueue()
+        self.watchdog = Watchdog()
+        self.runner = Runner(self.stopping, self.watchdog, settings.job_timeout)
+        self.work: queue.SimpleQueue[UnitOfWork | Watch | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
         self.outstanding = 0
         self.deliveries = 0
@@ -93,9 +99,12 @@ class Worker:
         self.heartbeat = Heartbeat(
             self.conn, self.keys,
             ProcessInfo(identity, [spec.name for spec in settings.queues], settings.concurrency, settings.tag),
-            running=lambda: self.runner.running, quiet=self.quiet.is_set, on_signal=self.remote_signal,
-            interval=settings.heartbeat_interval, sweep_interval=settings.sweep_interval,
+            running=lambda: self.runner.running, inflight_lists=self.fetch.registry_entries(),
+            quiet=self.quiet.is_set, on_signal=self.remote_signal, interval=settings.heartbeat_interval,
         )
+        self.sweeper = Sweeper(self.conn, self.keys, settings.sweep_interval)
+        self.sweeps = Ticker("orphan sweep", self.sweeper.sweep, settings.sweep_interval,
+                             first_delay=settings.sweep_interval)
         self.scheduler = Scheduler(self.conn, self.keys, settings.poll_interval)
         self.threads = [
             threading.Thread(target=self._work, name=f"processor-{n}", daemon=True)
@@ -145,13 +154,14 @@ class Worker:
         spec = ", ".join(f"{q.name}" + (f" (weight {q.weight})" if q.weight > 1 else "") for q in self.settings.queues)
         log.info(
             "workerkit %s starting: identity %s, queues %s, concurrency %d, Redis %s",
-            __version__, self.identity, spec, self.settings.concurrency, _safe_url(config.current().redis_url),
+            __version__, self.identity, spec, self.settings.concurrency, config.masked_url(config.current().redis_url),
         )
         if until_done(self._register, "starting the worker", self.stopping) is None:
             return 0
         for thread in self.threads:
             thread.start()
         self.heartbeat.start()
+        self.sweeps.start()
         self.scheduler.start()
         self.watchdog.start()
         self.dispatcher.start()
@@ -161,10 +171,21 @@ class Worker:
 
     def _register(self) -> bool:
         self.conn.ping()
+        self._check_eviction_policy()
         self.heartbeat.beat()
-        self.fetch.register()
-        recover_orphans(self.conn, self.keys, self.settings.sweep_interval * 0.9)
+        self.sweeper.sweep()
         return True
+
+    def _check_eviction_policy(self) -> None:
+        """Warn when Redis may evict keys: an evicting Redis silently drops queued jobs (Sidekiq warns too)."""
+        try:
+            policy = self.conn.config_get("maxmemory-policy").get("maxmemory-policy")
+        except redis.ResponseError:  # CONFIG is disabled on some managed services
+            return
+        if policy not in (None, "noeviction", b"noeviction"):
+            name = policy.decode() if isinstance(policy, bytes) else policy
+            log.warning("Redis maxmemory-policy is %r: under memory pressure Redis deletes keys, queued jobs "
+                        "among them; set it to 'noeviction'", name)
 
     def prefetch(self) -> int:
         """How many jobs to hold ahead of free threads: fixed, or about 10 ms of work at the measured pace."""
@@ -183,7 +204,6 @@ class Worker:
 
     def _dispatch(self) -> None:
         backoff = Backoff("fetching jobs")
-        guard = ErrorGuard("dispatcher")
         while not self.stopping.is_set():
             if self.suspect:
                 self._reconcile(backoff)
@@ -191,7 +211,7 @@ class Worker:
             with self.cond:
                 if not self._should_fetch():
                     self.dispatcher_waiting = True
-                    self.cond.wait(0.5)
+                    self.cond.wait(self._idle_wait(0.5))
                     self.dispatcher_waiting = False
                 busy = self.quiet.is_set() or self.stopping.is_set()
                 free = 0 if busy else self.settings.concurrency + self.prefetch() - self.outstanding
@@ -202,10 +222,9 @@ class Worker:
                 backoff.failed(exc, self.stopping)
                 continue
             except Exception as exc:
-                guard.failed(exc, self.stopping)
+                backoff.failed(exc, self.stopping)
                 continue
             backoff.succeeded()
-            guard.succeeded()
             if units:
                 self.idle_mode = False
                 with self.cond:
@@ -247,9 +266,14 @@ class Worker:
             self.dispatcher_waiting = True
             self.cond.wait_for(
                 lambda: self.stopping.is_set() or self.quiet.is_set() or (self.outstanding, self.deliveries) != state,
-                timeout=1.0,
+                timeout=self._idle_wait(1.0),
             )
             self.dispatcher_waiting = False
+
+    def _idle_wait(self, longest: float) -> float:
+        """How long the dispatcher may wait: ``longest``, or less when acknowledgements are due sooner."""
+        due = self.fetch.ack_due()
+        return longest if due is None else min(longest, due)
 
     def _work(self) -> None:
         while True:
@@ -261,7 +285,7 @@ class Worker:
             else:
                 self._run(item)
 
-    def _run(self, unit: Unit) -> None:
+    def _run(self, unit: UnitOfWork) -> None:
         started = time.perf_counter()
         try:
             if not self.stopping.is_set():
@@ -279,11 +303,13 @@ class Worker:
     def _watch(self, index: int) -> None:
         """Block on one queue while the worker is idle; run a caught job in this thread (no hand-off)."""
         backoff = Backoff("waiting for jobs")
-        caught: Unit | None = None
+        caught: UnitOfWork | None = None
         try:
             while caught is None and self.idle_mode and not (self.stopping.is_set() or self.quiet.is_set()):
                 try:
                     caught = self.fetch.wait_for_job(index, WATCH_SECONDS)
+                    if caught is not None and not self.heartbeat.fresh():
+                        self.conn.hset(self.keys.inflight_lists, mapping=self.fetch.registry_entries())
                 except REDIS_DOWN as exc:
                     self.suspect = True
                     backoff.failed(exc, self.stopping)
@@ -303,10 +329,10 @@ class Worker:
         else:
             self._run(caught)
 
-    def _give_back(self, unit: Unit) -> None:
+    def _give_back(self, unit: UnitOfWork) -> None:
         """A job caught after quiet or stop goes straight back to its queue."""
         try:
-            self.fetch.give_back(unit)
+            unit.requeue()
         except REDIS_DOWN:
             log.warning("could not give a job back to its queue; it stays in flight until shutdown")
         with self.cond:
@@ -325,6 +351,7 @@ class Worker:
         unfinished = sum(thread.is_alive() for thread in self.threads)
         self.watchdog.close()
         self.scheduler.close()
+        self.sweeps.close()
         self.heartbeat.close()
         give_up = threading.Event()
         timer = threading.Timer(10.0, give_up.set)
@@ -347,12 +374,3 @@ class Worker:
         )
         return 0
 
-
-def _safe_url(url: str) -> str:
-    """The URL with any password masked, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"

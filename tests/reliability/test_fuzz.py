@@ -28,9 +28,10 @@ from procman import cli
 from procman.errors import ConfigError
 from procman.formation import build_formation, parse_concurrency
 from procman.procfile import parse_procfile
-from workerkit.fetch import QueueSpec, ReliableFetch, recover_orphans
+from workerkit.fetch import QueueSpec, ReliableFetch
 from workerkit.keys import Keys
 from workerkit.payload import PayloadError, decode
+from workerkit.recovery import Sweeper
 from workerkit.runner import Runner
 from workerkit.scheduler import Scheduler
 from workerkit.server import RunningServer
@@ -142,9 +143,7 @@ PAYLOAD = st.fixed_dictionaries(
 
 @pytest.fixture
 def runner(own_server: RunningServer, conn: redis.Redis) -> tuple[redis.Redis, Runner]:
-    fetch = ReliableFetch(conn, Keys(), "fuzz:1:abcdef", [QueueSpec("default")])
-    fetch.register()
-    return conn, Runner(conn, fetch, threading.Event())
+    return conn, Runner(threading.Event())
 
 
 @FUZZ
@@ -153,11 +152,12 @@ def test_any_payload_run_by_the_runner_leaves_flight_without_raising(
     runner: tuple[redis.Redis, Runner], payload: dict[str, Any]
 ) -> None:
     conn, job_runner = runner
+    fetch = ReliableFetch(conn, Keys(), "fuzz:1:abcdef", [QueueSpec("default")])
     conn.lpush(Keys().queue("default"), json.dumps(payload, allow_nan=True))
-    [unit] = job_runner.fetch.fetch(1)
+    [unit] = fetch.fetch(1)
     job_runner.process(unit)  # must not raise, whatever the payload holds
-    job_runner.fetch.fetch(0)  # sends the acknowledgement of a job that ran
-    assert conn.llen(job_runner.fetch.inflight_keys[0]) == 0
+    fetch.fetch(0)  # sends the acknowledgement of a job that ran
+    assert conn.llen(fetch.inflight_keys[0]) == 0
     for member in conn.zrange(Keys().dead, 0, -1) + conn.zrange(Keys().retry, 0, -1):
         entry = decode(member)
         assert entry["error_message"] is not None and not any(
@@ -170,11 +170,11 @@ def test_any_payload_run_by_the_runner_leaves_flight_without_raising(
 def test_any_orphaned_payload_is_recovered_without_raising(conn: redis.Redis, payload: dict[str, Any]) -> None:
     keys = Keys()
     dead_worker = ReliableFetch(conn, keys, "gone:1:abcdef", [QueueSpec("default")])
-    dead_worker.register()
+    conn.hset(keys.inflight_lists, mapping=dead_worker.registry_entries())
     raw = payload["raw"] if set(payload) == {"raw"} else json.dumps(payload, allow_nan=True)
     conn.lpush(dead_worker.inflight_keys[0], raw)
     conn.delete(keys.process_cleanup_lock)
-    assert recover_orphans(conn, keys, 10.0) == 1  # must not raise, whatever the payload holds
+    assert Sweeper(conn, keys, 10.0).sweep() == 1  # must not raise, whatever the payload holds
     assert conn.llen(dead_worker.inflight_keys[0]) == 0
     assert conn.llen(keys.queue("default")) + conn.zcard(keys.dead) == 1
     conn.delete(keys.queue("default"), keys.dead)
@@ -189,5 +189,5 @@ def test_any_due_member_is_promoted_without_blocking_the_others(conn: redis.Redi
     assert Scheduler(conn, keys).promote_due() == len(members)  # one poison member must not block the rest
     assert conn.zcard(keys.schedule) == 0
     queued = sum(int(conn.llen(keys.queue(name.decode()))) for name in conn.smembers(keys.queues))
-    assert queued == len(members)
+    assert queued + conn.zcard(keys.dead) == len(members)  # an unreadable member is quarantined in the dead set
     conn.flushdb()

@@ -17,8 +17,8 @@ import workerkit
 from workerkit import config
 from workerkit.api import Api, JobSet
 from workerkit.compat import to_seconds
+from workerkit.failure import record_error
 from workerkit.keys import Keys
-from workerkit.retry import record_error
 from workerkit.scheduler import Scheduler
 
 TIMESTAMPS = ("created_at", "enqueued_at", "failed_at", "retried_at")

@@ -6,8 +6,8 @@ import json
 
 import redis
 
-from workerkit.fetch import recover_orphans
 from workerkit.keys import Keys
+from workerkit.recovery import Sweeper
 
 
 def test_the_orphan_sweep_runs_while_sidekiq_7_holds_its_process_cleanup_lock(wk: redis.Redis) -> None:
@@ -18,7 +18,7 @@ def test_the_orphan_sweep_runs_while_sidekiq_7_holds_its_process_cleanup_lock(wk
     wk.hset(keys.inflight_lists, inflight, json.dumps({"identity": "host:1:dead00", "queue": "py"}))
     wk.set("process_cleanup", "1", ex=60)  # what Sidekiq 7's ProcessSet and poller hold, a minute at a time
 
-    assert recover_orphans(wk, keys, 10.0) == 1
+    assert Sweeper(wk, keys, 10.0).sweep() == 1
 
     assert wk.llen(inflight) == 0 and json.loads(wk.lindex("queue:py", 0))["jid"] == "a" * 24  # type: ignore[arg-type]
     assert wk.smembers("queues") == {b"py"}

@@ -11,25 +11,41 @@ import pytest
 import redis
 import wk_jobs
 
-from workerkit import config, retry
+from workerkit import config, failure
 from workerkit.api import JobView
-from workerkit.fetch import POISON_PILL_RECOVERIES, QueueSpec, ReliableFetch, fetch_order, recover_orphans
+from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork, fetch_order
+from workerkit.job import Job
 from workerkit.keys import Keys
 from workerkit.payload import encode
+from workerkit.recovery import POISON_PILL_RECOVERIES, Sweeper
 from workerkit.scheduler import Scheduler
 
 
-def fetched(conn: redis.Redis, queue: str = "default") -> tuple[ReliableFetch, bytes]:
+def fetched(conn: redis.Redis, queue: str = "default") -> tuple[ReliableFetch, UnitOfWork]:
     fetch = ReliableFetch(conn, Keys(), "host:1:abcdef", [QueueSpec(queue)])
-    fetch.register()
-    [(_, raw)] = fetch.fetch(1)
-    return fetch, raw
+    [unit] = fetch.fetch(1)
+    return fetch, unit
+
+
+def fail(unit: UnitOfWork, exc: Exception, job_class: type[Job] | None) -> str:
+    """What the runner does with a failure: decide once, write it, tell the death handlers once it landed."""
+    now = time.time()
+    settlement = failure.decide(unit.raw, unit.payload(), exc, job_class, now)
+    assert unit.settle(settlement, now)
+    failure.buried(settlement)
+    return settlement.outcome.value
+
+
+def sweep(conn: redis.Redis) -> int:
+    """One orphan sweep, whatever sweep ran before (the lock is cleared first)."""
+    conn.delete(Keys().process_cleanup_lock)
+    return Sweeper(conn, Keys(), 10.0).sweep()
 
 
 def test_sidekiq_backoff_formula() -> None:
     random.seed(7)
     for count in (0, 1, 5, 24):
-        delays = {retry.sidekiq_backoff(count) for _ in range(300)}
+        delays = {failure.sidekiq_backoff(count) for _ in range(300)}
         assert delays == {float(count**4 + 15 + r * (count + 1)) for r in range(10)}
 
 
@@ -38,10 +54,10 @@ def test_fetch_moves_jobs_in_flight_and_ack_removes_them(wk: redis.Redis) -> Non
         wk_jobs.Record.perform_async("k", n)
     fetch = ReliableFetch(wk, Keys(), "host:1:abcdef", [QueueSpec("default")])
     units = fetch.fetch(2)
-    assert [json.loads(raw)["args"][1] for _, raw in units] == [0, 1]
+    assert [json.loads(unit.raw)["args"][1] for unit in units] == [0, 1]
     assert wk.llen("queue:default") == 1 and wk.llen("inflight:host:1:abcdef:default") == 2
-    fetch.ack(units[0])
-    fetch.ack(units[1])
+    units[0].ack()
+    units[1].ack()
     assert fetch.fetch(0) == []
     assert wk.llen("inflight:host:1:abcdef:default") == 0
     assert int(wk.get("stat:processed")) == 2  # type: ignore[arg-type]
@@ -59,11 +75,9 @@ def test_weighted_order_is_random_and_strict_order_is_fixed() -> None:
 
 def test_failure_goes_to_retry_with_error_fields_then_dead(wk: redis.Redis) -> None:
     wk_jobs.Flaky.perform_async("k")
-    fetch, raw = fetched(wk)
-    payload = json.loads(raw)
+    fetch, unit = fetched(wk)
     before = time.time()
-    outcome = retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, payload, RuntimeError("no"), wk_jobs.Flaky)
-    assert outcome == "retry"
+    assert fail(unit, RuntimeError("no"), wk_jobs.Flaky) == "retry"
     [(member, score)] = wk.zrange("retry", 0, -1, withscores=True)
     stored = json.loads(member)
     assert (stored["retry_count"], stored["error_class"], stored["error_message"]) == (0, "RuntimeError", "no")
@@ -73,11 +87,8 @@ def test_failure_goes_to_retry_with_error_fields_then_dead(wk: redis.Redis) -> N
     assert wk.llen(fetch.inflight_keys[0]) == 0
     stored["retry_count"] = 1
     wk.lpush(fetch.inflight_keys[0], encode(stored))
-    raw2 = wk.lindex(fetch.inflight_keys[0], 0)
-    outcome = retry.handle_failure(
-        wk, Keys(), fetch.inflight_keys[0], raw2, json.loads(raw2), RuntimeError("again"), wk_jobs.Flaky  # type: ignore[arg-type]
-    )
-    assert outcome == "dead"
+    again = UnitOfWork(fetch, 0, wk.lindex(fetch.inflight_keys[0], 0))  # type: ignore[arg-type]
+    assert fail(again, RuntimeError("again"), wk_jobs.Flaky) == "dead"
     [dead] = [json.loads(member) for member in wk.zrange("dead", 0, -1)]
     assert (dead["retry_count"], dead["error_message"]) == (2, "again")
     assert wk.get("exhausted:k") == b"again"
@@ -88,12 +99,11 @@ def test_retry_false_drops_and_retry_zero_kills(wk: redis.Redis) -> None:
     deaths: list[str] = []
     config.configure(death_handlers=[lambda payload, exc: deaths.append(payload["jid"])])
     wk_jobs.Record.set(retry=False).perform_async("k", 1)
-    fetch, raw = fetched(wk)
-    outcome = retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(), None)
-    assert outcome == "discarded"
+    _, unit = fetched(wk)
+    assert fail(unit, ValueError(), None) == "discarded"
     jid = wk_jobs.Record.set(retry=0).perform_async("k", 2)
-    fetch, raw = fetched(wk)
-    assert retry.handle_failure(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(), None) == "dead"
+    _, unit = fetched(wk)
+    assert fail(unit, ValueError(), None) == "dead"
     assert deaths == [jid]
     assert wk.zcard("dead") == 1 and wk.zcard("retry") == 0
 
@@ -102,9 +112,9 @@ def test_dead_set_is_trimmed_on_insert(wk: redis.Redis) -> None:
     config.configure(dead_max_jobs=3, dead_timeout=100.0)
     wk.zadd("dead", {encode({"class": "Old", "args": [], "jid": "old"}): time.time() - 1000})
     for n in range(5):
-        wk_jobs.Record.perform_async("k", n)
-        fetch, raw = fetched(wk)
-        retry.kill(wk, Keys(), fetch.inflight_keys[0], raw, json.loads(raw), ValueError(str(n)))
+        wk_jobs.Record.set(retry=0).perform_async("k", n)
+        _, unit = fetched(wk)
+        fail(unit, ValueError(str(n)), None)
     assert [json.loads(member)["error_message"] for member in wk.zrange("dead", 0, -1)] == ["2", "3", "4"]
 
 
@@ -135,14 +145,13 @@ def test_orphans_go_back_and_poison_pills_die(wk: redis.Redis) -> None:
     jid = wk_jobs.Record.perform_async("k", 1)
     for recovery in range(1, POISON_PILL_RECOVERIES + 1):
         fetch, _ = fetched(wk)  # fetched by a process that never beats: its heartbeat "expired"
-        wk.delete(Keys().process_cleanup_lock)
-        assert recover_orphans(wk, Keys(), 10.0) == 1
+        assert sweep(wk) == 1
         assert wk.hlen("inflight_lists") == 0 and wk.llen(fetch.inflight_keys[0]) == 0
         if recovery < POISON_PILL_RECOVERIES:
             assert json.loads(wk.lindex("queue:default", 0))["recovered"] == recovery  # type: ignore[arg-type]
     assert wk.llen("queue:default") == 0
     [dead] = [json.loads(member) for member in wk.zrange("dead", 0, -1)]
-    assert (dead["jid"], dead["error_class"]) == (jid, "workerkit.fetch.PoisonPillError")
+    assert (dead["jid"], dead["error_class"]) == (jid, "workerkit.failure.PoisonPillError")
     assert "died 3 times" in dead["error_message"]
 
 
@@ -150,11 +159,12 @@ def test_orphan_sweep_spares_live_processes_and_runs_once_per_interval(wk: redis
     wk_jobs.Record.perform_async("k", 1)
     fetched(wk)
     wk.hset(Keys().process("host:1:abcdef"), "beat", time.time())
-    assert recover_orphans(wk, Keys(), 10.0) == 0
+    sweeper = Sweeper(wk, Keys(), 10.0)
+    assert sweeper.sweep() == 0
     wk.delete(Keys().process("host:1:abcdef"))
-    assert recover_orphans(wk, Keys(), 10.0) == 0  # the lock: one sweep per interval
-    wk.delete(Keys().process_cleanup_lock)
-    assert recover_orphans(wk, Keys(), 10.0) == 1
+    assert sweeper.sweep() == 0  # the lock outlives a sweep by one interval: one sweep per interval
+    assert 9000 < wk.pttl(Keys().process_cleanup_lock) <= 10000
+    assert sweep(wk) == 1
 
 
 
@@ -165,8 +175,8 @@ def test_reconcile_gives_back_jobs_whose_fetch_reply_was_lost(wk: redis.Redis) -
     fetch = ReliableFetch(wk, Keys(), "host:1:abcdef", [QueueSpec("default")])
     held = fetch.fetch(2)
     wk.lmove("queue:default", fetch.inflight_keys[0], "RIGHT", "LEFT")  # moved, but the reply never came
-    fetch.ack(held[0])
+    held[0].ack()
     assert fetch.reconcile() == 1
     assert [json.loads(raw)["args"][1] for raw in wk.lrange("queue:default", 0, -1)] == [2]
-    assert sorted(wk.lrange(fetch.inflight_keys[0], 0, -1)) == sorted(raw for _, raw in held)
+    assert sorted(wk.lrange(fetch.inflight_keys[0], 0, -1)) == sorted(unit.raw for unit in held)
     assert fetch.reconcile() == 0

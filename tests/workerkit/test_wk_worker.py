@@ -3,6 +3,7 @@ shutdown, quiet, heartbeat, and Redis going away. Every wait polls Redis with a 
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import time
@@ -74,18 +75,22 @@ def test_failures_retry_then_die_with_error_fields(wk: redis.Redis, start_worker
     wait_for(lambda: wk.get("stat:failed") == b"3", what="failures counted")
 
 
-def test_garbage_and_unknown_classes_die_and_the_worker_goes_on(wk: redis.Redis, start_worker: StartWorker) -> None:
+def test_garbage_dies_unknown_classes_are_retried_and_the_worker_goes_on(
+    wk: redis.Redis, start_worker: StartWorker
+) -> None:
     worker = start_worker()
     wk.lpush("queue:default", b"{not json", b"\xff\xfe", b"[1, 2]")
     workerkit.push("os.system", ["rm -rf /"])
     wk_jobs.Record.perform_async("after", "ok")
     wait_for(lambda: wk.lrange("after", 0, -1) == [b"ok"], what="the good job")
-    wait_for(lambda: wk.zcard("dead") == 4, what="four dead jobs")
+    wait_for(lambda: wk.zcard("dead") == 3 and wk.zcard("retry") == 1, what="three dead jobs and one retry")
     dead = [json.loads(member) for member in wk.zrange("dead", 0, -1)]
-    raws = sorted(entry["raw"] for entry in dead if entry["class"] == "workerkit.InvalidPayload")
-    assert raws == ["[1, 2]", "{not json", "\ufffd\ufffd"]
-    [unknown] = [entry for entry in dead if entry["class"] == "os.system"]
+    assert sorted(entry["raw"] for entry in dead) == ["[1, 2]", "{not json", "\ufffd\ufffd"]
+    assert sorted(base64.b64decode(entry["raw_base64"]) for entry in dead) == [b"[1, 2]", b"{not json", b"\xff\xfe"]
+    [unknown] = [json.loads(member) for member in wk.zrange("retry", 0, -1)]
+    assert unknown["class"] == "os.system" and unknown["retry_count"] == 0
     assert "not a registered job" in unknown["error_message"]
+    assert "'os.system' is not a registered job" in worker.output()
     assert worker.popen.poll() is None
 
 
@@ -180,11 +185,11 @@ def test_heartbeat_survives_an_unexpected_error_and_logs_it_once(wk: redis.Redis
     wait_for(lambda: processes(wk), what="the heartbeat")
     [identity] = processes(wk)
     wk.set(f"{identity}-signals", "not a list")  # every RPOP of the heartbeat now fails with WRONGTYPE
-    wait_for(lambda: "heartbeat thread failed" in worker.output(), what="the heartbeat's error in the log")
+    wait_for(lambda: "heartbeat failed" in worker.output(), what="the heartbeat's error in the log")
     for _ in range(2):
         beat = float(wk.hget(identity, "beat"))  # type: ignore[arg-type]
         wait_for(lambda: float(wk.hget(identity, "beat")) > beat, what="the heartbeat beating on")  # type: ignore[arg-type]  # noqa: B023
-    assert worker.output().count("heartbeat thread failed") == 1
+    assert worker.output().count("heartbeat failed") == 1
     assert worker.output().count("Traceback") == 1 and "WRONGTYPE" in worker.output()
     wk.delete(f"{identity}-signals")
     wk.lpush(f"{identity}-signals", b"\xff\xfe", "TERM")  # a signal that is not UTF-8 is ignored, then TERM

@@ -16,8 +16,7 @@
 -- so a tick is never enqueued twice and never marked done without its job being pushed.
 
 if ARGV[7] == "1" and redis.call("SET", KEYS[1], "1", "NX", "EX", tonumber(ARGV[1])) then
-  redis.call("SADD", KEYS[2], ARGV[2])
-  redis.call("LPUSH", KEYS[3], ARGV[3])
+  enqueue(KEYS[2], KEYS[3], ARGV[2], ARGV[3], false)
   redis.call("HSET", KEYS[4], ARGV[4], ARGV[5])
   return 1
 end
