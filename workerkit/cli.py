@@ -159,7 +159,7 @@ def _interval(flag: float | None, variable: str, name: str, default: float = 2.0
     """A worker interval from its flag, else its environment variable, else ``default``; more than 0 s."""
     if flag is None:
         text = os.environ.get(variable)
-        if text is None:
+        if not text:
             return default
         try:
             flag = _seconds(text)

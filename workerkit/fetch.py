@@ -166,12 +166,18 @@ class ReliableFetch:
             self._held.update((unit.index, unit.raw) for unit in units)
         return units
 
-    def wait_for_job(self, index: int, timeout: float) -> UnitOfWork | None:
-        """Block up to ``timeout`` seconds for a job on queue ``index``, moving it in flight (BLMOVE)."""
+    def wait_for_job(self, index: int, timeout: float, register: bool = False) -> UnitOfWork | None:
+        """Block up to ``timeout`` seconds for a job on queue ``index``, moving it in flight (BLMOVE).
+
+        ``register``: list the in-flight lists again once a job was caught (when the heartbeat may have
+        lapsed, a sweep may have forgotten them; a fetch registers what it fills by itself).
+        """
         raw = self.conn.blmove(self.queue_keys[index], self.inflight_keys[index], timeout,  # type: ignore[arg-type]
                                "RIGHT", "LEFT")
         if raw is None:
             return None
+        if register:
+            self.conn.hset(self.keys.inflight_lists, mapping=self.registry_entries())
         unit = UnitOfWork(self, index, raw if isinstance(raw, bytes) else raw.encode())
         with self._lock:
             self._held[(index, unit.raw)] += 1

@@ -43,9 +43,13 @@ class LockLost(Exception):
 class Sweeper:
     """The orphan sweep of one worker process (any process may sweep; one at a time does)."""
 
-    def __init__(self, conn: redis.Redis, keys: Keys, interval: float, lock_seconds: float = 30.0) -> None:
+    def __init__(
+        self, conn: redis.Redis, keys: Keys, interval: float, lock_seconds: float = 30.0, own_identity: str = "",
+    ) -> None:
         self.conn = conn
         self.keys = keys
+        self.own_identity = own_identity
+        """The sweeping process itself, alive by definition even when its own heartbeat lapsed (an outage)."""
         self.interval = interval
         self.lock_seconds = lock_seconds
         self.lifecycle = Lifecycle(conn, keys)
@@ -86,7 +90,7 @@ class Sweeper:
                 log.error("in-flight registry entry %r is not {identity, queue}; left alone", entry)
                 continue
             identity, queue = owner
-            if self.conn.exists(self.keys.process(identity)):
+            if identity == self.own_identity or self.conn.exists(self.keys.process(identity)):
                 continue
             moved += self._recover_list(_text(inflight), identity, queue)
             self.lifecycle.forget_list(_text(inflight), identity)

@@ -102,7 +102,7 @@ class Worker:
             running=lambda: self.runner.running, inflight_lists=self.fetch.registry_entries(),
             quiet=self.quiet.is_set, on_signal=self.remote_signal, interval=settings.heartbeat_interval,
         )
-        self.sweeper = Sweeper(self.conn, self.keys, settings.sweep_interval)
+        self.sweeper = Sweeper(self.conn, self.keys, settings.sweep_interval, own_identity=identity)
         self.sweeps = Ticker("orphan sweep", self.sweeper.sweep, settings.sweep_interval,
                              first_delay=settings.sweep_interval)
         self.scheduler = Scheduler(self.conn, self.keys, settings.poll_interval)
@@ -307,9 +307,7 @@ class Worker:
         try:
             while caught is None and self.idle_mode and not (self.stopping.is_set() or self.quiet.is_set()):
                 try:
-                    caught = self.fetch.wait_for_job(index, WATCH_SECONDS)
-                    if caught is not None and not self.heartbeat.fresh():
-                        self.conn.hset(self.keys.inflight_lists, mapping=self.fetch.registry_entries())
+                    caught = self.fetch.wait_for_job(index, WATCH_SECONDS, register=not self.heartbeat.fresh())
                 except REDIS_DOWN as exc:
                     self.suspect = True
                     backoff.failed(exc, self.stopping)
