@@ -104,6 +104,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.retried_now: Counter[str] = Counter()
         self.recovered: Counter[str] = Counter()
         self.buried: Counter[str] = Counter()
+        self.poisoned: Counter[str] = Counter()
         self.processed = 0
         self.failed = 0
         self.workers: dict[int, ModelWorker] = {}
@@ -280,6 +281,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 if self.recovered[jid] >= POISON_PILL_RECOVERIES:
                     self.where[jid] = Where("dead")
                     self.failures[jid] += 1
+                    self.poisoned[jid] += 1
                     self.buried[jid] += 1
                     self.failed += 1
                     self.processed += 1
