@@ -25,10 +25,11 @@ from typing import Any, cast
 import redis
 
 from workerkit import config
+from workerkit.client import build_payload
 from workerkit.compat import to_seconds
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
-from workerkit.payload import Payload, PayloadError, decode, encode, new_payload
+from workerkit.payload import Payload, PayloadError, decode, encode
 from workerkit.periodic import next_tick
 
 MAX_HISTORY_DAYS = 180
@@ -597,7 +598,8 @@ class Api:
         """Push one run of the periodic job ``name`` now, outside its schedule; returns the jid."""
         for view in self.periodic_jobs():
             if view.name == name:
-                payload = new_payload(view.class_name, view.args, view.queue, view.retry, {"periodic": name})
+                payload = build_payload(view.class_name, view.args,
+                                        {"queue": view.queue, "retry": view.retry, "periodic": name})
                 self.lifecycle.enqueue(view.queue, [encode(stamped(payload, time.time()))])
                 return str(payload["jid"])
         raise NotFound(f"no periodic job {name!r}")

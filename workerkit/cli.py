@@ -180,8 +180,8 @@ def _parse_arg(text: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from workerkit import registry
+    from workerkit.client import build_payload
     from workerkit.logs import job_context
-    from workerkit.payload import new_payload
     from workerkit.runner import execute
 
     module, _, _ = args.job.rpartition(".")
@@ -192,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
     if job_class is None:
         raise UsageError(f"{args.job} is not a registered job (a Job subclass or @job function in {module})")
     _configure(args)
-    payload = new_payload(job_class.job_name(), [_parse_arg(text) for text in args.args], job_class.queue, False)
+    payload = build_payload(job_class, [_parse_arg(text) for text in args.args], {"retry": False})
     log = logging.getLogger("workerkit")
     with job_context(payload["jid"], payload["class"]):
         try:

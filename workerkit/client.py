@@ -12,18 +12,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from workerkit import config, registry
-from workerkit.compat import timestamp
 from workerkit.connection import REDIS_DOWN
 from workerkit.lifecycle import Lifecycle, stamped
 from workerkit.payload import Payload, check_args, encode, new_payload
-
-if TYPE_CHECKING:
-    from workerkit.job import Job
 
 BULK_CHUNK = 1000
 """Jobs per LPUSH when pushing in bulk."""
@@ -59,11 +55,21 @@ def seconds(interval: float | int | timedelta) -> float:
     raise TypeError(f"interval must be seconds or a timedelta, not {type(interval).__name__}")
 
 
-def _default_retry(class_name: str, retry: bool | int | None) -> bool | int:
-    if retry is not None:
-        return retry
-    job_class = registry.get(class_name)
-    return job_class.retry if job_class is not None else True
+def build_payload(job: object, args: Sequence[Any], overrides: dict[str, Any]) -> Payload:
+    """A new payload for ``job`` (a job class, ``@job`` function or class name) with its registered options
+    (:func:`workerkit.registry.options`) and the push's ``overrides`` (``queue``, ``retry``, ``tags``,
+    ``timeout``; any other key becomes a payload field); None values override nothing."""
+    defaults = registry.options(job)
+    fields = {name: value for name, value in overrides.items() if value is not None}
+    queue = fields.pop("queue", defaults.queue)
+    retry = fields.pop("retry", defaults.retry)
+    tags = fields.pop("tags", defaults.tags)
+    if tags:
+        fields["tags"] = list(tags)
+    timeout = fields.pop("timeout", defaults.timeout)
+    if timeout is not None:
+        fields["timeout"] = timeout
+    return new_payload(defaults.name, args, queue, retry, fields, created_at=config.timestamp(time.time()))
 
 
 class RedisUnreachable(redis.ConnectionError):
@@ -134,34 +140,26 @@ def push(
     class_name: str,
     args: list[Any] | tuple[Any, ...] = (),
     *,
-    queue: str = "default",
+    queue: str | None = None,
     at: float | datetime | None = None,
     retry: bool | int | None = None,
     **options: Any,
 ) -> str:
     """Push a job by class name (a registered job or a foreign one) and return its jid.
 
-    ``at`` (epoch seconds or datetime) schedules it; ``retry`` is True, False or a retry count (default: the
-    registered class's option, else True); other keyword options become payload fields (``tags=[...]``).
+    ``queue`` and ``retry`` default to the registered class's options (else ``default`` and True); ``at``
+    (epoch seconds or datetime) schedules it; other keyword options become payload fields (``tags=[...]``).
     A client middleware that drops the job still gets its jid returned.
     """
-    payload = new_payload(class_name, args, queue, _default_retry(class_name, retry), options)
+    payload = build_payload(class_name, args, {"queue": queue, "retry": retry, **options})
     push_payload(payload, epoch(at))
     jid: str = payload["jid"]
     return jid
 
 
-def _class_defaults(job: type[Job] | str) -> tuple[str, str, bool | int]:
-    if isinstance(job, str):
-        job_class = registry.get(job)
-        if job_class is None:
-            return job, "default", True
-        return job, job_class.queue, job_class.retry
-    return job.job_name(), job.queue, job.retry
-
 
 def push_bulk(
-    job: type[Job] | str,
+    job: object,
     args_list: Iterable[Sequence[Any]],
     *,
     queue: str | None = None,
@@ -169,19 +167,18 @@ def push_bulk(
     retry: bool | int | None = None,
     **options: Any,
 ) -> list[str]:
-    """Push one job per argument list, 1,000 per round trip; return the jids in order.
+    """Push one job per argument list of ``job`` (a job class, ``@job`` function or class name), 1,000 per
+    round trip; return the jids in order.
 
     Every argument list is checked before anything is pushed, so a bad one pushes nothing.
     """
-    class_name, default_queue, default_retry = _class_defaults(job)
-    queue = queue or default_queue
-    retry = default_retry if retry is None else retry
     when = epoch(at)
-    base = new_payload(class_name, (), queue, retry, options)
-    del base["class"], base["jid"], base["args"], base["created_at"]
+    base = build_payload(job, (), {"queue": queue, "retry": retry, **options})
+    class_name, queue = base.pop("class"), base["queue"]
+    del base["jid"], base["args"], base["created_at"]
     checked = [check_args(args) for args in args_list]
     now = time.time()
-    stamp = timestamp(now)
+    stamp = config.timestamp(now)
     randomness = os.urandom(12 * len(checked)).hex()
     jids = [randomness[index : index + 24] for index in range(0, 24 * len(checked), 24)]
     if config.current().client_middleware or _interceptor is not None:

@@ -21,8 +21,6 @@ import json
 import zlib
 from typing import Literal, cast, get_args
 
-from workerkit import config
-
 PayloadFormat = Literal["sidekiq7", "sidekiq8"]
 PAYLOAD_FORMATS: tuple[str, ...] = get_args(PayloadFormat)
 
@@ -38,9 +36,10 @@ def check_payload_format(name: object) -> PayloadFormat:
     return cast(PayloadFormat, name)
 
 
-def timestamp(epoch_seconds: float) -> float | int:
-    """``epoch_seconds`` as the configured payload format stores a job timestamp."""
-    if config.current().payload_format == "sidekiq8":
+def timestamp(epoch_seconds: float, payload_format: str = "sidekiq7") -> float | int:
+    """``epoch_seconds`` as ``payload_format`` stores a job timestamp (``workerkit.config.timestamp`` applies
+    the configured one)."""
+    if payload_format == "sidekiq8":
         return int(epoch_seconds * 1000)
     return epoch_seconds
 

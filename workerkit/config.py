@@ -11,20 +11,19 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
+from workerkit import compat
 from workerkit.keys import Keys
-
-if TYPE_CHECKING:
-    from workerkit.job import Job
+from workerkit.protocols import JobLike
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 ClientMiddleware = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 """Called with each payload before it is pushed; return the payload (possibly changed) or None to drop it."""
-ServerMiddleware = Callable[["Job", dict[str, Any], Callable[[], None]], None]
+ServerMiddleware = Callable[[JobLike, dict[str, Any], Callable[[], None]], None]
 """Wraps each job run: ``mw(job, payload, call_next)``; call ``call_next()`` to run the job."""
 ErrorHandler = Callable[[BaseException, dict[str, Any]], None]
 """Called with every exception a job raises, and its payload (for Sentry and the like)."""
@@ -79,9 +78,7 @@ def configure(
     """Change the configuration; arguments left as None keep their value. Returns the configuration."""
     global _client
     if payload_format is not None:
-        from workerkit.compat import check_payload_format
-
-        check_payload_format(payload_format)
+        compat.check_payload_format(payload_format)
     with _lock:
         changes: dict[str, Any] = {
             "redis_url": redis_url,
@@ -161,6 +158,11 @@ def masked_url(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"
+
+
+def timestamp(epoch_seconds: float) -> float | int:
+    """``epoch_seconds`` as the configured payload format stores a job timestamp (``workerkit.compat``)."""
+    return compat.timestamp(epoch_seconds, _config.payload_format)
 
 
 def keys() -> Keys:

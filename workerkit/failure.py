@@ -17,15 +17,12 @@ import logging
 import math
 import random
 import traceback
-from typing import TYPE_CHECKING
 
 from workerkit import config
-from workerkit.compat import compress_backtrace, timestamp
+from workerkit.compat import compress_backtrace
 from workerkit.lifecycle import Outcome, Settlement
 from workerkit.payload import Payload, decode, encode, quarantined, readable
-
-if TYPE_CHECKING:
-    from workerkit.job import Job
+from workerkit.protocols import JobClass
 
 log = logging.getLogger("workerkit")
 
@@ -73,13 +70,13 @@ def record_error(payload: Payload, exc: BaseException, now: float) -> None:
         isinstance(previous, str) and previous.isdigit()
     ):
         payload["retry_count"] = int(previous) + 1
-        payload["retried_at"] = timestamp(now)
+        payload["retried_at"] = config.timestamp(now)
     else:
         payload["retry_count"] = 0
-        payload["failed_at"] = timestamp(now)
+        payload["failed_at"] = config.timestamp(now)
 
 
-def delay_for(job_class: type[Job] | None, count: int, exc: BaseException) -> float:
+def delay_for(job_class: JobClass | None, count: int, exc: BaseException) -> float:
     """Seconds until retry ``count + 1``: the job's ``backoff`` when it gives a finite number of seconds,
     else Sidekiq's formula (a backoff that raises or returns None, NaN or a negative number is logged)."""
     custom = job_class.backoff if job_class is not None else None
@@ -116,7 +113,7 @@ def run_death_handlers(payload: Payload, exc: BaseException | None) -> None:
             log.exception("death handler %r failed", handler)
 
 
-def decide(raw: bytes, payload: Payload, exc: BaseException, job_class: type[Job] | None, now: float) -> Settlement:
+def decide(raw: bytes, payload: Payload, exc: BaseException, job_class: JobClass | None, now: float) -> Settlement:
     """Decide, once, what happens to a job that raised ``exc``: retry, dead or discarded.
 
     ``payload`` is the job's payload as the job and middleware left it; if they stored a value in it that

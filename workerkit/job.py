@@ -28,15 +28,13 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from workerkit import registry
-from workerkit.client import epoch, push_payload, seconds
-from workerkit.payload import Payload, new_payload
+from workerkit.client import build_payload, epoch, push_payload, seconds
+from workerkit.payload import Payload
+from workerkit.protocols import Backoff
 from workerkit.timelimit import check_timeout
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-Backoff = Callable[[int, BaseException], float]
-"""``backoff(retry_count, exception) -> seconds`` until the next attempt."""
 
 _OPTION_NAMES = ("queue", "retry", "tags", "timeout")
 
@@ -120,16 +118,7 @@ class JobSetter:
 
     def payload(self, args: tuple[Any, ...]) -> Payload:
         """A new payload for ``args`` with the class's options and the overrides."""
-        options = dict(self.options)
-        queue = options.pop("queue", None) or self.job_class.queue
-        retry = options.pop("retry", self.job_class.retry)
-        tags = options.pop("tags", self.job_class.tags)
-        if tags:
-            options["tags"] = list(tags)
-        timeout = options.pop("timeout", self.job_class.timeout)
-        if timeout is not None:
-            options["timeout"] = timeout
-        return new_payload(self.job_class.job_name(), args, queue, retry, options)
+        return build_payload(self.job_class, args, self.options)
 
     def perform_async(self, *args: Any) -> str:
         """Push now; return the jid."""

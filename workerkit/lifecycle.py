@@ -25,7 +25,6 @@ from typing import Any, cast
 import redis
 
 from workerkit import config
-from workerkit.compat import timestamp
 from workerkit.keys import Keys, script
 from workerkit.payload import Payload, PayloadError, decode, encode, quarantined
 
@@ -63,7 +62,7 @@ class Settlement:
 def stamped(payload: Payload, now: float) -> Payload:
     """``payload`` as it enters a queue: ``enqueued_at`` set, a schedule's ``at`` dropped."""
     payload.pop("at", None)
-    payload["enqueued_at"] = timestamp(now)
+    payload["enqueued_at"] = config.timestamp(now)
     return payload
 
 

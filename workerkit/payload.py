@@ -12,11 +12,8 @@ import json
 import math
 import os
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
-
-from workerkit.compat import timestamp
 
 Payload = dict[str, Any]
 
@@ -96,9 +93,11 @@ def check_args(args: Sequence[Any]) -> list[Any]:
 
 
 def new_payload(
-    class_name: str, args: Sequence[Any], queue: str, retry: bool | int, options: dict[str, Any] | None = None
+    class_name: str, args: Sequence[Any], queue: str, retry: bool | int, options: dict[str, Any] | None = None,
+    *, created_at: float | int,
 ) -> Payload:
-    """Build a new job payload; ``enqueued_at`` is added when the job reaches a queue."""
+    """Build a new job payload (``created_at`` as the payload format writes it: ``workerkit.config.timestamp``);
+    ``enqueued_at`` is added when the job reaches a queue."""
     if not class_name or not isinstance(class_name, str):
         raise TypeError(f"job class name must be a non-empty string, not {class_name!r}")
     if not queue or not isinstance(queue, str):
@@ -109,7 +108,7 @@ def new_payload(
         "jid": new_jid(),
         "queue": queue,
         "retry": retry,
-        "created_at": timestamp(time.time()),
+        "created_at": created_at,
     }
     if options:
         for key, value in options.items():

@@ -38,10 +38,10 @@ import redis
 from croniter import croniter
 
 from workerkit import registry
-from workerkit.job import Job
+from workerkit.client import build_payload
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
-from workerkit.payload import check_args, encode, new_payload
+from workerkit.payload import check_args, encode
 
 log = logging.getLogger("workerkit")
 
@@ -111,17 +111,6 @@ def unregister_all() -> None:
     _registry.clear()
 
 
-def _job_defaults(job: object) -> tuple[str, str, bool | int]:
-    """Class name, queue and retry option of a job class, ``@job`` function or class name."""
-    job_class = getattr(job, "job_class", job)
-    if isinstance(job_class, type) and issubclass(job_class, Job):
-        return job_class.job_name(), job_class.queue, job_class.retry
-    if isinstance(job, str) and job:
-        registered_class = registry.get(job)
-        return job, registered_class.queue if registered_class else "default", True
-    raise TypeError(f"periodic: {job!r} is not a job class, @job function or job class name")
-
-
 def _validate(cron: str, tz: str, args: Sequence[Any]) -> None:
     if not croniter.is_valid(cron):
         raise ValueError(f"periodic: invalid cron expression {cron!r}")
@@ -155,15 +144,18 @@ def register(
     """
     arg_tuple = tuple(args)
     _validate(cron, tz, arg_tuple)
-    class_name, default_queue, retry = _job_defaults(job)
+    try:
+        defaults = registry.options(job)
+    except TypeError as exc:
+        raise TypeError(f"periodic: {exc}") from None
     entry = PeriodicJob(
-        name=name or class_name,
+        name=name or defaults.name,
         cron=cron,
-        class_name=class_name,
+        class_name=defaults.name,
         args=arg_tuple,
-        queue=queue or default_queue,
+        queue=queue or defaults.queue,
         tz=tz,
-        retry=retry,
+        retry=defaults.retry,
     )
     existing = _registry.get(entry.name)
     if existing is not None and existing != entry:
@@ -219,7 +211,8 @@ def periodic(
 
 
 def _payload(entry: PeriodicJob, now: float) -> tuple[str, str]:
-    payload = new_payload(entry.class_name, entry.args, entry.queue, entry.retry, {"periodic": entry.name})
+    payload = build_payload(entry.class_name, entry.args, {"queue": entry.queue, "retry": entry.retry,
+                                                           "periodic": entry.name})
     return payload["jid"], encode(stamped(payload, now))
 
 

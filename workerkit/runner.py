@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from workerkit import config, failure, registry
 from workerkit.connection import until_done
@@ -21,10 +20,8 @@ from workerkit.heartbeat import RunningJob
 from workerkit.lifecycle import Outcome, Settlement
 from workerkit.logs import job_context, job_info, set_job_context
 from workerkit.payload import Payload, PayloadError
+from workerkit.protocols import JobClass
 from workerkit.timelimit import JobTimeout, Watchdog, job_limit
-
-if TYPE_CHECKING:
-    from workerkit.job import Job
 
 log = logging.getLogger("workerkit")
 
@@ -33,7 +30,7 @@ class UnknownJobError(Exception):
     """The payload names a class that is not a registered job in this worker."""
 
 
-def execute(job_class: type[Job], payload: Payload) -> None:
+def execute(job_class: JobClass, payload: Payload) -> None:
     """Run a job in this thread: new instance, ``jid`` and ``payload`` set, server middleware, ``perform``."""
     instance = job_class()
     instance.jid = payload["jid"]
@@ -52,7 +49,7 @@ def execute(job_class: type[Job], payload: Payload) -> None:
     call(0)
 
 
-def lookup(payload: Payload) -> type[Job]:
+def lookup(payload: Payload) -> JobClass:
     """The registered class the payload names; UnknownJobError when there is none."""
     job_class = registry.get(payload["class"])
     if job_class is None:
@@ -103,7 +100,7 @@ class Runner:
             del self.running[tid]
 
     def _run(
-        self, unit: UnitOfWork, job_class: type[Job], payload: Payload, jid: str, class_name: str
+        self, unit: UnitOfWork, job_class: JobClass, payload: Payload, jid: str, class_name: str
     ) -> Outcome | None:
         job_info("start", jid, class_name)
         started = time.perf_counter()

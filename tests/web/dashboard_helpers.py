@@ -28,7 +28,8 @@ def free_port() -> int:
 
 
 def payload(class_name: str = "app.jobs.Report", args: list[Any] | None = None, **fields: Any) -> dict[str, Any]:
-    job = new_payload(class_name, args if args is not None else [1], fields.pop("queue", "default"), True)
+    job = new_payload(class_name, args if args is not None else [1], fields.pop("queue", "default"), True,
+                      created_at=time.time())
     job.update(fields)
     return job
 

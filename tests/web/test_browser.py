@@ -98,7 +98,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def push(conn: redis.Redis, class_name: str, args: list[Any]) -> str:
-    payload = new_payload(f"browser_jobs.{class_name}", args, "default", True)
+    payload = new_payload(f"browser_jobs.{class_name}", args, "default", True, created_at=time.time())
     payload["enqueued_at"] = time.time()
     conn.sadd(KEYS.queues, "default")
     conn.lpush(KEYS.queue("default"), encode(payload))

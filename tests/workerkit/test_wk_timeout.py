@@ -41,7 +41,10 @@ def test_a_job_past_its_timeout_is_interrupted_retried_or_killed_and_the_thread_
     wait_for(lambda: wk.zcard("retry") == 1, what="the job past its class timeout in the retry set")
     doomed = wk_jobs.Spin.set(timeout=0.5, retry=0).perform_async("doomed")
     wait_for(lambda: wk.zcard("dead") == 1, what="the job past its push timeout in the dead set")
-    by_name = workerkit.push("wk_jobs.SpinLimited", ["by-name"], retry=0)  # no timeout field: the class's applies
+    assert workerkit.client.build_payload("wk_jobs.SpinLimited", [], {})["timeout"] == 0.5  # by name: the class's
+    foreign = {"class": "wk_jobs.SpinLimited", "args": ["by-name"], "jid": "f" * 24, "queue": "default", "retry": 0}
+    wk.lpush("queue:default", json.dumps(foreign))  # from Ruby, no timeout field: the class's applies in the worker
+    by_name = foreign["jid"]
     wait_for(lambda: wk.zcard("dead") == 2, what="the job pushed by name in the dead set")
     wk_jobs.Record.perform_async("after", "ok")
     wait_for(lambda: wk.lrange("after", 0, -1) == [b"ok"], what="the next job on the same thread")
