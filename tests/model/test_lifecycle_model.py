@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from workerkit import Job, config, failure
-from workerkit.api import Api, JobSet
+from workerkit.api import Api
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
 from workerkit.heartbeat import Heartbeat, ProcessInfo
 from workerkit.keys import Keys
@@ -39,6 +39,7 @@ from workerkit.lifecycle import Outcome
 from workerkit.recovery import POISON_PILL_RECOVERIES, Sweeper
 from workerkit.runner import Runner
 from workerkit.scheduler import Scheduler
+from workerkit.sets import JobSet
 
 KEYS = Keys()
 RETRIES = 2
@@ -321,11 +322,12 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(which=st.sampled_from([JobSet.RETRIES, JobSet.DEAD, JobSet.SCHEDULED]),
           action=st.sampled_from(["run", "delete", "kill"]))
     def dashboard(self, which: JobSet, action: str) -> None:
-        jobs = self.api.set_jobs(which, per_page=1).jobs
+        jobs = self.api.sorted_set(which).page(per_page=1).jobs
         if not jobs or (action == "kill" and which is JobSet.DEAD):
             return
         jid = jobs[0].jid
-        moved = {"run": self.api.run_now, "delete": self.api.delete, "kill": self.api.kill}[action](which, jobs)
+        entries = self.api.sorted_set(which)
+        moved = {"run": entries.retry, "delete": entries.delete, "kill": entries.kill}[action](jobs)
         assert moved == 1
         if action == "run":
             if which is not JobSet.SCHEDULED and self.recorded[jid] > self.retried_now[jid]:

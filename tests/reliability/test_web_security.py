@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 
 from dashboard_helpers import KEYS, PREFIX, add_to, csrf_token, enqueue, failed, payload
 
-from workerkit.api import Api, JobSet
+from workerkit.api import Api
+from workerkit.sets import JobSet
 from workerkit.web import dashboard
 
 XSS = ["<script>alert('x')</script>", '<img src=x onerror="alert(1)">', "<svg onload=alert(1)>"]
@@ -60,7 +61,7 @@ def client(conn: redis.Redis) -> Iterator[TestClient]:
 
 def _requests(conn: redis.Redis) -> list[tuple[str, str, str]]:
     """(method, path, route name) for every route of the dashboard, path parameters filled with real values."""
-    key = Api(conn, KEYS).set_jobs(JobSet.DEAD).jobs[0].key
+    key = Api(conn, KEYS).sorted_set(JobSet.DEAD).page().jobs[0].key
     values = {"name": ["default", XSS[2]], "set": [job_set.value for job_set in JobSet], "key": [key]}
     found: list[tuple[str, str, str]] = []
     for route in dashboard(Api(conn, KEYS)).routes:

@@ -15,11 +15,12 @@ import redis
 
 import workerkit
 from workerkit import config
-from workerkit.api import Api, JobSet
+from workerkit.api import Api
 from workerkit.compat import to_seconds
 from workerkit.failure import record_error
 from workerkit.keys import Keys
 from workerkit.scheduler import Scheduler
+from workerkit.sets import JobSet
 
 TIMESTAMPS = ("created_at", "enqueued_at", "failed_at", "retried_at")
 
@@ -92,7 +93,7 @@ def test_both_generations_are_read_alike(wk: redis.Redis, generation: str) -> No
 
     [queue] = api.queues()
     assert 29 <= queue.latency < 90
-    [entry] = api.set_jobs(JobSet.RETRIES).jobs
+    [entry] = api.sorted_set(JobSet.RETRIES).page().jobs
     for name in TIMESTAMPS:
         assert entry.time(name) == pytest.approx(enqueued, abs=0.001)
     assert entry.score == pytest.approx(enqueued + 3600)  # scores are seconds in every generation

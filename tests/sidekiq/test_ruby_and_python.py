@@ -23,8 +23,10 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 import workerkit
-from workerkit.api import Api, JobSet, JobView
+from workerkit.api import Api
 from workerkit.payload import new_jid
+from workerkit.sets import JobSet
+from workerkit.views import JobView
 from workerkit.web import dashboard
 
 View = Callable[..., Any]
@@ -99,7 +101,7 @@ def python_view(api: Api) -> dict[str, Any]:
         }
 
     def jobs(job_set: JobSet) -> list[dict[str, Any]]:
-        return [entry(job) for job in api.set_jobs(job_set, per_page=500).jobs]
+        return [entry(job) for job in api.sorted_set(job_set).page(per_page=500).jobs]
 
     processes = api.processes()
     now = time.time()
@@ -261,7 +263,7 @@ def test_entries_written_by_sidekiq_are_shown_and_acted_on_by_workerkit(
     wait_for(lambda: wk.zcard("retry") == 1, "RubyFailer to fail into Sidekiq's retry set")
 
     # Shown: Sidekiq's retry entry, with its compressed backtrace, and the Sidekiq process with its busy thread.
-    [retry] = api.set_jobs(JobSet.RETRIES).jobs
+    [retry] = api.sorted_set(JobSet.RETRIES).page().jobs
     assert (retry.jid, retry.class_name, retry.queue, retry.retry_count) == (failing, "RubyFailer", "rb", 0)
     assert (retry.error_class, retry.error_message) == ("ArgumentError", "ruby says no to [41]")
     assert abs((retry.time("failed_at") or 0) - time.time()) < 60
@@ -285,17 +287,17 @@ def test_entries_written_by_sidekiq_are_shown_and_acted_on_by_workerkit(
     assert [job["jid"] for job in view["dead"]] == [failing] and view["retries"] == []
 
     # Retry now from the dead set: Sidekiq runs it again, and it fails into the retry set again.
-    [dead] = api.set_jobs(JobSet.DEAD).jobs
-    assert api.run_now(JobSet.DEAD, [dead]) == 1
+    [dead] = api.sorted_set(JobSet.DEAD).page().jobs
+    assert api.sorted_set(JobSet.DEAD).retry([dead]) == 1
     wait_for(lambda: wk.llen("ruby:failed") == 2 and wk.zcard("retry") == 1, "Sidekiq to run the retried job")
-    [again] = api.set_jobs(JobSet.RETRIES).jobs
+    [again] = api.sorted_set(JobSet.RETRIES).page().jobs
     assert again.jid == failing and again.time("retried_at") is not None and wk.zcard("dead") == 0
 
     # Sidekiq's scheduled jobs: run one now (Sidekiq runs it), delete the other.
-    jobs = {job.jid: job for job in api.set_jobs(JobSet.SCHEDULED).jobs}
+    jobs = {job.jid: job for job in api.sorted_set(JobSet.SCHEDULED).page().jobs}
     assert sorted(jobs) == sorted([in_an_hour, also_later])
-    assert api.run_now(JobSet.SCHEDULED, [jobs[in_an_hour]]) == 1
-    assert api.delete(JobSet.SCHEDULED, [jobs[also_later]]) == 1
+    assert api.sorted_set(JobSet.SCHEDULED).retry([jobs[in_an_hour]]) == 1
+    assert api.sorted_set(JobSet.SCHEDULED).delete([jobs[also_later]]) == 1
     wait_for(lambda: wk.llen("ruby:ran") == 1, "Sidekiq to run the scheduled job")
     assert records(wk, "ruby:ran") == [{"jid": in_an_hour, "args": ["in an hour"]}]
     assert wk.zcard("schedule") == 0

@@ -10,7 +10,8 @@ import redis
 from dashboard_helpers import KEYS, PREFIX, add_to, enqueue, failed, payload, post, queued
 from starlette.testclient import TestClient
 
-from workerkit.api import Api, JobSet
+from workerkit.api import Api
+from workerkit.sets import JobSet
 
 
 def members(conn: redis.Redis, key: str) -> list[dict[str, object]]:
@@ -19,7 +20,7 @@ def members(conn: redis.Redis, key: str) -> list[dict[str, object]]:
 
 def test_retry_now_moves_the_job_to_its_queue(client: TestClient, api: Api, redis_client: redis.Redis) -> None:
     job = add_to(redis_client, KEYS.retry, failed(queue="critical"), time.time() + 300)
-    [entry] = api.set_jobs(JobSet.RETRIES).jobs
+    [entry] = api.sorted_set(JobSet.RETRIES).page().jobs
 
     response = post(client, f"{PREFIX}/retries/{entry.key}", {"action": "run"})
 
@@ -36,7 +37,7 @@ def test_run_now_and_kill_and_delete_from_the_job_page(client: TestClient, api: 
     add_to(redis_client, KEYS.schedule, payload("app.jobs.Later", [1]), now + 60)
     add_to(redis_client, KEYS.schedule, payload("app.jobs.Doomed", [2]), now + 61)
     add_to(redis_client, KEYS.schedule, payload("app.jobs.Unwanted", [3]), now + 62)
-    later, doomed, unwanted = api.set_jobs(JobSet.SCHEDULED).jobs
+    later, doomed, unwanted = api.sorted_set(JobSet.SCHEDULED).page().jobs
 
     post(client, f"{PREFIX}/scheduled/{later.key}", {"action": "run"})
     post(client, f"{PREFIX}/scheduled/{doomed.key}", {"action": "kill"})
@@ -53,7 +54,7 @@ def test_bulk_actions_on_selected_jobs(client: TestClient, api: Api, redis_clien
     now = time.time()
     for number in range(5):
         add_to(redis_client, KEYS.dead, failed("app.jobs.Dead", [number]), now - number)
-    jobs = api.set_jobs(JobSet.DEAD).jobs
+    jobs = api.sorted_set(JobSet.DEAD).page().jobs
 
     assert [job.args[0] for job in jobs] == [4, 3, 2, 1, 0]  # oldest first in the API
     post(client, f"{PREFIX}/dead", {"action": "run", "key": [jobs[0].key, jobs[1].key]})
@@ -82,7 +83,7 @@ def test_bulk_actions_on_all_jobs_matching_the_filter(client: TestClient, redis_
 
 def test_dead_jobs_cannot_be_killed_again(client: TestClient, api: Api, redis_client: redis.Redis) -> None:
     add_to(redis_client, KEYS.dead, failed(), time.time())
-    [entry] = api.set_jobs(JobSet.DEAD).jobs
+    [entry] = api.sorted_set(JobSet.DEAD).page().jobs
     assert post(client, f"{PREFIX}/dead/{entry.key}", {"action": "kill"}).status_code == 400
     assert redis_client.zcard(KEYS.dead) == 1
 
@@ -148,13 +149,14 @@ def test_forget_a_periodic_job_removed_from_the_code(client: TestClient, redis_c
 
 def test_racing_moves_of_one_job_move_it_once(api: Api, redis_client: redis.Redis) -> None:
     add_to(redis_client, KEYS.retry, failed(), time.time())
-    [entry] = api.set_jobs(JobSet.RETRIES).jobs
+    [entry] = api.sorted_set(JobSet.RETRIES).page().jobs
     results: list[int] = []
     barrier = threading.Barrier(6)
 
     def move(action: str) -> None:
         barrier.wait(timeout=30)
-        results.append(api.run_now(JobSet.RETRIES, [entry]) if action == "run" else api.kill(JobSet.RETRIES, [entry]))
+        retries = api.sorted_set(JobSet.RETRIES)
+        results.append(retries.retry([entry]) if action == "run" else retries.kill([entry]))
 
     threads = [threading.Thread(target=move, args=("run" if index % 2 else "kill",)) for index in range(6)]
     for thread in threads:

@@ -11,7 +11,8 @@ import redis
 from dashboard_helpers import KEYS, PREFIX, add_to, enqueue, failed, payload
 from starlette.testclient import TestClient
 
-from workerkit.api import Api, JobSet
+from workerkit.api import Api
+from workerkit.sets import JobSet
 
 
 def seed_process(conn: redis.Redis, identity: str = "web-1:4242:abc123", busy: int = 1) -> str:
@@ -164,7 +165,7 @@ def test_retries_and_dead_show_errors_and_link_to_a_job_page(
     assert "<strong>RuntimeError</strong>: boom" in retries.text and '<span class="tag">retry 2</span>' in retries.text
     assert "gone for good" in dead.text and ">Kill<" not in dead.text
     assert 'aria-sort="descending"' in dead.text  # newest deaths first
-    [entry] = api.set_jobs(JobSet.RETRIES).jobs
+    [entry] = api.sorted_set(JobSet.RETRIES).page().jobs
     detail = client.get(f"{PREFIX}/retries/{entry.key}")
     assert detail.status_code == 200
     assert job["jid"] in detail.text and "{&#34;user&#34;: 7}" in detail.text

@@ -14,7 +14,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from workerkit.api import Api, JobSet
+from workerkit.api import Api
+from workerkit.sets import JobSet
 from workerkit.web import basic_auth, dashboard
 from workerkit.web.security import CONTENT_SECURITY_POLICY
 
@@ -31,7 +32,7 @@ def hostile(api: Api, redis_client: redis.Redis) -> str:
     add_to(redis_client, KEYS.schedule, payload("app.jobs.X", [XSS_ARG]), time.time() + 60)
     enqueue(redis_client, payload("app.jobs.X", [XSS_ARG]))
     enqueue(redis_client, payload("app.jobs.X", [1], queue="<svg onload=alert(1)>"))
-    [entry] = api.set_jobs(JobSet.RETRIES).jobs
+    [entry] = api.sorted_set(JobSet.RETRIES).page().jobs
     return entry.key
 
 

@@ -23,10 +23,11 @@ from polling import wait_for
 
 import workerkit
 from workerkit import config
-from workerkit.api import Api, JobSet
+from workerkit.api import Api
 from workerkit.keys import Keys
 from workerkit.periodic import PeriodicJob, enqueue_due
 from workerkit.server import running_server
+from workerkit.sets import JobSet
 
 StartWorker = Callable[..., Any]
 LIFECYCLE = ("-r", "lifecycle_jobs")
@@ -138,9 +139,9 @@ def test_4_a_lone_surrogate_is_quarantined_and_stalls_nothing(wk: redis.Redis, s
     assert kept == [bad, bad]  # byte for byte
     assert wk.zcard("retry") == 0 and not any(wk.llen(key) for key in wk.keys("inflight:*"))
     api = Api(wk, Keys())
-    [entry] = api.set_jobs(JobSet.DEAD, per_page=1).jobs
+    [entry] = api.sorted_set(JobSet.DEAD).page(per_page=1).jobs
     assert "lone surrogate" in entry.error_message
-    assert api.run_now(JobSet.DEAD, [entry]) == 1  # "retry now" puts the exact bytes back, for a fixed worker
+    assert api.sorted_set(JobSet.DEAD).retry([entry]) == 1  # "retry now" puts the exact bytes back, for a fixed worker
     wait_for(lambda: wk.zcard("dead") == 2, what="the bad bytes quarantined again by the running worker")
     kept = sorted(base64.b64decode(json.loads(member)["raw_base64"]) for member in wk.zrange("dead", 0, -1))
     assert kept == [bad, bad]

@@ -12,13 +12,13 @@ import redis
 import wk_jobs
 
 from workerkit import config, failure
-from workerkit.api import JobView
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork, fetch_order
 from workerkit.job import Job
 from workerkit.keys import Keys
 from workerkit.payload import encode
 from workerkit.recovery import POISON_PILL_RECOVERIES, Sweeper
 from workerkit.scheduler import Scheduler
+from workerkit.views import JobView
 
 
 def fetched(conn: redis.Redis, queue: str = "default") -> tuple[ReliableFetch, UnitOfWork]:

@@ -24,7 +24,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
-from workerkit.api import Api, JobSet, JobView, NotFound
+from workerkit.api import Api
+from workerkit.sets import JobSet, NotFound
+from workerkit.views import JobView
 from workerkit.web.security import CSRF_COOKIE, CSRF_FIELD, Auth, CsrfTokens, RequireAuth, SecurityHeaders
 
 HERE = Path(__file__).parent
@@ -226,8 +228,7 @@ class Dashboard:
         newest_first = job_set is JobSet.DEAD  # the latest deaths matter most; for the others, what comes next
         descending = params.get("dir", "desc" if newest_first else "asc") == "desc"
         text = params.get("q", "")[:MAX_FILTER_LENGTH]
-        page = self.api.set_jobs(
-            job_set,
+        page = self.api.sorted_set(job_set).page(
             _int(params.get("page"), 1, 1, 10**9),
             self._per_page(request),
             sort=sort,
@@ -252,7 +253,7 @@ class Dashboard:
     async def job_page(self, request: Request) -> Response:
         job_set = self._job_set(request)
         try:
-            job = self.api.find(job_set, request.path_params["key"])
+            job = self.api.sorted_set(job_set).find(request.path_params["key"])
         except NotFound:
             return self.render(request, "gone.html", 404, job_set=job_set, title=SET_TITLES[job_set])
         return self.render(
@@ -263,12 +264,13 @@ class Dashboard:
         """Apply ``action`` to ``jobs``, or to every job matching ``text`` when it is not None; redirect back."""
         if action not in SET_ACTIONS[job_set]:
             raise HTTPException(400, "Unknown action.")
+        entries = self.api.sorted_set(job_set)
         if text is not None:
-            bulk = {"run": self.api.run_all, "delete": self.api.delete_all, "kill": self.api.kill_all}
-            count = bulk[action](job_set, text)
+            bulk = {"run": entries.retry_all, "delete": entries.delete_all, "kill": entries.kill_all}
+            count = bulk[action](text)
         else:
-            single = {"run": self.api.run_now, "delete": self.api.delete, "kill": self.api.kill}
-            count = single[action](job_set, jobs)
+            single = {"run": entries.retry, "delete": entries.delete, "kill": entries.kill}
+            count = single[action](jobs)
         done = {"run": "run", "delete": "deleted", "kill": "killed"}[action]
         return self.back(request, "job_set", done, count, set=job_set.value)
 
@@ -277,7 +279,8 @@ class Dashboard:
         form = await self.form(request)
         action = str(form.get("action", ""))
         text = str(form.get("q", ""))[:MAX_FILTER_LENGTH] if form.get("scope") == "all" else None
-        jobs = [] if text is not None else self.api.find_all(job_set, [str(key) for key in form.getlist("key")])
+        keys = [str(key) for key in form.getlist("key")]
+        jobs = [] if text is not None else self.api.sorted_set(job_set).find_all(keys)
         return self._act(request, job_set, action, jobs, text)
 
     async def act_on_job(self, request: Request) -> Response:
@@ -285,7 +288,7 @@ class Dashboard:
         form = await self.form(request)
         action = str(form.get("action", ""))
         try:
-            jobs = [self.api.find(job_set, request.path_params["key"])]
+            jobs = [self.api.sorted_set(job_set).find(request.path_params["key"])]
         except NotFound:
             jobs = []
         return self._act(request, job_set, action, jobs, None)
