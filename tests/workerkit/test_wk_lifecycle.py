@@ -275,3 +275,16 @@ def test_11_an_acknowledgement_sent_twice_counts_once(wk: redis.Redis) -> None:
         fetch.lifecycle.fetch(fetch.queue_keys, fetch.inflight_keys, list(fetch.registry_entries().values()), [0], 0,
                               acks, time.time())
     assert wk.get("stat:processed") == b"1" and wk.llen(fetch.inflight_keys[0]) == 0
+
+
+def test_the_poll_rate_is_cluster_wide_not_per_process(wk: redis.Redis) -> None:
+    from workerkit.periodic import unregister_all
+    from workerkit.scheduler import Scheduler
+
+    unregister_all()
+    wk.sadd("processes", *[f"host:{n}:000000" for n in range(10)])
+    poller = Scheduler(wk, Keys(), average_interval=1.0)
+    sleeps = [poller.poll() for _ in range(40)]  # nothing due, no periodic job: 10 processes, 1 poll/s in all
+    assert 5.0 <= min(sleeps) and max(sleeps) <= 15.0
+    wk.zadd("schedule", {"{}": time.time() + 2})
+    assert poller.poll() <= 2.0  # never later than the earliest due job
