@@ -219,23 +219,27 @@ class Api:
         for name, raw in sorted(self.conn.hgetall(self.keys.periodic).items()):
             try:
                 record = json.loads(raw)
-                upcoming: float | None = next_tick(record["cron"], record.get("tz", "UTC"), current)
+                cron, tz = str(record["cron"]), str(record.get("tz", "UTC"))
             except (ValueError, KeyError, TypeError):
                 continue
-            except Exception:  # croniter raises its own errors for expressions a newer version accepts
+            upcoming: float | None
+            try:
+                upcoming = next_tick(cron, tz, current)
+            except Exception:  # croniter's errors: a schedule that never fires, or one a newer version accepts
                 upcoming = None
             last = record.get("last_run")
             views.append(
                 PeriodicView(
                     name=as_text(name),
-                    cron=str(record["cron"]),
+                    cron=cron,
                     class_name=str(record.get("class", "")),
                     args=record.get("args", []) if isinstance(record.get("args"), list) else [],
                     queue=str(record.get("queue", "default")),
-                    tz=str(record.get("tz", "UTC")),
+                    tz=tz,
                     last_run=as_float(last) if last is not None else None,
                     next_run=upcoming,
                     retry=record["retry"] if isinstance(record.get("retry"), (bool, int)) else True,
+                    error=str(record["error"]) if record.get("error") else None,
                 )
             )
         return views

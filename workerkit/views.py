@@ -237,6 +237,8 @@ class PeriodicView:
     last_run: float | None
     next_run: float | None
     retry: bool | int = True
+    error: str | None = None
+    """Why the schedule cannot fire, when a worker found it cannot (``0 0 30 2 *``)."""
 
     @property
     def args_text(self) -> str:
