@@ -36,6 +36,11 @@ return 0
 """
 
 
+LOCK_SECONDS = 5.0
+"""How long the sweep lock lives without renewal: a sweep renews it before each job it moves, and a sweeper
+killed mid-sweep delays the next sweep by at most this long."""
+
+
 class LockLost(Exception):
     """The sweep's lock expired or was taken by another sweeper; the sweep stops where it is."""
 
@@ -44,7 +49,8 @@ class Sweeper:
     """The orphan sweep of one worker process (any process may sweep; one at a time does)."""
 
     def __init__(
-        self, conn: redis.Redis, keys: Keys, interval: float, lock_seconds: float = 30.0, own_identity: str = "",
+        self, conn: redis.Redis, keys: Keys, interval: float, lock_seconds: float = LOCK_SECONDS,
+        own_identity: str = "",
     ) -> None:
         self.conn = conn
         self.keys = keys
@@ -55,6 +61,10 @@ class Sweeper:
         self.lifecycle = Lifecycle(conn, keys)
         self._renew = conn.register_script(_RENEW)
         self._token = ""
+
+    def tick(self) -> None:
+        """One sweep, for the worker's sweep ticker (which then waits its interval)."""
+        self.sweep()
 
     def sweep(self) -> int:
         """Recover the jobs of every dead process, if no other sweep runs or ran within the interval;

@@ -14,7 +14,8 @@ from workerkit.connection import Backoff
 
 
 class Ticker:
-    """Calls ``tick()`` every ``interval`` seconds, or after the number of seconds ``tick()`` returns."""
+    """Calls ``tick()`` every ``interval`` seconds (when it returns None), or after the number of seconds it
+    returns (the scheduler's next due job). A tick that returns anything else is a programming error."""
 
     def __init__(
         self, name: str, tick: Callable[[], float | None], interval: float, *, first_delay: float = 0.0,

@@ -103,7 +103,7 @@ class Worker:
             quiet=self.quiet.is_set, on_signal=self.remote_signal, interval=settings.heartbeat_interval,
         )
         self.sweeper = Sweeper(self.conn, self.keys, settings.sweep_interval, own_identity=identity)
-        self.sweeps = Ticker("orphan sweep", self.sweeper.sweep, settings.sweep_interval,
+        self.sweeps = Ticker("orphan sweep", self.sweeper.tick, settings.sweep_interval,
                              first_delay=settings.sweep_interval)
         self.scheduler = Scheduler(self.conn, self.keys, settings.poll_interval)
         self.threads = [
