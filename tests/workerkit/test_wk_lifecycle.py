@@ -298,3 +298,29 @@ def test_the_poll_rate_is_cluster_wide_not_per_process(wk: redis.Redis) -> None:
     assert min(sleeps) >= 5.0 and max(sleeps) <= 15.0
     wk.zadd("schedule", {"{}": time.time() + 2})
     assert poller.poll() <= 2.0  # never later than the earliest due job
+
+
+def test_a_push_without_redis_names_the_url_and_what_to_do() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.reset()
+    config.configure(redis_url=f"redis://:secret@127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(workerkit.client.RedisUnreachable) as raised:
+            wk_jobs.Record.perform_async("k", 1)
+    finally:
+        config.reset()
+    message = str(raised.value)
+    assert f"redis://***@127.0.0.1:{port}/0" in message and "secret" not in message
+    assert "workerkit redis" in message and "REDIS_URL" in message
+
+
+def test_a_worker_warns_when_redis_may_evict_jobs(wk: redis.Redis, start_worker: StartWorker) -> None:
+    wk.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        worker = start_worker()
+        identity_of(wk, worker.popen.pid)
+        assert "maxmemory-policy is 'allkeys-lru'" in worker.output() and "noeviction" in worker.output()
+    finally:
+        wk.config_set("maxmemory-policy", "noeviction")
