@@ -9,7 +9,6 @@ double-forked daemons are reparented to it.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import fcntl
 import os
@@ -19,6 +18,7 @@ import sys
 import termios
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from procman.formation import Instance
 from procman.output import LineStream, read_chunk
@@ -33,6 +33,24 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if _IS_LINUX else None
 def become_subreaper() -> bool:
     """Make orphaned descendants reparent to this process instead of init (Linux only)."""
     return _LIBC is not None and _LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+class Readers(Protocol):
+    """Where a child's output descriptor is watched (the event loop)."""
+
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever ``fd`` is readable."""
+        ...
+
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd``."""
+        ...
+
+
+def exit_code_of(status: int) -> int:
+    """The shell's convention: the exit code, or 128+N for a process killed by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def _child_setup(parent_pid: int, tty: bool) -> Callable[[], None]:
@@ -64,9 +82,12 @@ def _open_pty() -> tuple[int, int]:
 class Child:
     """A spawned instance; ``pid`` is also its process group id."""
 
-    def __init__(self, instance: Instance, env: dict[str, str], cwd: str, tty: bool, stream: LineStream) -> None:
+    def __init__(
+        self, instance: Instance, env: dict[str, str], cwd: str, tty: bool, stream: LineStream, readers: Readers
+    ) -> None:
         self.instance = instance
         self.stream = stream
+        self._readers = readers
         self.started_at = time.time()
         if tty:
             read_fd, write_fd = _open_pty()
@@ -94,7 +115,7 @@ class Child:
         self.pid = process.pid
         self._fd: int | None = read_fd
         os.set_blocking(read_fd, False)
-        asyncio.get_running_loop().add_reader(read_fd, self._on_readable)
+        readers.add_reader(read_fd, self._on_readable)
 
     def _on_readable(self) -> None:
         if self._fd is None:
@@ -120,7 +141,7 @@ class Child:
         """Stop reading: the output has ended (or procman is done)."""
         if self._fd is None:
             return
-        asyncio.get_running_loop().remove_reader(self._fd)
+        self._readers.remove_reader(self._fd)
         os.close(self._fd)
         self._fd = None
         self.stream.flush()
@@ -132,7 +153,3 @@ class Child:
         except (ProcessLookupError, PermissionError):
             return False
         return True
-
-    def group_alive(self) -> bool:
-        """Whether any process is left in the child's group."""
-        return self.signal_group(0)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from procman import __version__
 from procman.errors import ConfigError
+from procman.settings import restart_limit, seconds
 
 USAGE_ERROR = 2
 COMMAND_NOT_FOUND = 127
@@ -64,7 +66,10 @@ def _start_options(start: argparse.ArgumentParser) -> None:
     start.add_argument("-x", "--ignore", action="append", metavar="NAMES", help="processes not to start")
     start.add_argument("--can-die", action="append", metavar="NAMES", help="processes whose exit stops nothing")
     start.add_argument("-r", "--restart", action="append", metavar="NAMES|all",
-                       help="processes respawned when they exit (backoff, at most 5 times in 10 minutes)")
+                       help="processes respawned when they exit (backoff; see --restart-limit)")
+    start.add_argument("--restart-limit", type=_restart_limit, metavar="COUNT[/SECONDS]",
+                       help="give up (and stop all) when an instance would restart more than COUNT times within "
+                            "SECONDS (default 5/600: 5 times in 10 minutes)")
     start.add_argument("--tty", action="store_true", default=None,
                        help="give each process a pseudo-terminal (line-buffered output, colours kept)")
 
@@ -131,14 +136,20 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
-def _seconds(text: str) -> float:
-    """argparse type of ``-t``: a finite number of seconds, 0 or more."""
-    from procman.settings import seconds
+def _argument_type(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a converter of ``procman.settings``: its ValueError becomes a usage error."""
 
-    try:
-        return seconds(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    def checked(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return checked
+
+
+_seconds = _argument_type(seconds)
+_restart_limit = _argument_type(restart_limit)
 
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,6 +170,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
         "ignore": _split(getattr(args, "ignore", None)),
         "can-die": _split(getattr(args, "can_die", None)),
         "restart": _split(getattr(args, "restart", None)),
+        "restart-limit": getattr(args, "restart_limit", None),
         "tty": getattr(args, "tty", None),
     }
     builtin: dict[str, Any] = {"procfile": "Procfile", "concurrency": "", "timeout": 5.0, "timestamp": True,
@@ -175,10 +187,14 @@ def _load(options: dict[str, Any], procfile_required: bool = True) -> Any:
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from procman.control import socket_path
     from procman.formation import check_names
+    from procman.loop import Loop
     from procman.output import Output, Style, wants_color
-    from procman.supervisor import Policy, Supervisor
+    from procman.runner import run_formation
+    from procman.supervisor import Policy
 
     options = _resolve(args)
     project = _load(options)
@@ -191,12 +207,15 @@ def _cmd_start(args: argparse.Namespace) -> int:
         restart = [entry.name for entry in project.entries]
     check_names(restart, project.entries, "-r/--restart")
     color = wants_color(options["color"], sys.stdout.isatty(), os.environ)
+    loop = Loop()
     output = Output(sys.stdout.buffer, Style(color, options["timestamp"], options["prefix"]),
-                    [instance.label for instance in instances])
+                    [instance.label for instance in instances], loop)
     policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart))
-    supervisor = Supervisor(instances, project.environment, project.root, output, policy, options["tty"],
-                            socket_path(project.root, os.environ))
-    return supervisor.run()
+    if options["restart-limit"] is not None:
+        limit, window = options["restart-limit"]
+        policy = dataclasses.replace(policy, restart_limit=limit, restart_window=window)
+    return run_formation(instances, project.environment, project.root, output, loop, policy, options["tty"],
+                         socket_path(project.root, os.environ))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
