@@ -13,7 +13,6 @@ import ctypes
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import termios
 import time
@@ -24,6 +23,7 @@ from procman.formation import Instance
 from procman.output import LineStream, read_chunk
 from procman.procfile import shell_argv
 
+COMMAND_NOT_FOUND = 127
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _IS_LINUX = sys.platform.startswith("linux")
@@ -53,18 +53,51 @@ def exit_code_of(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _child_setup(parent_pid: int, tty: bool) -> Callable[[], None]:
-    """The code run in the forked child before ``exec``: parent-death signal and controlling terminal."""
+def _default_signals() -> None:
+    """Back to the default disposition for every signal procman handles, and for SIGPIPE and SIGXFSZ, which
+    Python ignores: a pending signal then acts on the child as on any program (as ``subprocess`` does)."""
+    for signum in signal.valid_signals():
+        if callable(signal.getsignal(signum)) or signum in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(signum, signal.SIG_DFL)
 
-    def setup() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent_pid:  # procman died before prctl took effect
-                os._exit(1)
-        if tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    return setup
+def _fork_exec(argv: list[str], env: dict[str, str], cwd: str, stdin: int, output: int, tty: bool) -> int:
+    """Fork and exec ``argv`` as the leader of a new session; return its pid without waiting for the exec.
+
+    The child restores default signal dispositions, asks for the parent-death signal (and exits if procman
+    died before that took effect), takes the terminal in ``--tty`` mode, and execs. Signals stay blocked
+    from before the fork until then, so none reaches procman's handlers in the child. Every other
+    descriptor of procman's is close-on-exec. An error before or in ``exec`` is written to the child's
+    output and it exits with 127.
+    """
+    parent = os.getpid()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                signal.set_wakeup_fd(-1)
+                _default_signals()
+                os.setsid()
+                if _LIBC is not None:
+                    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                    if os.getppid() != parent:  # procman died before prctl took effect
+                        os._exit(1)
+                os.dup2(stdin, 0)
+                os.dup2(output, 1)
+                os.dup2(output, 2)
+                if tty:
+                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                os.chdir(cwd)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                os.execve(argv[0], argv, env)
+            except OSError as error:
+                os.write(2, f"procman: cannot start {argv[0]}: {error.strerror or error}\n".encode())
+            finally:
+                os._exit(COMMAND_NOT_FOUND)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return pid
 
 
 def _open_pty() -> tuple[int, int]:
@@ -91,28 +124,18 @@ class Child:
         self.started_at = time.time()
         if tty:
             read_fd, write_fd = _open_pty()
-            stdin: int = write_fd
+            stdin = os.dup(write_fd)
         else:
             read_fd, write_fd = os.pipe()
-            stdin = subprocess.DEVNULL
+            stdin = os.open(os.devnull, os.O_RDONLY)
         try:
-            process = subprocess.Popen(
-                shell_argv(instance.command),
-                cwd=cwd,
-                env=env,
-                stdin=stdin,
-                stdout=write_fd,
-                stderr=write_fd,
-                start_new_session=True,
-                preexec_fn=_child_setup(os.getpid(), tty),
-            )
+            self.pid = _fork_exec(shell_argv(instance.command), env, cwd, stdin, write_fd, tty)
         except BaseException:
             os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
-        process.returncode = 0  # procman reaps with waitpid(-1); keep Popen from waiting or warning
-        self.pid = process.pid
+            os.close(stdin)
         self._fd: int | None = read_fd
         os.set_blocking(read_fd, False)
         readers.add_reader(read_fd, self._on_readable)

@@ -112,7 +112,8 @@ COMMANDS: dict[str, tuple[str, Any]] = {
 
 
 def _build_parser(wanted: str | None) -> argparse.ArgumentParser:
-    """The parser; only the ``wanted`` command gets its options (building all of them costs ``run`` time)."""
+    """The parser. A known ``wanted`` command is the only one built (building them all costs ``start`` and
+    ``run`` time); otherwise every command is listed, without options, for help and error messages."""
     parser = argparse.ArgumentParser(
         prog="procman",
         description="Run the processes of a Procfile, prefix and colour their output, stop them together.",
@@ -122,6 +123,8 @@ def _build_parser(wanted: str | None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--version", action="version", version=f"procman {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (text, add_options) in COMMANDS.items():
+        if wanted in COMMANDS and name != wanted:
+            continue
         command = commands.add_parser(name, help=text, description=text, epilog=EXAMPLES,
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
         if add_options is not None and name == wanted:
@@ -187,8 +190,6 @@ def _load(options: dict[str, Any], procfile_required: bool = True) -> Any:
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from procman.control import socket_path
     from procman.formation import check_names
     from procman.loop import Loop
@@ -213,7 +214,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart))
     if options["restart-limit"] is not None:
         limit, window = options["restart-limit"]
-        policy = dataclasses.replace(policy, restart_limit=limit, restart_window=window)
+        policy = policy._replace(restart_limit=limit, restart_window=window)
     return run_formation(instances, project.environment, project.root, output, loop, policy, options["tty"],
                          socket_path(project.root, os.environ))
 

@@ -16,8 +16,7 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from procman.loop import Clock, Timer
 
@@ -34,8 +33,7 @@ MAX_PARTIAL_LINE = 1 << 20
 procman's memory."""
 
 
-@dataclass(frozen=True)
-class Style:
+class Style(NamedTuple):
     """How lines look: colour, a timestamp and a name prefix can each be switched off."""
 
     color: bool

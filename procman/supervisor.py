@@ -17,8 +17,7 @@ import enum
 import signal
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from procman.control import select
 from procman.formation import Instance
@@ -100,8 +99,7 @@ class Then(enum.Enum):
     RESTART = "restart"
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     """What happens when a process type exits, and how long shutdown waits before SIGKILL."""
 
     timeout: float = 5.0
@@ -111,18 +109,20 @@ class Policy:
     restart_window: float = RESTART_WINDOW
 
 
-@dataclass(eq=False)
 class Slot:
     """One instance of the formation and its current process (if any)."""
 
-    instance: Instance
-    stream: LineStream
-    process: Process | None = None
-    state: State = State.STARTING
-    started: float = 0.0
-    restarts: deque[float] = field(default_factory=deque)
-    then: Then | None = None
-    timer: Timer | None = None
+    __slots__ = ("instance", "process", "restarts", "started", "state", "stream", "then", "timer")
+
+    def __init__(self, instance: Instance, stream: LineStream) -> None:
+        self.instance = instance
+        self.stream = stream
+        self.process: Process | None = None
+        self.state = State.STARTING
+        self.started = 0.0
+        self.restarts: deque[float] = deque()
+        self.then: Then | None = None
+        self.timer: Timer | None = None
 
 
 def describe_exit(code: int) -> str:
