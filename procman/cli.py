@@ -39,7 +39,7 @@ flags win. POSIX only (Linux, macOS). Full reference: docs/procman.md.
 
 
 def _project_options(parser: argparse.ArgumentParser, formation: bool = True) -> None:
-    parser.add_argument("-f", "--procfile", help="the Procfile (default: ./Procfile)")
+    parser.add_argument("-f", "--procfile", help="the Procfile (default: Procfile in the -d folder, else ./Procfile)")
     parser.add_argument(
         "-e", "--env", action="append", metavar="FILES",
         help="env file(s), comma list or repeated, later wins (default: .env in the root, if present)",
@@ -176,7 +176,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
         "restart-limit": getattr(args, "restart_limit", None),
         "tty": getattr(args, "tty", None),
     }
-    builtin: dict[str, Any] = {"procfile": "Procfile", "concurrency": "", "timeout": 5.0, "timestamp": True,
+    builtin: dict[str, Any] = {"concurrency": "", "timeout": 5.0, "timestamp": True,
                                "prefix": True, "ignore": [], "can-die": [], "restart": [], "tty": False}
     return {key: value if value is not None else configured.get(key, builtin.get(key)) for key, value in flags.items()}
 
@@ -250,23 +250,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     options = _resolve(args)
     project = _load(options)
     instances = project.formation(options["concurrency"] or "")
-    console = Console(highlight=False)
     names = ", ".join(entry.name for entry in project.entries)
-    console.print(f"valid Procfile detected ({names}): {project.procfile}")
+    print(f"valid Procfile detected ({names}): {project.procfile}")  # one line, however wide: scripts grep it
     for path in project.env_files:
         if path.exists():
-            console.print(f"env file: {path}")
+            print(f"env file: {path}")
+    sys.stdout.flush()
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("process", "instances", "ports", "command")
     for entry in project.entries:
         ports = [str(instance.port) for instance in instances if instance.entry == entry]
-        table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", entry.command)
-    console.print(table)
+        table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", Text(entry.command))  # no markup
+    Console(highlight=False).print(table)
     return 0
 
 
@@ -286,10 +287,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_control(args: argparse.Namespace) -> int:
     from procman.control import request, socket_path
+    from procman.project import locate
 
     options = _resolve(args)
-    procfile = Path(options["procfile"]).absolute()
-    root = Path(options["root"]).absolute() if options["root"] else procfile.parent
+    _, root = locate(options["procfile"], options["root"])
     reply = request(socket_path(root, os.environ), args.command, getattr(args, "names", []))
     if not reply.get("ok"):
         print(f"procman: {reply.get('error', 'request failed')}", file=sys.stderr)

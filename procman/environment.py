@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from procman.errors import ConfigError
 
-_FORBIDDEN_IN_KEY = frozenset("=\0\"' \t")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def valid_name(key: str) -> bool:
+    """A portable environment variable name: ``[A-Za-z_][A-Za-z0-9_]*`` (what a shell can ``export``)."""
+    return _NAME.match(key) is not None
 
 
 def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[str, str]:
@@ -30,8 +36,9 @@ def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[s
             raise ConfigError("cannot parse this statement (expected KEY=value)", source, line)
         if binding.key is None:  # a comment or blank line
             continue
-        if not binding.key or _FORBIDDEN_IN_KEY.intersection(binding.key):
-            raise ConfigError(f"invalid variable name {binding.key!r}", source, line)
+        if not valid_name(binding.key):
+            raise ConfigError(f"invalid variable name {binding.key!r} (use letters, digits and _, not starting "
+                              "with a digit)", source, line)
         if binding.value is None:  # a bare ``KEY`` line sets nothing, as in python-dotenv
             continue
         scope = {**context, **values}

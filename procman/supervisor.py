@@ -299,7 +299,8 @@ class Supervisor:
         label = slot.instance.label
         if len(slot.restarts) >= limit:
             self._stop_all(
-                code, f"{label} was restarted {limit} times in {describe_window(window)}; giving up, stopping all"
+                code, f"{label} was restarted {limit} time{'s' if limit != 1 else ''} in {describe_window(window)}; "
+                "giving up, stopping all"
             )
             return
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** len(slot.restarts))
