@@ -77,9 +77,11 @@ def load_project(
 ) -> Project:
     """Read the Procfile and env files. Default env file: ``.env`` in the root, when it exists."""
     procfile_path, root_path = locate(procfile, root)
-    if not root_path.is_dir():
-        raise ConfigError("root folder does not exist", root or str(root_path))
+    if root and not root_path.is_dir():  # before the Procfile, which -d locates
+        raise ConfigError("root folder does not exist", root)
     entries = tuple(read_procfile(procfile_path)) if procfile_required or procfile_path.exists() else ()
+    if not root_path.is_dir():
+        raise ConfigError("root folder does not exist", str(root_path))
     _check_port_variables(entries, str(procfile_path))
     paths = tuple(Path(name) for name in env_files) if env_files else (root_path / ".env",)
     dotenv = load_env_files(paths, shell, required=bool(env_files))
