@@ -280,8 +280,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not instances:
         raise ConfigError("nothing to export: the formation has no instances", "-c/--concurrency")
     spec = ExportSpec.build(project, instances, args.app, args.user, args.log, options["timeout"])
-    for path in write_export(args.format, spec, Path(args.location)):
+    written, removed = write_export(args.format, spec, Path(args.location))
+    for path in written:
         print(f"wrote {path}")
+    for path in removed:
+        print(f"removed {path} (an instance no longer in the formation)")
     return 0
 
 
