@@ -18,7 +18,17 @@ SCRIPT = Path(sys.executable).with_name("procman")
 
 
 def procman_command() -> list[str]:
-    """The installed ``procman`` console script (the one users run)."""
+    """The installed ``procman`` console script (the one users run), its bytecode compiled first.
+
+    pip compiles a wheel's modules when it installs them (Honcho's here too), but an editable install
+    leaves procman's as source; with ``PYTHONDONTWRITEBYTECODE=1`` (set in some sandboxes) every start
+    would compile them again. Compiling them once measures procman as it is installed.
+    """
+    import compileall
+
+    import procman
+
+    compileall.compile_dir(Path(procman.__file__).parent, quiet=1)
     return [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "procman"]
 
 
