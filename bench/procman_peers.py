@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,16 @@ def all_tools() -> dict[str, Tool]:
     if foreman:
         tools["foreman"] = (foreman, None)
     return tools
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a supervisor and wait for it; SIGKILL it after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def load_note() -> str:

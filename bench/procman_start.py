@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import select
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -25,18 +24,9 @@ import time
 from pathlib import Path
 
 import psutil
-from procman_peers import Tool, all_tools, load_note
+from procman_peers import Tool, all_tools, load_note, stop
 
 READY = b"ready"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def first_line_seconds(tool: Tool, folder: Path) -> float:
@@ -57,7 +47,7 @@ def first_line_seconds(tool: Tool, folder: Path) -> float:
             seen = seen[-100:] + chunk
         return time.perf_counter() - start
     finally:
-        _stop(process)
+        stop(process)
         process.stdout.close()
 
 
@@ -81,7 +71,7 @@ def supervisor_rss_mib(tool: Tool, folder: Path) -> float:
         tree = [root, *root.children(recursive=True)]
         return sum(p.memory_info().rss for p in tree if p.name() != "sleep") / 2**20
     finally:
-        _stop(process)
+        stop(process)
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -49,8 +50,19 @@ def _guardian(procman: int, leaders: list[int]) -> psutil.Process:
     return found[0]
 
 
-def _start_with_a_lingering_group(project):  # type: ignore[no-untyped-def]
-    """``leader.1``'s shell exits at once, leaving its group to a ``sleep 1`` that procman reaps later."""
+@pytest.fixture
+def strangers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The strangers a test starts, killed at its end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for stranger in started:
+        stranger.kill()
+        stranger.wait()
+
+
+def _start_with_a_lingering_group(project, strangers):  # type: ignore[no-untyped-def]
+    """``leader.1``'s shell exits at once, leaving its group to a ``sleep 1`` that procman reaps later; once the
+    group is empty, a stranger takes its number."""
     project.procfile("leader: sleep 1 & echo leader out\nweb: echo web up; sleep 600\n")
     running = project.start("--no-color", "--can-die", "leader")
     running.wait_for("| web up")
@@ -59,32 +71,28 @@ def _start_with_a_lingering_group(project):  # type: ignore[no-untyped-def]
     leader = leaders[0]
     wait_for(lambda: _pgid(leader) is None and not any(_pgid(p.pid) == leader for p in psutil.process_iter()),
              what="the lingering group to empty")
-    return running, leaders, _occupy(leader)
+    strangers.append(_occupy(leader))
+    return running, leaders, strangers[-1]
 
 
-def test_shutdown_does_not_signal_a_reused_group_number(project) -> None:
-    running, _, stranger = _start_with_a_lingering_group(project)
-    try:
-        running.signal(signal.SIGTERM)
-        assert running.wait() == 143
-        with contextlib.suppress(subprocess.TimeoutExpired):  # a signal it sent would show within a second
-            stranger.wait(1)
-        assert stranger.poll() is None, "procman signalled a group that is no longer its own"
-    finally:
-        stranger.kill()
-        stranger.wait()
+def _left_alone(stranger: subprocess.Popen[bytes]) -> bool:
+    """Whether the stranger is still alive (a signal sent to it would show within a second)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        stranger.wait(1)
+    return stranger.poll() is None
 
 
-def test_guardian_does_not_kill_a_reused_group_number(project) -> None:
-    running, leaders, stranger = _start_with_a_lingering_group(project)
-    try:
-        guardian = _guardian(running.process.pid, leaders)
-        running.signal(signal.SIGKILL)
-        running.wait()
-        guardian.wait(30)
-        with contextlib.suppress(subprocess.TimeoutExpired):  # a SIGKILL it sent would show within a second
-            stranger.wait(1)
-        assert stranger.poll() is None, "the guardian killed a group that is no longer procman's"
-    finally:
-        stranger.kill()
-        stranger.wait()
+def test_shutdown_does_not_signal_a_reused_group_number(project, strangers) -> None:
+    running, _, stranger = _start_with_a_lingering_group(project, strangers)
+    running.signal(signal.SIGTERM)
+    assert running.wait() == 143
+    assert _left_alone(stranger), "procman signalled a group that is no longer its own"
+
+
+def test_guardian_does_not_kill_a_reused_group_number(project, strangers) -> None:
+    running, leaders, stranger = _start_with_a_lingering_group(project, strangers)
+    guardian = _guardian(running.process.pid, leaders)
+    running.signal(signal.SIGKILL)
+    running.wait()
+    guardian.wait(30)
+    assert _left_alone(stranger), "the guardian killed a group that is no longer procman's"
