@@ -10,7 +10,7 @@ import sys
 import psutil
 from procman_support import DEADLINE, clean_env
 
-HEAVY = ("rich", "asyncio", "psutil", "dataclasses", "subprocess")
+HEAVY = ("rich", "asyncio", "psutil", "dataclasses", "subprocess", "logging", "tempfile")
 
 
 def _imports(project, *args: str) -> set[str]:
@@ -21,6 +21,7 @@ def _imports(project, *args: str) -> set[str]:
 
 def test_start_and_run_import_nothing_heavy(project) -> None:
     project.procfile("web: exit 0\n")
+    project.write(".env", "A=1\n")  # python-dotenv's package imports logging and tempfile
     for args in (["start"], ["run", "true"], ["run", "web"]):
         imported = _imports(project, *args)
         assert "procman" in imported
