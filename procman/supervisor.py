@@ -138,12 +138,16 @@ def describe_exit(code: int) -> str:
 
 
 def describe_stop(code: int) -> str:
-    """How a process that procman asked to stop ended: ``stopped (exit 0)``, ``stopped (SIGTERM)``."""
-    if code == 128 + signal.SIGTERM:
-        return "stopped (SIGTERM)"
+    """How a process that procman asked to stop ended: ``stopped (exit 0)``, ``stopped (SIGTERM)``, or
+    ``was killed by SIGKILL`` (procman's, at the deadline)."""
     if code == 128 + signal.SIGKILL:
         return "was killed by SIGKILL"
-    return f"stopped (exit {code})" if code <= 128 else f"stopped ({describe_exit(code)})"
+    if code > 128:
+        try:
+            return f"stopped ({signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return f"stopped (exit {code})"
 
 
 def describe_window(seconds: float) -> str:
