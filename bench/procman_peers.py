@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,17 @@ SCRIPT = Path(sys.executable).with_name("procman")
 
 
 def procman_command() -> list[str]:
-    """The installed ``procman`` console script (the one users run)."""
+    """The installed ``procman`` console script (the one users run), its bytecode compiled first.
+
+    pip compiles a wheel's modules when it installs them (Honcho's here too), but an editable install
+    leaves procman's as source; with ``PYTHONDONTWRITEBYTECODE=1`` (set in some sandboxes) every start
+    would compile them again. Compiling them once measures procman as it is installed.
+    """
+    import compileall
+
+    import procman
+
+    compileall.compile_dir(Path(procman.__file__).parent, quiet=1)
     return [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "procman"]
 
 
@@ -59,6 +70,16 @@ def all_tools() -> dict[str, Tool]:
     if foreman:
         tools["foreman"] = (foreman, None)
     return tools
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a supervisor and wait for it; SIGKILL it after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def load_note() -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from procman_peers import all_tools, load_note
+from procman_peers import all_tools, load_note, stop
 
 WRITER = """\
 import sys, time
@@ -61,12 +60,7 @@ def run_once(command: list[str], env: dict[str, str] | None, folder: Path, lines
                 done += data.count(b" DONE\n") - tail.count(b" DONE\n")
                 tail = data[-16:]
         elapsed = time.perf_counter() - start
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
     return elapsed, len(WHOLE_LINE.findall(output.read_bytes()))
 
 

@@ -9,21 +9,21 @@ double-forked daemons are reparented to it.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import termios
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from procman.formation import Instance
 from procman.output import LineStream, read_chunk
 from procman.procfile import shell_argv
 
+COMMAND_NOT_FOUND = 127
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _IS_LINUX = sys.platform.startswith("linux")
@@ -35,18 +35,69 @@ def become_subreaper() -> bool:
     return _LIBC is not None and _LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
-def _child_setup(parent_pid: int, tty: bool) -> Callable[[], None]:
-    """The code run in the forked child before ``exec``: parent-death signal and controlling terminal."""
+class Readers(Protocol):
+    """Where a child's output descriptor is watched (the event loop)."""
 
-    def setup() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent_pid:  # procman died before prctl took effect
-                os._exit(1)
-        if tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever ``fd`` is readable."""
+        ...
 
-    return setup
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd``."""
+        ...
+
+
+def exit_code_of(status: int) -> int:
+    """The shell's convention: the exit code, or 128+N for a process killed by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _default_signals() -> None:
+    """Back to the default disposition for every signal procman handles, and for SIGPIPE and SIGXFSZ, which
+    Python ignores: a pending signal then acts on the child as on any program (as ``subprocess`` does)."""
+    for signum in signal.valid_signals():
+        if callable(signal.getsignal(signum)) or signum in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(signum, signal.SIG_DFL)
+
+
+def _fork_exec(argv: list[str], env: dict[str, str], cwd: str, stdin: int, output: int, tty: bool) -> int:
+    """Fork and exec ``argv`` as the leader of a new session; return its pid without waiting for the exec.
+
+    The child restores default signal dispositions, asks for the parent-death signal (and exits if procman
+    died before that took effect), takes the terminal in ``--tty`` mode, and execs. Signals stay blocked
+    from before the fork until then, so none reaches procman's handlers in the child. Every other
+    descriptor of procman's is close-on-exec. An error before or in ``exec`` is written to the child's
+    output and it exits with 127.
+    """
+    parent = os.getpid()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                signal.set_wakeup_fd(-1)
+                _default_signals()
+                os.setsid()
+                if _LIBC is not None:
+                    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                    if os.getppid() != parent:  # procman died before prctl took effect
+                        os._exit(1)
+                os.dup2(stdin, 0)
+                os.dup2(output, 1)
+                os.dup2(output, 2)
+                if tty:
+                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                os.chdir(cwd)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                os.execve(argv[0], argv, env)
+            except OSError as error:
+                os.write(2, f"procman: cannot start {argv[0]}: {error.strerror or error}\n".encode())
+            finally:
+                os._exit(COMMAND_NOT_FOUND)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return pid
 
 
 def _open_pty() -> tuple[int, int]:
@@ -64,37 +115,30 @@ def _open_pty() -> tuple[int, int]:
 class Child:
     """A spawned instance; ``pid`` is also its process group id."""
 
-    def __init__(self, instance: Instance, env: dict[str, str], cwd: str, tty: bool, stream: LineStream) -> None:
+    def __init__(
+        self, instance: Instance, env: dict[str, str], cwd: str, tty: bool, stream: LineStream, readers: Readers
+    ) -> None:
         self.instance = instance
         self.stream = stream
+        self._readers = readers
         self.started_at = time.time()
         if tty:
             read_fd, write_fd = _open_pty()
-            stdin: int = write_fd
+            stdin = os.dup(write_fd)
         else:
             read_fd, write_fd = os.pipe()
-            stdin = subprocess.DEVNULL
+            stdin = os.open(os.devnull, os.O_RDONLY)
         try:
-            process = subprocess.Popen(
-                shell_argv(instance.command),
-                cwd=cwd,
-                env=env,
-                stdin=stdin,
-                stdout=write_fd,
-                stderr=write_fd,
-                start_new_session=True,
-                preexec_fn=_child_setup(os.getpid(), tty),
-            )
+            self.pid = _fork_exec(shell_argv(instance.command), env, cwd, stdin, write_fd, tty)
         except BaseException:
             os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
-        process.returncode = 0  # procman reaps with waitpid(-1); keep Popen from waiting or warning
-        self.pid = process.pid
+            os.close(stdin)
         self._fd: int | None = read_fd
         os.set_blocking(read_fd, False)
-        asyncio.get_running_loop().add_reader(read_fd, self._on_readable)
+        readers.add_reader(read_fd, self._on_readable)
 
     def _on_readable(self) -> None:
         if self._fd is None:
@@ -120,7 +164,7 @@ class Child:
         """Stop reading: the output has ended (or procman is done)."""
         if self._fd is None:
             return
-        asyncio.get_running_loop().remove_reader(self._fd)
+        self._readers.remove_reader(self._fd)
         os.close(self._fd)
         self._fd = None
         self.stream.flush()
@@ -132,7 +176,3 @@ class Child:
         except (ProcessLookupError, PermissionError):
             return False
         return True
-
-    def group_alive(self) -> bool:
-        """Whether any process is left in the child's group."""
-        return self.signal_group(0)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from procman import __version__
 from procman.errors import ConfigError
+from procman.settings import restart_limit, seconds
 
 USAGE_ERROR = 2
 COMMAND_NOT_FOUND = 127
@@ -37,7 +39,7 @@ flags win. POSIX only (Linux, macOS). Full reference: docs/procman.md.
 
 
 def _project_options(parser: argparse.ArgumentParser, formation: bool = True) -> None:
-    parser.add_argument("-f", "--procfile", help="the Procfile (default: ./Procfile)")
+    parser.add_argument("-f", "--procfile", help="the Procfile (default: Procfile in the -d folder, else ./Procfile)")
     parser.add_argument(
         "-e", "--env", action="append", metavar="FILES",
         help="env file(s), comma list or repeated, later wins (default: .env in the root, if present)",
@@ -64,7 +66,10 @@ def _start_options(start: argparse.ArgumentParser) -> None:
     start.add_argument("-x", "--ignore", action="append", metavar="NAMES", help="processes not to start")
     start.add_argument("--can-die", action="append", metavar="NAMES", help="processes whose exit stops nothing")
     start.add_argument("-r", "--restart", action="append", metavar="NAMES|all",
-                       help="processes respawned when they exit (backoff, at most 5 times in 10 minutes)")
+                       help="processes respawned when they exit (backoff; see --restart-limit)")
+    start.add_argument("--restart-limit", type=_restart_limit, metavar="COUNT[/SECONDS]",
+                       help="give up (and stop all) when an instance would restart more than COUNT times within "
+                            "SECONDS (default 5/600: 5 times in 10 minutes)")
     start.add_argument("--tty", action="store_true", default=None,
                        help="give each process a pseudo-terminal (line-buffered output, colours kept)")
 
@@ -107,7 +112,8 @@ COMMANDS: dict[str, tuple[str, Any]] = {
 
 
 def _build_parser(wanted: str | None) -> argparse.ArgumentParser:
-    """The parser; only the ``wanted`` command gets its options (building all of them costs ``run`` time)."""
+    """The parser. A known ``wanted`` command is the only one built (building them all costs ``start`` and
+    ``run`` time); otherwise every command is listed, without options, for help and error messages."""
     parser = argparse.ArgumentParser(
         prog="procman",
         description="Run the processes of a Procfile, prefix and colour their output, stop them together.",
@@ -117,6 +123,8 @@ def _build_parser(wanted: str | None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--version", action="version", version=f"procman {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (text, add_options) in COMMANDS.items():
+        if wanted in COMMANDS and name != wanted:
+            continue
         command = commands.add_parser(name, help=text, description=text, epilog=EXAMPLES,
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
         if add_options is not None and name == wanted:
@@ -131,14 +139,20 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
-def _seconds(text: str) -> float:
-    """argparse type of ``-t``: a finite number of seconds, 0 or more."""
-    from procman.settings import seconds
+def _argument_type(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a converter of ``procman.settings``: its ValueError becomes a usage error."""
 
-    try:
-        return seconds(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    def checked(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return checked
+
+
+_seconds = _argument_type(seconds)
+_restart_limit = _argument_type(restart_limit)
 
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,9 +173,10 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
         "ignore": _split(getattr(args, "ignore", None)),
         "can-die": _split(getattr(args, "can_die", None)),
         "restart": _split(getattr(args, "restart", None)),
+        "restart-limit": getattr(args, "restart_limit", None),
         "tty": getattr(args, "tty", None),
     }
-    builtin: dict[str, Any] = {"procfile": "Procfile", "concurrency": "", "timeout": 5.0, "timestamp": True,
+    builtin: dict[str, Any] = {"concurrency": "", "timeout": 5.0, "timestamp": True,
                                "prefix": True, "ignore": [], "can-die": [], "restart": [], "tty": False}
     return {key: value if value is not None else configured.get(key, builtin.get(key)) for key, value in flags.items()}
 
@@ -177,8 +192,10 @@ def _load(options: dict[str, Any], procfile_required: bool = True) -> Any:
 def _cmd_start(args: argparse.Namespace) -> int:
     from procman.control import socket_path
     from procman.formation import check_names
+    from procman.loop import Loop
     from procman.output import Output, Style, wants_color
-    from procman.supervisor import Policy, Supervisor
+    from procman.runner import run_formation
+    from procman.supervisor import Policy
 
     options = _resolve(args)
     project = _load(options)
@@ -191,12 +208,15 @@ def _cmd_start(args: argparse.Namespace) -> int:
         restart = [entry.name for entry in project.entries]
     check_names(restart, project.entries, "-r/--restart")
     color = wants_color(options["color"], sys.stdout.isatty(), os.environ)
+    loop = Loop()
     output = Output(sys.stdout.buffer, Style(color, options["timestamp"], options["prefix"]),
-                    [instance.label for instance in instances])
+                    [instance.label for instance in instances], loop)
     policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart))
-    supervisor = Supervisor(instances, project.environment, project.root, output, policy, options["tty"],
-                            socket_path(project.root, os.environ))
-    return supervisor.run()
+    if options["restart-limit"] is not None:
+        limit, window = options["restart-limit"]
+        policy = policy._replace(restart_limit=limit, restart_window=window)
+    return run_formation(instances, project.environment, project.root, output, loop, policy, options["tty"],
+                         socket_path(project.root, os.environ))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -230,23 +250,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     options = _resolve(args)
     project = _load(options)
     instances = project.formation(options["concurrency"] or "")
-    console = Console(highlight=False)
     names = ", ".join(entry.name for entry in project.entries)
-    console.print(f"valid Procfile detected ({names}): {project.procfile}")
+    print(f"valid Procfile detected ({names}): {project.procfile}")  # one line, however wide: scripts grep it
     for path in project.env_files:
         if path.exists():
-            console.print(f"env file: {path}")
+            print(f"env file: {path}")
+    sys.stdout.flush()
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("process", "instances", "ports", "command")
     for entry in project.entries:
         ports = [str(instance.port) for instance in instances if instance.entry == entry]
-        table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", entry.command)
-    console.print(table)
+        table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", Text(entry.command))  # no markup
+    Console(highlight=False).print(table)
     return 0
 
 
@@ -259,17 +280,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not instances:
         raise ConfigError("nothing to export: the formation has no instances", "-c/--concurrency")
     spec = ExportSpec.build(project, instances, args.app, args.user, args.log, options["timeout"])
-    for path in write_export(args.format, spec, Path(args.location)):
+    written, removed = write_export(args.format, spec, Path(args.location))
+    for path in written:
         print(f"wrote {path}")
+    for path in removed:
+        print(f"removed {path} (an instance no longer in the formation)")
     return 0
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
     from procman.control import request, socket_path
+    from procman.project import locate
 
     options = _resolve(args)
-    procfile = Path(options["procfile"]).absolute()
-    root = Path(options["root"]).absolute() if options["root"] else procfile.parent
+    _, root = locate(options["procfile"], options["root"])
     reply = request(socket_path(root, os.environ), args.command, getattr(args, "names", []))
     if not reply.get("ok"):
         print(f"procman: {reply.get('error', 'request failed')}", file=sys.stderr)

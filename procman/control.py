@@ -8,7 +8,6 @@ procman that died is detected (nobody accepts a connection on it) and replaced.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fnmatch
 import json
@@ -17,13 +16,18 @@ import socket
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from procman.errors import ConfigError
+
+if TYPE_CHECKING:
+    from procman.child import Readers
 
 SOCKET_NAME = ".procman.sock"
 Handler = Callable[[str, list[str]], dict[str, Any]]
 COMMANDS = ("status", "restart", "stop")
+MAX_REQUEST = 65536
+REPLY_TIMEOUT = 2.0
 
 
 class SocketUnavailable(ConfigError):
@@ -58,10 +62,89 @@ def _is_live(path: Path) -> bool:
             probe.connect(str(path))
         except (ConnectionRefusedError, FileNotFoundError):
             return False
+        except PermissionError:
+            raise SocketUnavailable("a control socket here belongs to another user (permission denied), so procman "
+                                    "cannot tell whether it is live; remove it or set PROCMAN_SOCKET to another "
+                                    "path", str(path)) from None
     return True
 
 
-async def serve(path: Path, handler: Handler) -> asyncio.Server:
+class Server:
+    """A listening control socket, served by the event loop: one JSON request line, one reply, close."""
+
+    def __init__(self, path: Path, handler: Handler, readers: Readers) -> None:
+        self._path = path
+        self._handler = handler
+        self._readers = readers
+        self._pending: dict[socket.socket, bytes] = {}
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o077)
+        try:
+            self._listener.bind(str(path))
+            self._listener.listen(16)
+        except OSError as error:  # e.g. a path longer than the 107 bytes a unix socket address holds
+            self._listener.close()
+            reason = error.strerror or str(error)
+            message = f"cannot listen here: {reason}; set PROCMAN_SOCKET to another path"
+            raise SocketUnavailable(message, str(path)) from None
+        finally:
+            os.umask(old_umask)
+        self._listener.setblocking(False)
+        readers.add_reader(self._listener.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        try:
+            connection, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        connection.setblocking(False)
+        self._pending[connection] = b""
+        self._readers.add_reader(connection.fileno(), lambda: self._read(connection))
+
+    def _read(self, connection: socket.socket) -> None:
+        try:
+            chunk = connection.recv(MAX_REQUEST)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        data = self._pending[connection] + chunk
+        if chunk and b"\n" not in data and len(data) < MAX_REQUEST:
+            self._pending[connection] = data
+            return
+        self._readers.remove_reader(connection.fileno())
+        del self._pending[connection]
+        with connection:
+            if not chunk and not data:
+                return
+            reply = self._respond(data)
+            connection.settimeout(REPLY_TIMEOUT)
+            with contextlib.suppress(OSError):
+                connection.sendall(json.dumps(reply).encode() + b"\n")
+
+    def _respond(self, data: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(data)
+            command, names = request["command"], request.get("names", [])
+            if command not in COMMANDS or not isinstance(names, list):
+                raise ValueError(command)
+            return self._handler(command, [str(name) for name in names])
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": "bad request"}
+
+    def close(self) -> None:
+        """Stop listening and remove the socket file."""
+        for connection in self._pending:
+            self._readers.remove_reader(connection.fileno())
+            connection.close()
+        self._pending.clear()
+        self._readers.remove_reader(self._listener.fileno())
+        self._listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()
+
+
+def serve(path: Path, handler: Handler, readers: Readers) -> Server:
     """Listen on ``path``, replacing a stale socket; refuse if another procman is listening there."""
     try:
         mode = path.lstat().st_mode
@@ -72,40 +155,12 @@ async def serve(path: Path, handler: Handler) -> asyncio.Server:
             raise ConfigError("exists and is not a socket; remove it or set PROCMAN_SOCKET", str(path))
         if _is_live(path):
             raise ConfigError("another procman is already running here (its control socket is live)", str(path))
-        path.unlink()
-
-    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = json.loads(await reader.readline())
-            command, names = request["command"], request.get("names", [])
-            if command not in COMMANDS or not isinstance(names, list):
-                raise ValueError(command)
-            reply = handler(command, [str(name) for name in names])
-        except (ValueError, KeyError, TypeError):
-            reply = {"ok": False, "error": "bad request"}
-        writer.write(json.dumps(reply).encode() + b"\n")
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        writer.close()
-
-    old_umask = os.umask(0o077)
-    try:
-        return await asyncio.start_unix_server(respond, path=str(path))
-    except OSError as error:  # e.g. a path longer than the 107 bytes a unix socket address holds
-        reason = error.strerror or str(error)
-        message = f"cannot listen here: {reason}; set PROCMAN_SOCKET to another path"
-        raise SocketUnavailable(message, str(path)) from None
-    finally:
-        os.umask(old_umask)
-
-
-async def close(server: asyncio.Server, path: Path | None) -> None:
-    """Stop listening and remove the socket file."""
-    server.close()
-    await server.wait_closed()
-    if path is not None:
-        with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        except PermissionError:
+            raise SocketUnavailable("a stale control socket here belongs to someone else and cannot be removed; "
+                                    "remove it or set PROCMAN_SOCKET to another path", str(path)) from None
+    return Server(path, handler, readers)
 
 
 def request(path: Path, command: str, names: list[str], timeout: float = 10.0) -> dict[str, Any]:

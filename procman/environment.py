@@ -7,21 +7,46 @@ text itself is never substituted (``sh -c`` does that with the final environment
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
+import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from procman.errors import ConfigError
 
-_FORBIDDEN_IN_KEY = frozenset("=\0\"' \t")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def valid_name(key: str) -> bool:
+    """A portable environment variable name: ``[A-Za-z_][A-Za-z0-9_]*`` (what a shell can ``export``)."""
+    return _NAME.match(key) is not None
+
+
+def _dotenv_module(name: str) -> ModuleType:
+    """``dotenv.parser`` or ``dotenv.variables``, loaded on first use without running the package's
+    ``__init__``: that imports ``logging``, ``tempfile`` and more for functions procman does not use, which
+    costs more than the rest of ``procman start`` (both modules import only the standard library)."""
+    qualified = f"dotenv.{name}"
+    if qualified not in sys.modules:
+        package = importlib.util.find_spec("dotenv")
+        assert package is not None and package.submodule_search_locations is not None, "python-dotenv is missing"
+        path = Path(package.submodule_search_locations[0]) / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(qualified, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[qualified] = module
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
 
 
 def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[str, str]:
     """Parse one env file's text; ``${VAR}`` resolves against the keys read so far, then ``context``."""
-    from dotenv.parser import parse_stream  # imported here: ``procman run`` without env files skips it
-    from dotenv.variables import parse_variables
-
+    parse_stream = _dotenv_module("parser").parse_stream
+    parse_variables = _dotenv_module("variables").parse_variables
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         statement = binding.original.string
@@ -30,8 +55,9 @@ def parse_env_text(text: str, source: str, context: Mapping[str, str]) -> dict[s
             raise ConfigError("cannot parse this statement (expected KEY=value)", source, line)
         if binding.key is None:  # a comment or blank line
             continue
-        if not binding.key or _FORBIDDEN_IN_KEY.intersection(binding.key):
-            raise ConfigError(f"invalid variable name {binding.key!r}", source, line)
+        if not valid_name(binding.key):
+            raise ConfigError(f"invalid variable name {binding.key!r} (use letters, digits and _, not starting "
+                              "with a digit)", source, line)
         if binding.value is None:  # a bare ``KEY`` line sets nothing, as in python-dotenv
             continue
         scope = {**context, **values}

@@ -12,13 +12,13 @@ machine is not torn.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
+
+from procman.loop import Clock, Timer
 
 RESET = b"\x1b[0m"
 # 12 distinct SGR colours: six base, six bright. Assigned per process type (web.1 and web.2 share one).
@@ -33,8 +33,7 @@ MAX_PARTIAL_LINE = 1 << 20
 procman's memory."""
 
 
-@dataclass(frozen=True)
-class Style:
+class Style(NamedTuple):
     """How lines look: colour, a timestamp and a name prefix can each be switched off."""
 
     color: bool
@@ -57,8 +56,9 @@ def wants_color(option: bool | None, is_tty: bool, environ: Mapping[str, str]) -
 class Output:
     """The single writer: every line from every instance goes through ``write`` to one binary stream."""
 
-    def __init__(self, stream: BinaryIO, style: Style, labels: list[str]) -> None:
+    def __init__(self, stream: BinaryIO, style: Style, labels: list[str], clock: Clock) -> None:
         self._stream = stream
+        self._clock = clock
         with contextlib.suppress(OSError, ValueError):  # a non-blocking stdout would drop data when full
             os.set_blocking(stream.fileno(), True)
         self.style = style
@@ -69,7 +69,7 @@ class Output:
     def line_stream(self, label: str, color_index: int | None) -> LineStream:
         """A stream of lines for one instance; ``color_index`` picks its colour (None: the system colour)."""
         color = SYSTEM_COLOR if color_index is None else PALETTE[color_index % len(PALETTE)]
-        return LineStream(self, _Prefix(label.ljust(self._width), color, self.style))
+        return LineStream(self, _Prefix(label.ljust(self._width), color, self.style), self._clock)
 
     def system(self, message: str) -> None:
         """Print one of procman's own messages as a ``system`` line."""
@@ -109,20 +109,24 @@ class _Prefix:
 
 
 class LineStream:
-    """One instance's output: whole lines are written at once, a partial line waits for its end."""
+    """One instance's output: whole lines are written at once, a partial line waits for its end.
 
-    def __init__(self, output: Output, prefix: _Prefix) -> None:
+    ``clock`` gives the time between chunks (to tell a burst) and the timer that flushes a partial line.
+    """
+
+    def __init__(self, output: Output, prefix: _Prefix, clock: Clock) -> None:
         self._output = output
         self._prefix = prefix
+        self._clock = clock
         self._partial: list[bytes] = []
         self._partial_size = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._last_chunk_at = 0.0
+        self._timer: Timer | None = None
+        self._last_chunk_at = float("-inf")
         self._in_burst = False
 
     def feed(self, chunk: bytes) -> None:
         """Take a chunk as read from the child; write every complete line in it."""
-        now = time.monotonic()
+        now = self._clock.time()
         self._in_burst = now - self._last_chunk_at < BURST_GAP
         self._last_chunk_at = now
         if b"\n" not in chunk:
@@ -165,7 +169,7 @@ class LineStream:
     def _arm_timer(self) -> None:
         if self._timer is None:
             wait = BURST_PARTIAL_WAIT if self._in_burst else PARTIAL_LINE_WAIT
-            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
+            self._timer = self._clock.call_later(wait, self.flush)
 
 
 def read_chunk(fd: int) -> bytes | None:

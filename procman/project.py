@@ -47,8 +47,28 @@ class Project(NamedTuple):
         return child_env(self.shell, self.dotenv, self.procman_variables(instance))
 
 
+def _check_port_variables(entries: Sequence[ProcfileEntry], source: str) -> None:
+    """Two names giving one ``PROCMAN_PORT_<NAME>`` (``foo-bar`` and ``foo_bar``, ``web`` and ``Web``): an error."""
+    seen: dict[str, ProcfileEntry] = {}
+    for entry in entries:
+        variable = port_variable(entry.name)
+        first = seen.setdefault(variable, entry)
+        if first is not entry:
+            raise ConfigError(f"process names {first.name!r} (line {first.line}) and {entry.name!r} both give "
+                              f"{variable}; rename one", source, entry.line)
+
+
+def locate(procfile: str | None, root: str | None) -> tuple[Path, Path]:
+    """The Procfile and the root folder (Foreman's rules): ``-f`` or ``ROOT/Procfile`` or ``./Procfile``; the root
+    is ``-d``, else the Procfile's folder."""
+    if procfile is None:
+        procfile = str(Path(root) / "Procfile") if root else "Procfile"
+    procfile_path = Path(procfile).absolute()
+    return procfile_path, Path(root).absolute() if root else procfile_path.parent
+
+
 def load_project(
-    procfile: str,
+    procfile: str | None,
     root: str | None,
     env_files: Sequence[str] | None,
     port: int | None,
@@ -56,11 +76,13 @@ def load_project(
     procfile_required: bool = True,
 ) -> Project:
     """Read the Procfile and env files. Default env file: ``.env`` in the root, when it exists."""
-    procfile_path = Path(procfile).absolute()
-    root_path = Path(root).absolute() if root else procfile_path.parent
+    procfile_path, root_path = locate(procfile, root)
+    if root and not root_path.is_dir():  # before the Procfile, which -d locates
+        raise ConfigError("root folder does not exist", root)
     entries = tuple(read_procfile(procfile_path)) if procfile_required or procfile_path.exists() else ()
     if not root_path.is_dir():
-        raise ConfigError("root folder does not exist", root or str(root_path))
+        raise ConfigError("root folder does not exist", str(root_path))
+    _check_port_variables(entries, str(procfile_path))
     paths = tuple(Path(name) for name in env_files) if env_files else (root_path / ".env",)
     dotenv = load_env_files(paths, shell, required=bool(env_files))
     return Project(procfile_path, root_path, paths, entries, dotenv, shell, base_port(port, dotenv, shell))

@@ -52,6 +52,21 @@ def seconds(value: Any) -> float:
     return number
 
 
+def restart_limit(value: Any) -> tuple[int, float]:
+    """``COUNT`` or ``COUNT/SECONDS``: at most COUNT restarts within SECONDS (default 600) per instance."""
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    count, slash, window = text.partition("/")
+    try:
+        limit = int(count)
+        seconds_ = float(window) if slash else 600.0
+    except ValueError:
+        limit, seconds_ = 0, 0.0
+    if limit < 1 or not math.isfinite(seconds_) or seconds_ <= 0:
+        raise ValueError(f"expected COUNT or COUNT/SECONDS (a whole number of restarts, 1 or more, within a number "
+                         f"of seconds above 0, e.g. 5/600), got {value!r}")
+    return limit, seconds_
+
+
 # key (as spelled in pyproject.toml) -> converter
 KEYS: dict[str, Callable[[Any], Any]] = {
     "procfile": _to_text,
@@ -66,6 +81,7 @@ KEYS: dict[str, Callable[[Any], Any]] = {
     "ignore": _to_list,
     "can-die": _to_list,
     "restart": _to_list,
+    "restart-limit": restart_limit,
     "tty": _to_bool,
 }
 

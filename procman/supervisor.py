@@ -1,66 +1,128 @@
-"""The event loop: start every instance, relay output, react to exits and signals, shut down in time.
+"""The supervisor: start every instance in order, react to exits, signals and control commands, shut down in time.
 
 Policy when an instance exits on its own: everything stops (Foreman's default) and procman exits with that
 instance's code, unless its process type is ``--can-die`` (it stays down) or ``--restart`` (respawned
-with exponential backoff, at most ``RESTART_LIMIT`` times within ``RESTART_WINDOW`` seconds). Shutdown
-signals every process group at once, waits one shared deadline, then SIGKILLs whatever is left.
+with exponential backoff, at most ``Policy.restart_limit`` times within ``Policy.restart_window``
+seconds). Shutdown signals every process group at once, waits one shared deadline, then SIGKILLs whatever
+is left.
+
+The supervisor consumes events (``start``, ``reap``, ``stop``, ``forward``, ``control``) and acts through two
+parameters: a :class:`~procman.loop.Clock` for time and timers, and a :class:`ProcessFactory` that spawns,
+reaps and signals processes. ``procman.runner`` wires in the real ones; tests replay scripted histories.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import secrets
+import enum
 import signal
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-import psutil
-
-from procman import control
-from procman.child import Child, become_subreaper
+from procman.control import select
 from procman.formation import Instance
-from procman.guardian import MARKER_VARIABLE, Guardian, marked_processes
+from procman.loop import Clock, Timer
 from procman.output import LineStream, Output
 
 RESTART_LIMIT = 5
 RESTART_WINDOW = 600.0
 BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 30.0
 POLL_INTERVAL = 0.05
+GROUP_CHECK_INTERVAL = 1.0
+QUICK_EXIT = 1.0
 COMMAND_NOT_FOUND = 127
 
 
-@dataclass(frozen=True)
-class Policy:
+class Process(Protocol):
+    """A spawned instance, as the supervisor sees it; ``pid`` is also its process group id."""
+
+    pid: int
+    started_at: float
+
+    def signal_group(self, signum: int) -> bool:
+        """Signal the whole group; False when it is empty."""
+        ...
+
+    def drain(self) -> None:
+        """Relay what the process has written so far."""
+        ...
+
+    def close_output(self) -> None:
+        """Stop reading its output."""
+        ...
+
+
+class ProcessFactory(Protocol):
+    """How the supervisor starts, reaps and signals processes (the real one: ``procman.groups.ProcessGroups``)."""
+
+    def spawn(self, instance: Instance, env: dict[str, str], stream: LineStream) -> Process:
+        """Start ``instance`` in a process group of its own (raises ``OSError`` when it cannot)."""
+        ...
+
+    def reap(self) -> list[tuple[int, int]]:
+        """Every process that exited since the last call: ``(pid, exit code)``."""
+        ...
+
+    def lingering(self) -> bool:
+        """Whether a process group outlives its leader."""
+        ...
+
+    def forget_gone(self) -> None:
+        """Forget groups that are empty or no longer verifiably procman's."""
+        ...
+
+    def signal_all(self, signum: int) -> None:
+        """Signal every process of procman's."""
+        ...
+
+    def anything_left(self) -> bool:
+        """Whether any process of procman's is still there."""
+        ...
+
+
+class State(enum.Enum):
+    """Where a slot is in its life; ``status`` shows the value."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    WAITING = "waiting"  # for its restart
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    DEAD = "dead"
+
+
+class Then(enum.Enum):
+    """What a control command asked to happen once the process has exited."""
+
+    STOP = "stop"
+    RESTART = "restart"
+
+
+class Policy(NamedTuple):
     """What happens when a process type exits, and how long shutdown waits before SIGKILL."""
 
     timeout: float = 5.0
     can_die: frozenset[str] = frozenset()
     restart: frozenset[str] = frozenset()
+    restart_limit: int = RESTART_LIMIT
+    restart_window: float = RESTART_WINDOW
 
 
-@dataclass(eq=False)
 class Slot:
-    """One instance of the formation and its current child (if any)."""
+    """One instance of the formation and its current process (if any)."""
 
-    instance: Instance
-    stream: LineStream
-    child: Child | None = None
-    state: str = "starting"
-    restarts: deque[float] = field(default_factory=deque)
-    after_exit: str | None = None
-    timer: asyncio.TimerHandle | None = None
+    __slots__ = ("instance", "process", "restarts", "started", "state", "stream", "then", "timer")
 
-
-def exit_code_of(status: int) -> int:
-    """The shell's convention: the exit code, or 128+N for a process killed by signal N."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    def __init__(self, instance: Instance, stream: LineStream) -> None:
+        self.instance = instance
+        self.stream = stream
+        self.process: Process | None = None
+        self.state = State.STARTING
+        self.started = 0.0
+        self.restarts: deque[float] = deque()
+        self.then: Then | None = None
+        self.timer: Timer | None = None
 
 
 def describe_exit(code: int) -> str:
@@ -75,167 +137,224 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
+def describe_stop(code: int) -> str:
+    """How a process that procman asked to stop ended: ``stopped (exit 0)``, ``stopped (SIGTERM)``, or
+    ``was killed by SIGKILL`` (procman's, at the deadline)."""
+    if code == 128 + signal.SIGKILL:
+        return "was killed by SIGKILL"
+    if code > 128:
+        try:
+            return f"stopped ({signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return f"stopped (exit {code})"
+
+
+def describe_window(seconds: float) -> str:
+    """``10 minutes``, ``1 minute``, ``90 s``."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} s"
+
+
 class Supervisor:
-    """Runs a formation until it stops; ``run`` returns procman's exit code."""
+    """Runs a formation until it stops: ``finished`` turns true and ``exit_code`` is procman's exit code."""
 
     def __init__(
         self,
         instances: Sequence[Instance],
         env_for: Callable[[Instance], dict[str, str]],
-        cwd: Path,
         output: Output,
         policy: Policy,
-        tty: bool = False,
-        control_path: Path | None = None,
+        clock: Clock,
+        processes: ProcessFactory,
     ) -> None:
         self._env_for = env_for
-        self._cwd = str(cwd)
         self._output = output
         self._policy = policy
-        self._tty = tty
-        self._control_path = control_path
+        self._clock = clock
+        self._processes = processes
         colors: dict[str, int] = {}
         self._slots = [
             Slot(instance, output.line_stream(instance.label, colors.setdefault(instance.name, len(colors))))
             for instance in instances
         ]
         self._by_pid: dict[int, Slot] = {}
-        self._groups: set[int] = set()
-        self._strays: set[int] = set()
-        self._marker = f"{os.getpid()}-{secrets.token_hex(8)}"
         self._stopping = False
-        self._kill_now: asyncio.Event | None = None
-        self._exit_code = 0
+        self._killing = False
+        self._group_check: Timer | None = None
+        self._poll: Timer | None = None
+        self._deadline: Timer | None = None
+        self.finished = False
+        self.exit_code = 0
 
-    def run(self) -> int:
-        """Start the guardian, then the event loop; return when everything has stopped."""
-        become_subreaper()
-        self._guardian = Guardian(self._marker)
-        return asyncio.run(self._main())
+    # --- events ---------------------------------------------------------------------------------------
 
-    async def _main(self) -> int:
-        loop = asyncio.get_running_loop()
-        self._kill_now = asyncio.Event()
-        self._finished: asyncio.Future[int] = loop.create_future()
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, self._on_stop_signal, signum)
-        for signum in (signal.SIGUSR1, signal.SIGUSR2):
-            loop.add_signal_handler(signum, self._forward, signum)
-        server = None
-        if self._control_path is not None:
-            try:
-                server = await control.serve(self._control_path, self._on_control)
-            except control.SocketUnavailable as error:
-                self._output.system(f"no control socket (status/restart/stop will not reach this procman): {error}")
-        try:
-            for slot in self._slots:
-                self._spawn(slot)
-                if self._stopping:
-                    break
-            return await self._finished
-        finally:
-            if server is not None:
-                await control.close(server, self._control_path)
-            for slot in self._slots:
-                if slot.child is not None:
-                    slot.child.close_output()
+    def start(self) -> None:
+        """Spawn every instance, in Procfile order (stops early if one cannot be started)."""
+        for slot in self._slots:
+            self._spawn(slot)
+            if self._stopping:
+                break
 
-    # --- starting and reaping -------------------------------------------------------------------------
+    def reap(self) -> None:
+        """Collect exited processes (on SIGCHLD) and react to each."""
+        self._collect()
+        self._arm_group_check()
+        if self._stopping and not self.finished and not self._anything_left():
+            self._finish()
+
+    def stop(self, signum: int) -> None:
+        """SIGINT, SIGTERM or SIGHUP to procman: stop everything; the same again kills at once."""
+        name = signal.Signals(signum).name
+        if self._stopping:
+            if not self._killing:
+                self._output.system(f"{name} received again: killing all processes now")
+                self._kill()
+            return
+        self._stop_all(128 + signum, f"{name} received; stopping all processes ({name} again kills them at once)")
+
+    def forward(self, signum: int) -> None:
+        """USR1/USR2 to procman: pass it to every running process group."""
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.signal_group(signum)
+        self._output.system(f"{signal.Signals(signum).name} forwarded to every process")
+
+    def control(self, command: str, patterns: list[str]) -> dict[str, Any]:
+        """A control-socket command: ``status``, or ``restart``/``stop`` of the instances ``patterns`` match."""
+        if command == "status":
+            return {"ok": True, "processes": [self._status_of(slot) for slot in self._slots]}
+        if self._stopping:
+            return {"ok": False, "error": "procman is shutting down"}
+        indexes = select([slot.instance.label for slot in self._slots], patterns)
+        if isinstance(indexes, str):
+            return {"ok": False, "error": indexes}
+        chosen = [self._slots[index] for index in indexes]
+        for slot in chosen:
+            self._act(slot, Then(command))
+        verb = "restarting" if command == "restart" else "stopping"
+        return {"ok": True, "message": f"{verb} {', '.join(slot.instance.label for slot in chosen)}"}
+
+    def close(self) -> None:
+        """Stop reading every process's output (procman is done)."""
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.close_output()
+
+    # --- starting and exits ---------------------------------------------------------------------------
 
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
-        env = self._env_for(slot.instance)
-        env[MARKER_VARIABLE] = self._marker
         try:
-            child = Child(slot.instance, env, self._cwd, self._tty, slot.stream)
+            process = self._processes.spawn(slot.instance, self._env_for(slot.instance), slot.stream)
         except OSError as error:
             self._stop_all(1, f"cannot start {slot.instance.label}: {error.strerror or error}")
             return
-        slot.child = child
-        slot.state = "running"
-        self._by_pid[child.pid] = slot
-        self._groups.add(child.pid)
-        self._guardian.register(child.pid)
-        self._output.system(f"{slot.instance.label} started with pid {child.pid} (PORT={slot.instance.port})")
+        slot.process = process
+        slot.state = State.RUNNING
+        slot.started = self._clock.time()
+        self._by_pid[process.pid] = slot
+        self._output.system(f"{slot.instance.label} started with pid {process.pid} (PORT={slot.instance.port})")
 
-    def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+    def _collect(self) -> None:
+        for pid, code in self._processes.reap():
             slot = self._by_pid.pop(pid, None)
             if slot is not None:
-                self._on_exit(slot, exit_code_of(status))
+                self._on_exit(slot, code)
 
-    def _on_exit(self, slot: Slot, code: int) -> None:
-        child = slot.child
-        assert child is not None
-        child.drain()
-        slot.child = None
+    def _exit_message(self, slot: Slot, code: int, asked_to_stop: bool) -> str:
         label = slot.instance.label
-        message = f"{label} {describe_exit(code)}"
+        message = f"{label} {describe_stop(code) if asked_to_stop else describe_exit(code)}"
         if code == COMMAND_NOT_FOUND:
             entry = slot.instance.entry
             message += f" (Procfile line {entry.line}: {entry.command})"
-        self._output.system(message)
-        if not child.group_alive():
-            self._groups.discard(child.pid)
-            self._guardian.unregister(child.pid)
-        if self._stopping:
-            slot.state = "stopped"
-            return
-        after, slot.after_exit = slot.after_exit, None
-        if after == "stop":
-            slot.state = "stopped"
-        elif after == "restart":
+        lived = self._clock.time() - slot.started
+        if lived < QUICK_EXIT and not asked_to_stop:
+            message += f", {lived:.1f} s after it started with PORT={slot.instance.port}"
+        return message
+
+    def _on_exit(self, slot: Slot, code: int) -> None:
+        process = slot.process
+        assert process is not None
+        process.drain()
+        slot.process = None
+        then, slot.then = slot.then, None
+        self._output.system(self._exit_message(slot, code, self._stopping or then is not None))
+        if self._stopping or then is Then.STOP:
+            slot.state = State.STOPPED
+        elif then is Then.RESTART:
             self._spawn(slot)
         elif slot.instance.name in self._policy.restart:
             self._schedule_restart(slot, code)
         elif slot.instance.name in self._policy.can_die:
-            slot.state = "dead"
-            if all(other.state in ("dead", "stopped") for other in self._slots):
+            slot.state = State.DEAD
+            if all(other.state in (State.DEAD, State.STOPPED) for other in self._slots):
                 self._stop_all(code, "every process has exited")
         else:
-            self._stop_all(code, f"stopping all processes because {label} exited")
+            self._stop_all(code, f"stopping all processes because {slot.instance.label} exited")
 
     def _schedule_restart(self, slot: Slot, code: int) -> None:
-        now = time.monotonic()
-        while slot.restarts and now - slot.restarts[0] > RESTART_WINDOW:
+        now = self._clock.time()
+        limit, window = self._policy.restart_limit, self._policy.restart_window
+        while slot.restarts and now - slot.restarts[0] > window:
             slot.restarts.popleft()
         label = slot.instance.label
-        if len(slot.restarts) >= RESTART_LIMIT:
-            minutes = int(RESTART_WINDOW // 60)
+        if len(slot.restarts) >= limit:
             self._stop_all(
-                code, f"{label} was restarted {RESTART_LIMIT} times in {minutes} minutes; giving up, stopping all"
+                code, f"{label} was restarted {limit} time{'s' if limit != 1 else ''} in {describe_window(window)}; "
+                "giving up, stopping all"
             )
             return
-        delay = BACKOFF_FIRST * 2 ** len(slot.restarts)
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** len(slot.restarts))
         slot.restarts.append(now)
-        slot.state = "waiting"
-        self._output.system(f"restarting {label} in {delay:g} s (restart {len(slot.restarts)} of {RESTART_LIMIT})")
-        slot.timer = asyncio.get_running_loop().call_later(delay, self._spawn, slot)
+        slot.state = State.WAITING
+        self._output.system(f"restarting {label} in {delay:g} s (restart {len(slot.restarts)} of {limit})")
+        slot.timer = self._clock.call_later(delay, lambda: self._spawn(slot))
 
-    # --- signals --------------------------------------------------------------------------------------
+    def _arm_group_check(self) -> None:
+        """While a group outlives its leader, check now and then whether it is gone (and forget it)."""
+        if self._group_check is None and self._processes.lingering() and not self.finished:
+            self._group_check = self._clock.call_later(GROUP_CHECK_INTERVAL, self._check_groups)
 
-    def _on_stop_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self._stopping:
-            assert self._kill_now is not None
-            self._output.system(f"{name} received again: killing all processes now")
-            self._kill_now.set()
+    def _check_groups(self) -> None:
+        self._group_check = None
+        self._processes.forget_gone()
+        self._arm_group_check()
+
+    # --- control --------------------------------------------------------------------------------------
+
+    def _act(self, slot: Slot, then: Then) -> None:
+        if slot.timer is not None:
+            slot.timer.cancel()
+            slot.timer = None
+        process = slot.process
+        if process is None:
+            slot.state = State.STOPPED
+            if then is Then.RESTART:
+                self._spawn(slot)
             return
-        self._stop_all(128 + signum, f"{name} received; stopping all processes ({name} again kills them at once)")
+        slot.then = then
+        slot.state = State.STOPPING
+        process.signal_group(signal.SIGTERM)
 
-    def _forward(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        for slot in self._slots:
-            if slot.child is not None:
-                slot.child.signal_group(signum)
-        self._output.system(f"{name} forwarded to every process")
+        def kill_if_still_there() -> None:
+            if slot.process is process:
+                process.signal_group(signal.SIGKILL)
+
+        self._clock.call_later(self._policy.timeout, kill_if_still_there)
+
+    def _status_of(self, slot: Slot) -> dict[str, Any]:
+        process = slot.process
+        return {
+            "name": slot.instance.label,
+            "state": slot.state.value,
+            "pid": process.pid if process else None,
+            "port": slot.instance.port,
+            "uptime": round(self._clock.time() - slot.started, 1) if process else None,
+            "restarts": len(slot.restarts),
+        }
 
     # --- shutdown -------------------------------------------------------------------------------------
 
@@ -243,103 +362,46 @@ class Supervisor:
         if self._stopping:
             return
         self._stopping = True
-        self._exit_code = code
+        self.exit_code = code
         self._output.system(reason)
         for slot in self._slots:
             if slot.timer is not None:
                 slot.timer.cancel()
                 slot.timer = None
-        asyncio.get_running_loop().create_task(self._shutdown())
+        self._processes.signal_all(signal.SIGTERM)
+        self._deadline = self._clock.call_later(self._policy.timeout, self._on_deadline)
+        self._poll_shutdown()
 
-    async def _shutdown(self) -> None:
-        assert self._kill_now is not None
-        loop = asyncio.get_running_loop()
-        self._signal_everything(signal.SIGTERM)
-        deadline = loop.time() + self._policy.timeout
-        while self._anything_left() and loop.time() < deadline and not self._kill_now.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kill_now.wait(), POLL_INTERVAL)
-        if self._anything_left():
-            left = [slot.instance.label for slot in self._slots if slot.child is not None] or ["leftover processes"]
-            if not self._kill_now.is_set():
-                timeout = self._policy.timeout
-                self._output.system(f"timeout of {timeout:g} s reached; sending SIGKILL to {', '.join(left)}")
-            self._signal_everything(signal.SIGKILL)
-        kill_deadline = loop.time() + max(self._policy.timeout, 5.0)
-        while self._anything_left() and loop.time() < kill_deadline:
-            self._signal_everything(signal.SIGKILL)
-            await asyncio.sleep(POLL_INTERVAL)
-        self._finished.set_result(self._exit_code)
+    def _on_deadline(self) -> None:
+        left = [slot.instance.label for slot in self._slots if slot.process is not None] or ["leftover processes"]
+        self._output.system(f"timeout of {self._policy.timeout:g} s reached; sending SIGKILL to {', '.join(left)}")
+        self._kill()
 
-    def _signal_everything(self, signum: int) -> None:
-        """Signal every live group at once, then any marked descendant that left its group (setsid)."""
-        for pgid in list(self._groups):
-            try:
-                os.killpg(pgid, signum)
-            except (ProcessLookupError, PermissionError):
-                self._groups.discard(pgid)
-        for process in marked_processes(self._marker):
-            try:
-                if os.getpgid(process.pid) not in self._groups:
-                    self._strays.add(process.pid)
-                    process.send_signal(signum)
-            except (OSError, psutil.Error):
-                continue
+    def _kill(self) -> None:
+        self._killing = True
+        self._processes.signal_all(signal.SIGKILL)
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self._clock.call_later(max(self._policy.timeout, 5.0), self._finish)
 
     def _anything_left(self) -> bool:
-        self._reap()
-        self._groups = {pgid for pgid in self._groups if _alive(os.killpg, pgid)}
-        self._strays = {pid for pid in self._strays if _alive(os.kill, pid)}
-        return bool(self._by_pid or self._groups or self._strays)
+        self._collect()
+        return bool(self._by_pid) or self._processes.anything_left()
 
-    # --- control socket -------------------------------------------------------------------------------
-
-    def _on_control(self, command: str, patterns: list[str]) -> dict[str, Any]:
-        if command == "status":
-            return {"ok": True, "processes": [self._status_of(slot) for slot in self._slots]}
-        if self._stopping:
-            return {"ok": False, "error": "procman is shutting down"}
-        slots = control.select([slot.instance.label for slot in self._slots], patterns)
-        if isinstance(slots, str):
-            return {"ok": False, "error": slots}
-        chosen = [self._slots[index] for index in slots]
-        for slot in chosen:
-            self._act(slot, command)
-        verb = "restarting" if command == "restart" else "stopping"
-        return {"ok": True, "message": f"{verb} {', '.join(slot.instance.label for slot in chosen)}"}
-
-    def _act(self, slot: Slot, command: str) -> None:
-        if slot.timer is not None:
-            slot.timer.cancel()
-            slot.timer = None
-        child = slot.child
-        if child is None:
-            slot.state = "stopped"
-            if command == "restart":
-                self._spawn(slot)
+    def _poll_shutdown(self) -> None:
+        """While stopping: finish once nothing is left, else look again shortly (strays are not our children)."""
+        self._poll = None
+        if self.finished:
             return
-        slot.after_exit = command
-        slot.state = "stopping"
-        child.signal_group(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        loop.call_later(self._policy.timeout, lambda: slot.child is child and child.signal_group(signal.SIGKILL))
+        if not self._anything_left():
+            self._finish()
+            return
+        if self._killing:
+            self._processes.signal_all(signal.SIGKILL)
+        self._poll = self._clock.call_later(POLL_INTERVAL, self._poll_shutdown)
 
-    def _status_of(self, slot: Slot) -> dict[str, Any]:
-        child = slot.child
-        return {
-            "name": slot.instance.label,
-            "state": slot.state,
-            "pid": child.pid if child else None,
-            "port": slot.instance.port,
-            "uptime": round(time.time() - child.started_at, 1) if child else None,
-            "restarts": len(slot.restarts),
-        }
-
-
-def _alive(send: Callable[[int, int], None], target: int) -> bool:
-    """Whether ``send(target, 0)`` (``os.kill`` or ``os.killpg``) still finds a process."""
-    try:
-        send(target, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    def _finish(self) -> None:
+        self.finished = True
+        for timer in (self._poll, self._deadline, self._group_check):
+            if timer is not None:
+                timer.cancel()

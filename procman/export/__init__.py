@@ -70,11 +70,29 @@ def _renderers() -> dict[str, Renderer]:
             "runit": runit.render}
 
 
-def write_export(format_name: str, spec: ExportSpec, location: Path) -> list[Path]:
-    """Render ``spec`` in ``format_name`` and write the files under ``location``; return their paths."""
-    files = _renderers()[format_name](spec)
-    written = []
+def manifest_path(format_name: str, spec: ExportSpec, location: Path) -> Path:
+    """The list of files the last export of this app in this format wrote to ``location``."""
+    return location / f".procman-{format_name}-{spec.app}.files"
+
+
+def _previous_files(manifest: Path) -> list[str]:
+    """What the manifest lists, keeping only plain relative paths (nothing outside the folder)."""
     try:
+        lines = manifest.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [line for line in lines if line and not Path(line).is_absolute() and ".." not in Path(line).parts]
+
+
+def write_export(format_name: str, spec: ExportSpec, location: Path) -> tuple[list[Path], list[Path]]:
+    """Render ``spec`` in ``format_name`` and write the files under ``location``; return the paths written and
+    the paths removed: files that the previous export of this app in this format wrote (a larger formation)
+    and this one does not. Only files listed in procman's manifest are ever removed."""
+    files = _renderers()[format_name](spec)
+    manifest = manifest_path(format_name, spec, location)
+    written, removed = [], []
+    try:
+        previous = _previous_files(manifest)
         for relative, content, executable in files:
             path = location / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,9 +100,23 @@ def write_export(format_name: str, spec: ExportSpec, location: Path) -> list[Pat
             if executable:
                 path.chmod(0o755)
             written.append(path)
+        current = {relative for relative, _, _ in files}
+        for relative in previous:
+            if relative not in current and (location / relative).is_file():
+                (location / relative).unlink()
+                removed.append(location / relative)
+                _remove_empty_folders((location / relative).parent, location)
+        manifest.write_text("".join(f"{relative}\n" for relative, _, _ in files))
     except OSError as error:
         raise ConfigError(f"cannot write: {error.strerror}", str(error.filename or location)) from None
-    return written
+    return written, removed
+
+
+def _remove_empty_folders(folder: Path, location: Path) -> None:
+    """Remove ``folder`` and its parents up to ``location`` while they are empty (runit's service folders)."""
+    while folder != location and location in folder.parents and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def reject_newlines(spec: ExportSpec, format_name: str) -> None:

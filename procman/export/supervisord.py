@@ -7,16 +7,26 @@ non-POSIX shlex and strips quotes from the ends), so the environment goes on the
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from procman.export import ExportedProcess, ExportSpec, RenderedFile, reject_newlines
 from procman.procfile import shell_argv
 
+_COMMENT_AFTER_SPACE = re.compile(r"(\s)([#;])")
+
+
+def _word(text: str) -> str:
+    """One POSIX-shell word for supervisord's command line. supervisord's INI parser ends a value at whitespace
+    followed by ``#`` or ``;``, even inside quotes, so an empty quote pair goes between the two (``' '';'``
+    is still `` ;`` to the shell); ``%`` is doubled for supervisord's expansion."""
+    return _COMMENT_AFTER_SPACE.sub(r"\1''\2", shlex.quote(text)).replace("%", "%%")
+
 
 def _command(process: ExportedProcess) -> str:
     words = ["/usr/bin/env", *(f"{key}={value}" for key, value in process.env.items()),
              *shell_argv(process.instance.command)]
-    return " ".join(shlex.quote(word) for word in words).replace("%", "%%")
+    return " ".join(_word(word) for word in words)
 
 
 def _program(spec: ExportSpec, process: ExportedProcess) -> str:

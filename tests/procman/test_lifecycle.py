@@ -29,7 +29,7 @@ def test_exit_code_is_the_first_exiting_childs(project, command: str, code: int,
     running = project.start("--no-color")
     assert running.wait() == code, running.output
     assert message in running.output
-    assert "b.1 was killed by SIGTERM" in running.output
+    assert "b.1 stopped (SIGTERM)" in running.output
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -159,4 +159,4 @@ def test_a_program_that_handles_term_is_reported_with_its_own_exit_code(project)
     running.signal(signal.SIGTERM)
     assert running.wait() == 143
     assert "graceful.1 | finishing" in running.output
-    assert "graceful.1 exited with code 0" in running.output
+    assert "graceful.1 stopped (exit 0)" in running.output

@@ -81,7 +81,8 @@ def test_prefix_format_and_switches(project) -> None:
     running = project.start("--no-color")
     assert running.wait() == 0
     assert re.search(r"(?m)^\d\d:\d\d:\d\d web\.1         \| hello$", running.output), running.output
-    assert re.search(r"(?m)^\d\d:\d\d:\d\d system        \| web\.1 exited with code 0$", running.output)
+    assert re.search(r"(?m)^\d\d:\d\d:\d\d system        \| web\.1 exited with code 0, 0\.\d s after it "
+                     r"started with PORT=5000$", running.output)
     no_time = project.start("--no-color", "--no-timestamp")
     assert no_time.wait() == 0
     assert re.search(r"(?m)^web\.1         \| hello$", no_time.output)
