@@ -15,6 +15,7 @@ from workerkit import Job, config
 DONE = "rel:done"
 RUNS = "rel:runs"
 STARTED = "rel:started"
+DOOMED_RUNS = "rel:doomed_runs"
 
 
 def _redis() -> Any:
@@ -48,6 +49,19 @@ class SlowMark(Job):
     def perform(self, seconds: float) -> None:
         _redis().sadd(STARTED, self.jid)
         _sleep_then_mark_done(self.jid, seconds)
+
+
+class Doomed(Job):
+    """Sleeps ``seconds``, counts its run in ``rel:doomed_runs``, then fails; with no retries it goes
+    straight to the dead set, so each pushed jid is buried exactly once. A worker that settled a job it no
+    longer held (recovered from it while it was frozen) would bury a second copy."""
+
+    retry = 0
+
+    def perform(self, seconds: float) -> None:
+        time.sleep(seconds)
+        _redis().incr(DOOMED_RUNS)
+        raise RuntimeError("doomed: this job always fails")
 
 
 class BrokenInit(Job):
