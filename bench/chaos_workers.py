@@ -61,6 +61,8 @@ class ChaosResult:
     left_in_flight: int = 0
     """Jobs in any in-flight list once everything settled (must be 0)."""
     exit_codes: list[int] = field(default_factory=list)
+    processed: int = 0
+    """``stat:processed`` at the end: each job counted once, so the jobs pushed."""
 
     @property
     def orphaned(self) -> int:
@@ -127,7 +129,8 @@ def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple
         kit.wait_until(lambda: note_recoveries(conn, result.kills, started), 120,
                        "every kill's in-flight jobs recovered")
         result.tally = kit.tally(conn, pushed)
-        result.left_in_flight = kit.pending(conn) + kit.unlisted_inflight(conn)
+        result.left_in_flight = kit.left_in_flight(conn)
+        result.processed = kit.counted(conn, jobs)[0]
         result.exit_codes = pool.stop()
     finally:
         pool.kill()
@@ -161,12 +164,12 @@ def main() -> None:
     first = min((kill.at for kill in result.kills), default=0.0)
     last = max((kill.at for kill in result.kills), default=0.0)
     print("| jobs | kills | kills from / to | lost | dead (poison pill) | repeated runs | bound (orphaned at kills) "
-          "| recovery median / max | left in flight | wall time | tracebacks |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| recovery median / max | left in flight | processed counted | wall time | tracebacks |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {tally.pushed:,} | {len(result.kills)} | {first:.0f} s / {last:.0f} s | {tally.lost} | {tally.dead} | "
           f"{tally.duplicates} | {result.orphaned} | {statistics.median(recovery) if recovery else 0:.1f} s / "
-          f"{max(recovery, default=0):.1f} s | {result.left_in_flight} | {result.seconds:.0f} s | "
-          f"{result.tracebacks} |")
+          f"{max(recovery, default=0):.1f} s | {result.left_in_flight} | {result.processed:,} | "
+          f"{result.seconds:.0f} s | {result.tracebacks} |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ and the tally of lost and repeated jobs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -211,6 +212,31 @@ def unlisted_inflight(conn: redis.Redis) -> int:
     listed = set(conn.hkeys(Keys().inflight_lists))
     return sum(int(conn.llen(key)) for key in conn.scan_iter(match=Keys().inflight("*", "*"), count=1000)
                if key not in listed)
+
+
+def counted(conn: redis.Redis, processed: int, timeout: float = 5.0) -> tuple[int, int]:
+    """``stat:processed`` and ``stat:failed``, once ``stat:processed`` reached ``processed`` (the last
+    acknowledgements land within a fraction of a second) or ``timeout`` passed; each settled job counts
+    exactly once, so after a run these are the jobs pushed and the failures that landed."""
+    keys = Keys()
+
+    def read() -> tuple[int, int]:
+        return int(conn.get(keys.stat("processed")) or 0), int(conn.get(keys.stat("failed")) or 0)
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: read()[0] >= processed, timeout, f"stat:processed to reach {processed}")
+    return read()
+
+
+def left_in_flight(conn: redis.Redis, timeout: float = 10.0) -> int:
+    """Jobs still queued or in any in-flight list once ``timeout`` passed or there are none (the last
+    acknowledgements land within a fraction of a second after the last job is done): must be 0."""
+    def left() -> int:
+        return pending(conn) + unlisted_inflight(conn)
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: left() == 0, timeout, "nothing left in flight")
+    return left()
 
 
 def push_marks(count: int, seconds: float = 0.0, job: str = "reliability_jobs.Mark") -> set[str]:
