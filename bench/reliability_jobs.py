@@ -2,11 +2,13 @@
 
 ``Mark`` records its jid in the set ``rel:done`` and counts every run in ``rel:runs`` in one transaction,
 so ``runs - SCARD(done)`` is the number of repeated runs (at-least-once) and a jid missing from the set
-after the queues drained is a lost job.
+after the queues drained is a lost job. A worker started with ``REL_HOST=name`` also counts its runs in
+``rel:ran:<name>`` (bench/multihost.py: which host ran jobs).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -16,6 +18,7 @@ DONE = "rel:done"
 RUNS = "rel:runs"
 STARTED = "rel:started"
 DOOMED_RUNS = "rel:doomed_runs"
+RAN = "rel:ran:"
 
 
 def _redis() -> Any:
@@ -28,6 +31,9 @@ def _sleep_then_mark_done(jid: str, seconds: float) -> None:
     pipe = _redis().pipeline(transaction=True)
     pipe.sadd(DONE, jid)
     pipe.incr(RUNS)
+    host = os.environ.get("REL_HOST")
+    if host:
+        pipe.incr(RAN + host)
     pipe.execute()
 
 
