@@ -108,10 +108,7 @@ def run(folder: Path, redis_url: str, jobs_count: int, workers: int, freeze: flo
     pool = kit.WorkerPool(folder, kit.worker_environment(redis_url, heartbeat, heartbeat), workers)
     try:
         pool.wait_for_workers(conn)
-        victim = pool.slots[0]
-        identity = kit.identity_of(conn, victim.pid)
-        assert identity is not None
-        kit.wait_until(lambda: kit.held_by(conn, identity) > 0, 60, "the victim to hold jobs")
+        victim, identity = pool.busy_worker(conn)
         victim.send_signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
         held_when_frozen = kit.held_by(conn, identity)

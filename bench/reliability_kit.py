@@ -157,6 +157,14 @@ class WorkerPool:
         wait_until(lambda: len(self.pids()) == len(self.slots) and all(
             identity_of(conn, pid) for pid in self.pids()), timeout, f"{len(self.slots)} registered workers")
 
+    def busy_worker(self, conn: redis.Redis, timeout: float = 60.0) -> tuple[subprocess.Popen[bytes], str]:
+        """The first slot's worker and its identity, once it holds jobs."""
+        process = self.slots[0]
+        identity = identity_of(conn, process.pid)
+        assert identity is not None, "call wait_for_workers first"
+        wait_until(lambda: held_by(conn, identity) > 0, timeout, "the first worker to hold jobs")
+        return process, identity
+
     def stop(self, timeout: float = 60.0) -> list[int]:
         """TERM every worker and wait for it; their exit codes."""
         for process in self.slots:

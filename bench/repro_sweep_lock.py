@@ -41,10 +41,7 @@ def recovery_with_a_dead_sweepers_lock(folder: Path, redis_url: str, heartbeat: 
     pool = kit.WorkerPool(folder, kit.worker_environment(redis_url, heartbeat, heartbeat), 2)
     try:
         pool.wait_for_workers(conn)
-        victim = pool.slots[0]
-        identity = kit.identity_of(conn, victim.pid)
-        assert identity is not None
-        kit.wait_until(lambda: kit.held_by(conn, identity) > 0, 30, "the victim to hold jobs")
+        victim, identity = pool.busy_worker(conn)
         conn.set(Keys().process_cleanup_lock, "token-of-a-sweeper-killed-mid-sweep", px=30_000)
         victim.send_signal(signal.SIGKILL)
         victim.wait(30)
