@@ -6,12 +6,13 @@ job leaves the queue to the moment the last one is done (workerkit: acknowledged
 structure empty), so start-up time is not counted. Rounds interleave the runtimes.
 
     python3 bench/jobs_throughput.py [--jobs 100000] [--peer-jobs 5000] [--rounds 2] [--only workerkit,sidekiq]
-                                     [--logs default,quiet] [--before /tmp/venv-before/bin/workerkit]
+                                     [--logs default,quiet] [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
 
 ``--logs``: ``default`` runs everyone with their default logging (to /dev/null); ``quiet`` turns off the
 per-job lines of workerkit (``WORKERKIT_LOG_LEVEL=warning``) and Sidekiq (its logger at WARN); RQ,
-Dramatiq and Celery run only with their defaults. ``--before`` adds the ``workerkit`` executable of
-another installation (an earlier commit in its own venv) as a runtime of its own, in the same rounds.
+Dramatiq and Celery run only with their defaults. ``--other LABEL=PATH`` (repeatable) adds the
+``workerkit`` executable of another installation (an earlier commit, or a patch, in its own venv) as a
+runtime of its own, in the same rounds.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _int(value: object) -> int:
 
 
 def workerkit_runtimes(args: argparse.Namespace, sidekiq: str | None, logs: str) -> list[Runtime]:
-    """workerkit (this installation and ``--before``'s) and Sidekiq with ``logs`` ("default" or "quiet")."""
+    """workerkit (this installation and every ``--other``) and Sidekiq with ``logs`` ("default" or "quiet")."""
     wanted = set(args.only.split(","))
     found: list[Runtime] = []
     env = QUIET if logs == "quiet" else {}
@@ -92,9 +93,10 @@ def workerkit_runtimes(args: argparse.Namespace, sidekiq: str | None, logs: str)
     processed = lambda c: args.jobs - _int(c.get("stat:processed"))  # noqa: E731
     if "workerkit" in wanted:
         found.append(Runtime(common.workerkit_peer(env=env), fill, processed, args.jobs, logs))
-        if args.before:
-            before = common.workerkit_peer(name=args.before_label, script=Path(args.before), env=env)
-            found.append(Runtime(before, fill, processed, args.jobs, logs))
+        for other in args.other:
+            label, _, path = other.partition("=")
+            peer = common.workerkit_peer(name=label, script=Path(path), env=env)
+            found.append(Runtime(peer, fill, processed, args.jobs, logs))
     if sidekiq:
         peer = common.sidekiq_peer(sidekiq, log_level="warn" if logs == "quiet" else "")
         found.append(Runtime(peer, _workerkit_fill("NoopWorker"), lambda c: c.llen("queue:default"), args.jobs, logs))
@@ -140,8 +142,8 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--only", default="workerkit,sidekiq,rq,dramatiq,celery")
     parser.add_argument("--logs", default="default", help="default, quiet, or default,quiet")
-    parser.add_argument("--before", default="", metavar="PATH", help="another installation's workerkit executable")
-    parser.add_argument("--before-label", default="workerkit before")
+    parser.add_argument("--other", action="append", default=[], metavar="LABEL=PATH",
+                        help="another installation's workerkit executable, under LABEL")
     args = parser.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     chosen = runtimes(args)
