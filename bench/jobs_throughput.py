@@ -3,7 +3,9 @@
 workerkit against Sidekiq 6.4 (Debian ruby-sidekiq), RQ (SimpleWorker, no fork per job), Dramatiq and
 Celery (one process, 10 threads each). The jobs are pushed first; the clock runs from the moment the first
 job leaves the queue to the moment the last one is done (workerkit: acknowledged; peers: their queue
-structure empty), so start-up time is not counted. Rounds interleave the runtimes.
+structure empty), so start-up time is not counted. Over the same interval it measures the CPU time the
+worker processes and the Redis server used, per 1,000 jobs: unlike jobs/s, that hardly moves with the
+other load on the machine. Rounds interleave the runtimes.
 
     python3 bench/jobs_throughput.py [--jobs 100000] [--peer-jobs 5000] [--rounds 2] [--only workerkit,sidekiq]
                                      [--logs default,quiet] [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
@@ -23,8 +25,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,18 +54,39 @@ class Runtime:
         """(logs, name): what its results are filed under."""
         return self.logs, self.peer.name
 
-    def drain(self, url: str, conn: redis.Redis, processes: int) -> float:
-        """Jobs per second to drain ``self.jobs`` jobs with ``processes`` worker processes."""
+    def drain(self, url: str, conn: redis.Redis, processes: int, server_pid: int) -> Drain:
+        """Drain ``self.jobs`` jobs with ``processes`` worker processes: jobs per second, and the CPU time
+        of the workers and of the server (``server_pid``) per 1,000 jobs, both over the same interval."""
         conn.flushall()
         self.fill(url, self.jobs)
         workers = self.peer.start(url, processes)
+        watched = [psutil.Process(worker.pid) for worker in workers]
+        server = psutil.Process(server_pid)
         try:
             started = common.wait_until(lambda: self.left(conn) < self.jobs, timeout=120)
             at_start = self.left(conn)
+            cpu_at_start = [_cpu(process) for process in watched], _cpu(server)
             finished = common.wait_until(lambda: self.left(conn) == 0, timeout=600)
+            worker_cpu = sum(_cpu(p) - before for p, before in zip(watched, cpu_at_start[0], strict=True))
+            server_cpu = _cpu(server) - cpu_at_start[1]
         finally:
             common.stop(workers)
-        return at_start / (finished - started)
+        per_thousand = 1e6 / at_start
+        return Drain(at_start / (finished - started), worker_cpu * per_thousand, server_cpu * per_thousand)
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One drain: jobs per second, and CPU milliseconds per 1,000 jobs in the workers and in Redis."""
+
+    rate: float
+    worker_ms: float
+    server_ms: float
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _workerkit_fill(class_name: str) -> Callable[[str, int], None]:
@@ -147,38 +172,43 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     chosen = runtimes(args)
-    results: dict[tuple[str, str, int], list[float]] = {}
+    results: dict[tuple[str, str, int], list[Drain]] = {}
     with tempfile.TemporaryDirectory() as data, running_server(Path(data), kind="auto") as server:
         conn = redis.Redis.from_url(server.url)
         print(f"# server {server.binary}, {common.load_note()}")
         for round_number in range(args.rounds):
             for processes in counts:
                 for runtime in chosen:
-                    rate = runtime.drain(server.url, conn, processes)
-                    results.setdefault((*runtime.key, processes), []).append(rate)
+                    drain = runtime.drain(server.url, conn, processes, server.process.pid)
+                    results.setdefault((*runtime.key, processes), []).append(drain)
                     print(f"round {round_number + 1}: {runtime.peer.name} ({runtime.logs} logs) x{processes}: "
-                          f"{rate:,.0f} jobs/s ({common.load_note()})", flush=True)
+                          f"{drain.rate:,.0f} jobs/s, CPU per 1,000 jobs {drain.worker_ms:.1f} ms workers, "
+                          f"{drain.server_ms:.1f} ms Redis ({common.load_note()})", flush=True)
         print(f"# {common.load_note()}")
     report(chosen, counts, results)
 
 
-def report(chosen: list[Runtime], counts: list[int], results: dict[tuple[str, str, int], list[float]]) -> None:
-    """The table: medians, and each runtime against workerkit and against Sidekiq with the same logs."""
-    def median(logs: str, name: str, processes: int) -> float | None:
-        rates = results.get((logs, name, processes))
-        return statistics.median(rates) if rates else None
+def report(chosen: list[Runtime], counts: list[int], results: dict[tuple[str, str, int], list[Drain]]) -> None:
+    """The table: medians, each runtime against workerkit and against Sidekiq with the same logs, and the
+    median CPU time per 1,000 jobs."""
+    def median(logs: str, name: str, processes: int, field: str = "rate") -> float | None:
+        drains = results.get((logs, name, processes))
+        return statistics.median(getattr(drain, field) for drain in drains) if drains else None
 
     print("\n| logs | processes | runtime | jobs | jobs/s (median) | rounds | workerkit / runtime | "
-          "runtime / Sidekiq |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "runtime / Sidekiq | CPU ms per 1,000 jobs: workers / Redis (medians) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for processes in counts:
         for runtime in chosen:
             rate = median(*runtime.key, processes)
             assert rate is not None
             ours, sidekiq = median(runtime.logs, "workerkit", processes), median(runtime.logs, "sidekiq", processes)
-            rates = ", ".join(f"{r:,.0f}" for r in results[(*runtime.key, processes)])
+            rates = ", ".join(f"{drain.rate:,.0f}" for drain in results[(*runtime.key, processes)])
+            workers_ms, server_ms = (median(*runtime.key, processes, field) for field in ("worker_ms", "server_ms"))
+            cpu = f"{workers_ms:.1f} / {server_ms:.1f}"
             print(f"| {runtime.logs} | {processes} | {runtime.peer.name} | {runtime.jobs:,} | {rate:,.0f} | {rates} | "
-                  f"{f'{ours / rate:.2f}x' if ours else '-'} | {f'{rate / sidekiq:.2f}x' if sidekiq else '-'} |")
+                  f"{f'{ours / rate:.2f}x' if ours else '-'} | {f'{rate / sidekiq:.2f}x' if sidekiq else '-'} | "
+                  f"{cpu} |")
 
 
 if __name__ == "__main__":
