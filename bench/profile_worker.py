@@ -1,5 +1,6 @@
-"""Profile one worker draining no-op jobs with py-spy, and print where its time goes (inclusive share of
-samples per frame) and how many jobs it acknowledged meanwhile.
+"""Profile one worker draining no-op jobs with py-spy, and print where its time goes: per frame, the
+inclusive share of the samples and the samples per 1,000 jobs acknowledged while sampling (comparable
+across versions, whatever the load made the drain's pace).
 
     python3 bench/profile_worker.py [--workerkit PATH] [--jobs 400000] [--seconds 6] [--log-level warning]
 
@@ -43,18 +44,21 @@ def inclusive(raw: str) -> tuple[collections.Counter[str], int]:
 
 
 def profile(executable: str, url: str, seconds: float, log_level: str, out: Path) -> int:
-    """Run one worker against ``url`` for 2 s, sample it for ``seconds``; jobs acknowledged by the end."""
+    """Run one worker against ``url`` for 2 s, then sample it for ``seconds``; jobs acknowledged while
+    sampling."""
     env = {**os.environ, **common.workerkit_peer().env(url)}
     if log_level:
         env["WORKERKIT_LOG_LEVEL"] = log_level
     worker = subprocess.Popen([executable, "worker", "-r", "noop_workerkit", "-c", "10"], cwd=common.PEERS,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conn = redis.Redis.from_url(url)
     try:
         time.sleep(2.0)  # start-up and the first batches, not profiled
+        before = int(conn.get("stat:processed") or 0)
         subprocess.run([shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record",
                         "--nonblocking", "-r", "200", "-d", str(int(seconds)), "-f", "raw", "-o", str(out),
                         "-p", str(worker.pid)], check=True, capture_output=True)
-        return int(redis.Redis.from_url(url).get("stat:processed") or 0)
+        return int(conn.get("stat:processed") or 0) - before
     finally:
         worker.terminate()
         worker.wait(30)
@@ -75,11 +79,11 @@ def main() -> None:
         out = Path(tmp) / "profile.txt"
         acknowledged = profile(args.workerkit, server.url, args.seconds, args.log_level, out)
         shares, total = inclusive(out.read_text())
-    print(f"# {args.workerkit}: {acknowledged:,} jobs acknowledged in {2 + args.seconds:g} s; {total} samples; "
-          f"{common.load_note()}")
-    print("| share of samples | frame |\n| --- | --- |")
+    print(f"# {args.workerkit}: {acknowledged:,} jobs acknowledged in the {args.seconds:g} s sampled; {total} "
+          f"samples; {common.load_note()}")
+    print("| share of samples | samples per 1,000 jobs | frame |\n| --- | --- | --- |")
     for frame, samples in shares.most_common(args.top):
-        print(f"| {100 * samples / total:.1f}% | `{frame}` |")
+        print(f"| {100 * samples / total:.1f}% | {1000 * samples / max(1, acknowledged):.2f} | `{frame}` |")
 
 
 if __name__ == "__main__":
