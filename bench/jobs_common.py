@@ -95,22 +95,26 @@ def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> Non
             process.wait()
 
 
-def workerkit_peer(concurrency: int = 10) -> Peer:
-    """``workerkit worker -r noop_workerkit -c N``."""
-    script = Path(sys.executable).with_name("workerkit")
+def workerkit_peer(concurrency: int = 10, *, name: str = "workerkit", script: Path | None = None,
+                   env: dict[str, str] | None = None) -> Peer:
+    """``workerkit worker -r noop_workerkit -c N``: this installation's, or the ``workerkit`` executable
+    ``script`` of another (an older commit in its own venv), with ``env`` added (e.g. a log level)."""
+    command = script or Path(sys.executable).with_name("workerkit")
+    extra = env or {}
     return Peer(
-        "workerkit",
-        lambda url: [str(script), "worker", "-r", "noop_workerkit", "-c", str(concurrency)],
-        lambda url: {"WORKERKIT_REDIS_URL": url, "PYTHONPATH": str(PEERS)},
+        name,
+        lambda url: [str(command), "worker", "-r", "noop_workerkit", "-c", str(concurrency)],
+        lambda url: {"WORKERKIT_REDIS_URL": url, "PYTHONPATH": str(PEERS), **extra},
     )
 
 
-def sidekiq_peer(sidekiq: str, concurrency: int = 10) -> Peer:
-    """``sidekiq -r ./noop_sidekiq.rb -c N`` (Ruby's default production settings)."""
+def sidekiq_peer(sidekiq: str, concurrency: int = 10, *, log_level: str = "") -> Peer:
+    """``sidekiq -r ./noop_sidekiq.rb -c N`` (Ruby's default production settings; ``log_level="warn"``
+    turns off its per-job lines)."""
     return Peer(
         "sidekiq",
         lambda url: [sidekiq, "-r", "./noop_sidekiq.rb", "-c", str(concurrency), "-e", "production"],
-        lambda url: {"REDIS_URL": url},
+        lambda url: {"REDIS_URL": url, "BENCH_SIDEKIQ_LOG_LEVEL": log_level},
     )
 
 

@@ -1,11 +1,20 @@
 """Throughput: drain N no-op jobs with one and with two worker processes, side by side in one run.
 
 workerkit against Sidekiq 6.4 (Debian ruby-sidekiq), RQ (SimpleWorker, no fork per job), Dramatiq and
-Celery (one process, 10 threads each, everyone's default logging). The jobs are pushed first; the clock runs
-from the moment the first job leaves the queue to the moment the last one is done (workerkit: acknowledged;
-peers: their queue structure empty), so start-up time is not counted. Rounds interleave the runtimes.
+Celery (one process, 10 threads each). The jobs are pushed first; the clock runs from the moment the first
+job leaves the queue to the moment the last one is done (workerkit: acknowledged; peers: their queue
+structure empty), so start-up time is not counted. Over the same interval it measures the CPU time the
+worker processes and the Redis server used, per 1,000 jobs: unlike jobs/s, that hardly moves with the
+other load on the machine. Rounds interleave the runtimes.
 
     python3 bench/jobs_throughput.py [--jobs 100000] [--peer-jobs 5000] [--rounds 2] [--only workerkit,sidekiq]
+                                     [--logs default,quiet] [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
+
+``--logs``: ``default`` runs everyone with their default logging (to /dev/null); ``quiet`` turns off the
+per-job lines of workerkit (``WORKERKIT_LOG_LEVEL=warning``) and Sidekiq (its logger at WARN); RQ,
+Dramatiq and Celery run only with their defaults. ``--other LABEL=PATH`` (repeatable) adds the
+``workerkit`` executable of another installation (an earlier commit, or a patch, in its own venv) as a
+runtime of its own, in the same rounds.
 """
 
 from __future__ import annotations
@@ -16,8 +25,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,26 +39,54 @@ import jobs_common as common
 import workerkit
 from workerkit.server import running_server
 
+QUIET = {"WORKERKIT_LOG_LEVEL": "warning"}
+
 
 class Runtime:
     """One runtime in the comparison: how to fill its queue, start it, and see what is left."""
 
     def __init__(self, peer: common.Peer, fill: Callable[[str, int], None], left: Callable[[redis.Redis], int],
-                 jobs: int) -> None:
-        self.peer, self.fill, self.left, self.jobs = peer, fill, left, jobs
+                 jobs: int, logs: str = "default") -> None:
+        self.peer, self.fill, self.left, self.jobs, self.logs = peer, fill, left, jobs, logs
 
-    def drain(self, url: str, conn: redis.Redis, processes: int) -> float:
-        """Jobs per second to drain ``self.jobs`` jobs with ``processes`` worker processes."""
+    @property
+    def key(self) -> tuple[str, str]:
+        """(logs, name): what its results are filed under."""
+        return self.logs, self.peer.name
+
+    def drain(self, url: str, conn: redis.Redis, processes: int, server_pid: int) -> Drain:
+        """Drain ``self.jobs`` jobs with ``processes`` worker processes: jobs per second, and the CPU time
+        of the workers and of the server (``server_pid``) per 1,000 jobs, both over the same interval."""
         conn.flushall()
         self.fill(url, self.jobs)
         workers = self.peer.start(url, processes)
+        watched = [psutil.Process(worker.pid) for worker in workers]
+        server = psutil.Process(server_pid)
         try:
             started = common.wait_until(lambda: self.left(conn) < self.jobs, timeout=120)
             at_start = self.left(conn)
+            cpu_at_start = [_cpu(process) for process in watched], _cpu(server)
             finished = common.wait_until(lambda: self.left(conn) == 0, timeout=600)
+            worker_cpu = sum(_cpu(p) - before for p, before in zip(watched, cpu_at_start[0], strict=True))
+            server_cpu = _cpu(server) - cpu_at_start[1]
         finally:
             common.stop(workers)
-        return at_start / (finished - started)
+        per_thousand = 1e6 / at_start
+        return Drain(at_start / (finished - started), worker_cpu * per_thousand, server_cpu * per_thousand)
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One drain: jobs per second, and CPU milliseconds per 1,000 jobs in the workers and in Redis."""
+
+    rate: float
+    worker_ms: float
+    server_ms: float
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _workerkit_fill(class_name: str) -> Callable[[str, int], None]:
@@ -70,18 +109,32 @@ def _int(value: object) -> int:
     return int(value or 0)  # type: ignore[call-overload]
 
 
-def runtimes(args: argparse.Namespace) -> list[Runtime]:
-    """The runtimes asked for and available on this machine."""
+def workerkit_runtimes(args: argparse.Namespace, sidekiq: str | None, logs: str) -> list[Runtime]:
+    """workerkit (this installation and every ``--other``) and Sidekiq with ``logs`` ("default" or "quiet")."""
     wanted = set(args.only.split(","))
     found: list[Runtime] = []
+    env = QUIET if logs == "quiet" else {}
+    fill = _workerkit_fill("noop_workerkit.Noop")
+    processed = lambda c: args.jobs - _int(c.get("stat:processed"))  # noqa: E731
     if "workerkit" in wanted:
-        found.append(Runtime(common.workerkit_peer(), _workerkit_fill("noop_workerkit.Noop"),
-                             lambda c: args.jobs - _int(c.get("stat:processed")), args.jobs))
+        found.append(Runtime(common.workerkit_peer(env=env), fill, processed, args.jobs, logs))
+        for other in args.other:
+            label, _, path = other.partition("=")
+            peer = common.workerkit_peer(name=label, script=Path(path), env=env)
+            found.append(Runtime(peer, fill, processed, args.jobs, logs))
+    if sidekiq:
+        peer = common.sidekiq_peer(sidekiq, log_level="warn" if logs == "quiet" else "")
+        found.append(Runtime(peer, _workerkit_fill("NoopWorker"), lambda c: c.llen("queue:default"), args.jobs, logs))
+    return found
+
+
+def runtimes(args: argparse.Namespace) -> list[Runtime]:
+    """The runtimes asked for and available on this machine, for every ``--logs`` mode."""
+    wanted = set(args.only.split(","))
     sidekiq = common.sidekiq_command() if "sidekiq" in wanted else None
     if sidekiq:
         print(f"# Sidekiq {common.sidekiq_version()}")
-        found.append(Runtime(common.sidekiq_peer(sidekiq), _workerkit_fill("NoopWorker"),
-                             lambda c: c.llen("queue:default"), args.jobs))
+    found = [runtime for logs in args.logs.split(",") for runtime in workerkit_runtimes(args, sidekiq, logs)]
     python = common.peer_python() if wanted & {"rq", "dramatiq", "celery"} else None
     if python is not None:
         print(f"# {common.peer_versions(python)}")
@@ -113,28 +166,49 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--only", default="workerkit,sidekiq,rq,dramatiq,celery")
+    parser.add_argument("--logs", default="default", help="default, quiet, or default,quiet")
+    parser.add_argument("--other", action="append", default=[], metavar="LABEL=PATH",
+                        help="another installation's workerkit executable, under LABEL")
     args = parser.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     chosen = runtimes(args)
-    results: dict[tuple[str, int], list[float]] = {}
+    results: dict[tuple[str, str, int], list[Drain]] = {}
     with tempfile.TemporaryDirectory() as data, running_server(Path(data), kind="auto") as server:
         conn = redis.Redis.from_url(server.url)
         print(f"# server {server.binary}, {common.load_note()}")
         for round_number in range(args.rounds):
             for processes in counts:
                 for runtime in chosen:
-                    rate = runtime.drain(server.url, conn, processes)
-                    results.setdefault((runtime.peer.name, processes), []).append(rate)
-                    print(f"round {round_number + 1}: {runtime.peer.name} x{processes}: {rate:,.0f} jobs/s", flush=True)
+                    drain = runtime.drain(server.url, conn, processes, server.process.pid)
+                    results.setdefault((*runtime.key, processes), []).append(drain)
+                    print(f"round {round_number + 1}: {runtime.peer.name} ({runtime.logs} logs) x{processes}: "
+                          f"{drain.rate:,.0f} jobs/s, CPU per 1,000 jobs {drain.worker_ms:.1f} ms workers, "
+                          f"{drain.server_ms:.1f} ms Redis ({common.load_note()})", flush=True)
         print(f"# {common.load_note()}")
-    print("\n| runtime | processes | jobs | jobs/s (median) | workerkit / runtime |")
-    print("| --- | --- | --- | --- | --- |")
+    report(chosen, counts, results)
+
+
+def report(chosen: list[Runtime], counts: list[int], results: dict[tuple[str, str, int], list[Drain]]) -> None:
+    """The table: medians, each runtime against workerkit and against Sidekiq with the same logs, and the
+    median CPU time per 1,000 jobs."""
+    def median(logs: str, name: str, processes: int, field: str = "rate") -> float | None:
+        drains = results.get((logs, name, processes))
+        return statistics.median(getattr(drain, field) for drain in drains) if drains else None
+
+    print("\n| logs | processes | runtime | jobs | jobs/s (median) | rounds | workerkit / runtime | "
+          "runtime / Sidekiq | CPU ms per 1,000 jobs: workers / Redis (medians) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for processes in counts:
-        ours = statistics.median(results[("workerkit", processes)]) if ("workerkit", processes) in results else None
         for runtime in chosen:
-            rate = statistics.median(results[(runtime.peer.name, processes)])
-            ratio = f"{ours / rate:.2f}x" if ours else "-"
-            print(f"| {runtime.peer.name} | {processes} | {runtime.jobs:,} | {rate:,.0f} | {ratio} |")
+            rate = median(*runtime.key, processes)
+            assert rate is not None
+            ours, sidekiq = median(runtime.logs, "workerkit", processes), median(runtime.logs, "sidekiq", processes)
+            rates = ", ".join(f"{drain.rate:,.0f}" for drain in results[(*runtime.key, processes)])
+            workers_ms, server_ms = (median(*runtime.key, processes, field) for field in ("worker_ms", "server_ms"))
+            cpu = f"{workers_ms:.1f} / {server_ms:.1f}"
+            print(f"| {runtime.logs} | {processes} | {runtime.peer.name} | {runtime.jobs:,} | {rate:,.0f} | {rates} | "
+                  f"{f'{ours / rate:.2f}x' if ours else '-'} | {f'{rate / sidekiq:.2f}x' if sidekiq else '-'} | "
+                  f"{cpu} |")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 ``Mark`` records its jid in the set ``rel:done`` and counts every run in ``rel:runs`` in one transaction,
 so ``runs - SCARD(done)`` is the number of repeated runs (at-least-once) and a jid missing from the set
-after the queues drained is a lost job.
+after the queues drained is a lost job. A worker started with ``REL_HOST=name`` also counts its runs in
+``rel:ran:<name>`` (bench/multihost.py: which host ran jobs).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -15,6 +17,8 @@ from workerkit import Job, config
 DONE = "rel:done"
 RUNS = "rel:runs"
 STARTED = "rel:started"
+DOOMED_RUNS = "rel:doomed_runs"
+RAN = "rel:ran:"
 
 
 def _redis() -> Any:
@@ -27,6 +31,9 @@ def _sleep_then_mark_done(jid: str, seconds: float) -> None:
     pipe = _redis().pipeline(transaction=True)
     pipe.sadd(DONE, jid)
     pipe.incr(RUNS)
+    host = os.environ.get("REL_HOST")
+    if host:
+        pipe.incr(RAN + host)
     pipe.execute()
 
 
@@ -48,6 +55,19 @@ class SlowMark(Job):
     def perform(self, seconds: float) -> None:
         _redis().sadd(STARTED, self.jid)
         _sleep_then_mark_done(self.jid, seconds)
+
+
+class Doomed(Job):
+    """Sleeps ``seconds``, counts its run in ``rel:doomed_runs``, then fails; with no retries it goes
+    straight to the dead set, so each pushed jid is buried exactly once. A worker that settled a job it no
+    longer held (recovered from it while it was frozen) would bury a second copy."""
+
+    retry = 0
+
+    def perform(self, seconds: float) -> None:
+        time.sleep(seconds)
+        _redis().incr(DOOMED_RUNS)
+        raise RuntimeError("doomed: this job always fails")
 
 
 class BrokenInit(Job):

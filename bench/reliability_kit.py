@@ -5,6 +5,7 @@ and the tally of lost and repeated jobs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -44,15 +45,18 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, poll:
     return time.monotonic()
 
 
-def worker_environment(redis_url: str, heartbeat: float = 0.5, sweep: float = 1.0) -> dict[str, str]:
-    """Environment of worker processes: this folder on PYTHONPATH, the server, fast heartbeat and sweep."""
+def worker_environment(redis_url: str, heartbeat: float | None = 0.5, sweep: float | None = 1.0) -> dict[str, str]:
+    """Environment of worker processes: this folder on PYTHONPATH, the server, a fast heartbeat and sweep
+    (``None`` for either: the worker's default, 2 s each)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PROCMAN_", "WORKERKIT_"))}
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")])),
         WORKERKIT_REDIS_URL=redis_url,
-        WORKERKIT_HEARTBEAT_INTERVAL=str(heartbeat),
-        WORKERKIT_SWEEP_INTERVAL=str(sweep),
     )
+    if heartbeat is not None:
+        env["WORKERKIT_HEARTBEAT_INTERVAL"] = str(heartbeat)
+    if sweep is not None:
+        env["WORKERKIT_SWEEP_INTERVAL"] = str(sweep)
     return env
 
 
@@ -117,6 +121,71 @@ class Fleet:
             self.procman.wait(30)
 
 
+class WorkerPool:
+    """``size`` worker processes (``workerkit worker -r reliability_jobs``) that this script starts, and
+    starts again when they die, itself: no supervisor, so no restart budget limits how often they are killed.
+    Each slot appends its output to ``worker.N.log`` in ``folder``."""
+
+    def __init__(self, folder: Path, env: dict[str, str], size: int, worker_args: str = "-c 10") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.env = folder, env
+        self.argv = [tool("workerkit"), "worker", "-r", "reliability_jobs", *worker_args.split()]
+        self.slots = [self._spawn(slot) for slot in range(size)]
+        self.spawned = size
+
+    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
+        with (self.folder / f"worker.{slot + 1}.log").open("ab") as out:
+            return subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def respawn(self) -> int:
+        """Start a new worker in every slot whose process has exited; how many were started."""
+        started = 0
+        for slot, process in enumerate(self.slots):
+            if process.poll() is not None:
+                self.slots[slot] = self._spawn(slot)
+                started += 1
+        self.spawned += started
+        return started
+
+    def pids(self) -> list[int]:
+        """The pids of the running workers."""
+        return [process.pid for process in self.slots if process.poll() is None]
+
+    def wait_for_workers(self, conn: redis.Redis, timeout: float = 60.0) -> None:
+        """Wait until every slot's worker runs and has registered its heartbeat."""
+        wait_until(lambda: len(self.pids()) == len(self.slots) and all(
+            identity_of(conn, pid) for pid in self.pids()), timeout, f"{len(self.slots)} registered workers")
+
+    def busy_worker(self, conn: redis.Redis, timeout: float = 60.0) -> tuple[subprocess.Popen[bytes], str]:
+        """The first slot's worker and its identity, once it holds jobs."""
+        process = self.slots[0]
+        identity = identity_of(conn, process.pid)
+        assert identity is not None, "call wait_for_workers first"
+        wait_until(lambda: held_by(conn, identity) > 0, timeout, "the first worker to hold jobs")
+        return process, identity
+
+    def stop(self, timeout: float = 60.0) -> list[int]:
+        """TERM every worker and wait for it; their exit codes."""
+        for process in self.slots:
+            if process.poll() is None:
+                process.terminate()
+        return [process.wait(timeout) for process in self.slots]
+
+    def kill(self) -> None:
+        """SIGKILL whatever still runs."""
+        for process in self.slots:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+
+    @property
+    def output(self) -> str:
+        """Everything the workers printed so far."""
+        logs = sorted(self.folder.glob("worker.*.log"))
+        return "".join(path.read_bytes().decode("utf-8", "replace") for path in logs)
+
+
 def procman_rss_mib(pid: int) -> float:
     """RSS of procman and its guardian (a fork of it: same command line) in MiB, children not included."""
     procman = psutil.Process(pid)
@@ -140,6 +209,44 @@ def inflight_count(conn: redis.Redis, identity: str) -> int:
         keys.inflight(identity, "")))
 
 
+def held_by(conn: redis.Redis, identity: str) -> int:
+    """How many jobs sit in the in-flight lists of ``identity``, found by key name (whether or not the
+    ``inflight_lists`` registry still lists them: a list it forgot is exactly what must not happen)."""
+    return sum(int(conn.llen(key)) for key in conn.scan_iter(match=Keys().inflight(identity, "*"), count=1000))
+
+
+def unlisted_inflight(conn: redis.Redis) -> int:
+    """Jobs in in-flight lists that the registry does not list: nobody would ever recover them."""
+    listed = set(conn.hkeys(Keys().inflight_lists))
+    return sum(int(conn.llen(key)) for key in conn.scan_iter(match=Keys().inflight("*", "*"), count=1000)
+               if key not in listed)
+
+
+def counted(conn: redis.Redis, processed: int, timeout: float = 5.0) -> tuple[int, int]:
+    """``stat:processed`` and ``stat:failed``, once ``stat:processed`` reached ``processed`` (the last
+    acknowledgements land within a fraction of a second) or ``timeout`` passed; each settled job counts
+    exactly once, so after a run these are the jobs pushed and the failures that landed."""
+    keys = Keys()
+
+    def read() -> tuple[int, int]:
+        return int(conn.get(keys.stat("processed")) or 0), int(conn.get(keys.stat("failed")) or 0)
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: read()[0] >= processed, timeout, f"stat:processed to reach {processed}")
+    return read()
+
+
+def left_in_flight(conn: redis.Redis, timeout: float = 10.0) -> int:
+    """Jobs still queued or in any in-flight list once ``timeout`` passed or there are none (the last
+    acknowledgements land within a fraction of a second after the last job is done): must be 0."""
+    def left() -> int:
+        return pending(conn) + unlisted_inflight(conn)
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: left() == 0, timeout, "nothing left in flight")
+    return left()
+
+
 def push_marks(count: int, seconds: float = 0.0, job: str = "reliability_jobs.Mark") -> set[str]:
     """Push ``count`` Mark jobs (bulk, 1,000 per round trip); their jids."""
     pushed: set[str] = set()
@@ -157,6 +264,8 @@ class Tally:
     runs: int
     dead: int
     lost: int
+    dead_entries: int = 0
+    """Dead-set entries of pushed jobs, copies included: more than ``dead`` means a job was buried twice."""
 
     @property
     def duplicates(self) -> int:
@@ -164,18 +273,14 @@ class Tally:
         return self.runs - self.done
 
 
-def dead_jids(conn: redis.Redis) -> dict[str, str]:
-    """jid → error message of every job in the dead set."""
-    entries = (json.loads(member) for member in conn.zrange(Keys().dead, 0, -1))
-    return {entry.get("jid", ""): entry.get("error_message", "") for entry in entries}
-
-
 def tally(conn: redis.Redis, pushed: set[str]) -> Tally:
     """Count the pushed jobs that are done, dead, and neither (lost, once the queues drained)."""
     done = {member.decode() for member in conn.smembers(jobs.DONE)} & pushed
-    dead = set(dead_jids(conn)) & pushed
+    buried = [json.loads(member).get("jid", "") for member in conn.zrange(Keys().dead, 0, -1)]
+    dead = set(buried) & pushed
     runs = int(conn.get(jobs.RUNS) or 0)
-    return Tally(len(pushed), len(done), runs, len(dead - done), len(pushed - done - dead))
+    return Tally(len(pushed), len(done), runs, len(dead - done), len(pushed - done - dead),
+                 sum(jid in pushed for jid in buried))
 
 
 def settled(conn: redis.Redis, pushed: set[str]) -> Callable[[], bool]:

@@ -6,6 +6,10 @@ require "sidekiq"
 # comparison measures Sidekiq, not the warning.
 Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
 
+# BENCH_SIDEKIQ_LOG_LEVEL=warn turns off the per-job start/done lines (bench/jobs_throughput.py --logs quiet).
+level = ENV["BENCH_SIDEKIQ_LOG_LEVEL"]
+Sidekiq.logger.level = Logger.const_get(level.upcase) if level && !level.empty?
+
 class NoopWorker
   include Sidekiq::Worker
   def perform(*args); end

@@ -1,6 +1,7 @@
-"""Redis faults under a running fleet (the short version of ``bench/chaos_redis.py``): SIGKILL and restart
-from the AOF, CLIENT KILL, a SIGSTOP longer than the heartbeat. Workers reconnect, no durable job is lost,
-no process crashes, and no live worker is taken for dead."""
+"""Redis faults under a running fleet (the short version of ``bench/chaos_redis.py``, with a 0.5 s
+heartbeat that expires in 2 s): SIGKILL and restart from the AOF, CLIENT KILL, a 3 s SIGSTOP and a 3 s
+outage (both longer than the heartbeat lives). Workers reconnect and beat again, no durable job is lost,
+nothing strands in flight, no process crashes."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ import redis
 
 from workerkit.server import RunningServer
 
+JOBS = 6000
 
-def test_workers_ride_out_kill_restart_client_kill_and_pause(
+
+def test_workers_ride_out_kill_restart_client_kill_pause_and_outage(
     own_server: RunningServer, conn: redis.Redis, tmp_path: Path
 ) -> None:
-    result = chaos_redis.run(tmp_path, own_server, 6000, 2, 0.01, list(chaos_redis.FAULTS), pause=2.0, timeout=120)
+    result = chaos_redis.run(tmp_path, own_server, JOBS, 2, 0.01, list(chaos_redis.FAULTS), pause=3.0, down=3.0,
+                             heartbeat=0.5, timeout=60)
     print(result)
+    assert [r.fault for r in result.recoveries] == list(chaos_redis.FAULTS)
+    assert all(r.beating_after < 10 and r.working_after < 10 for r in result.recoveries)
     assert result.workers_alive_after_faults
-    assert result.tally.lost == 0 and result.tally.done == 6000 and result.tally.dead == 0
+    assert result.stuck_in_live_workers == 0
+    assert result.tally.lost == 0 and result.tally.done == JOBS and result.tally.dead == 0
+    assert result.tally.duplicates <= sum(r.in_flight for r in result.recoveries)
     assert result.tracebacks == 0
 
 
