@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from dashboard_helpers import KEYS, PREFIX
+from dashboard_helpers import KEYS, LOCAL, PREFIX
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
@@ -23,5 +23,5 @@ def api(redis_client: redis.Redis) -> Api:
 @pytest.fixture
 def client(api: Api) -> Iterator[TestClient]:
     app = Starlette(routes=[Mount(PREFIX, dashboard(api, secret="test-secret"))])
-    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as test_client:
+    with TestClient(app, base_url=LOCAL, follow_redirects=False) as test_client:
         yield test_client

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,9 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from workerkit.api import Api, JobSet, JobView, NotFound
+from workerkit.web.hosts import HostGuard, allowed_names
+from workerkit.web.outage import REDIS_ERRORS, masked_url
+from workerkit.web.routing import QUEUE_NAME
 from workerkit.web.security import CSRF_COOKIE, CSRF_FIELD, Auth, CsrfTokens, RequireAuth, SecurityHeaders
 
 HERE = Path(__file__).parent
@@ -310,12 +313,20 @@ class Dashboard:
         assert isinstance(exc, HTTPException)
         return self.render(request, "error.html", exc.status_code, message=exc.detail)
 
+    async def redis_unreachable(self, request: Request, exc: Exception) -> Response:
+        """503, naming the Redis URL (password masked) and what to do."""
+        location, error = masked_url(self.api.conn), str(exc) or type(exc).__name__
+        if request.url.path.endswith("/stats.json"):
+            return JSONResponse({"error": f"Redis is unreachable at {location}: {error}"}, 503)
+        return self.render(request, "unreachable.html", 503, location=location, error=error)
+
 
 def dashboard(
     api: Api | Callable[[], Api] | None = None,
     *,
     auth: Auth | None = None,
     secret: bytes | str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """The dashboard as an ASGI app: mount it anywhere (``app.mount("/workerkit", dashboard())``).
 
@@ -323,7 +334,9 @@ def dashboard(
     ``workerkit.configure`` may run after mounting). ``auth`` is a hook ``(request) -> bool`` (sync or
     async; see :func:`workerkit.web.basic_auth`). ``secret`` signs the CSRF cookie: default
     ``WORKERKIT_WEB_SECRET``, else a random one per process (set it when several web processes serve
-    the dashboard behind one address).
+    the dashboard behind one address). ``allowed_hosts`` lists the host names it answers for besides
+    127.0.0.1 and localhost (DNS-rebinding defence, see :mod:`workerkit.web.hosts`); without ``auth`` it
+    answers for those only, with ``auth`` for any host unless ``allowed_hosts`` is given.
     """
     key = secret or os.environ.get("WORKERKIT_WEB_SECRET") or secrets.token_bytes(32)
     board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key)
@@ -334,9 +347,9 @@ def dashboard(
         Route("/busy", board.busy, name="busy"),
         Route("/busy", board.signal_process, methods=["POST"], name="signal_process"),
         Route("/queues", board.queues, name="queues"),
-        Route("/queues/{name:str}", board.queue, name="queue"),
-        Route("/queues/{name:str}/delete", board.delete_queued, methods=["POST"], name="delete_queued"),
-        Route("/queues/{name:str}/clear", board.clear_queue, methods=["POST"], name="clear_queue"),
+        Route(f"/queues/{{name:{QUEUE_NAME}}}", board.queue, name="queue"),
+        Route(f"/queues/{{name:{QUEUE_NAME}}}/delete", board.delete_queued, methods=["POST"], name="delete_queued"),
+        Route(f"/queues/{{name:{QUEUE_NAME}}}/clear", board.clear_queue, methods=["POST"], name="clear_queue"),
         Route("/periodic", board.periodic, name="periodic"),
         Route("/periodic", board.act_on_periodic, methods=["POST"], name="act_on_periodic"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -346,8 +359,10 @@ def dashboard(
         Route(set_path + "/{key:str}", board.act_on_job, methods=["POST"], name="act_on_job"),
     ]
     board.routes.routes.extend(routes)
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(RequireAuth, auth=auth)],
-        exception_handlers={HTTPException: board.http_error},
-    )
+    middleware = [Middleware(SecurityHeaders)]
+    if auth is None or allowed_hosts is not None:
+        middleware.append(Middleware(HostGuard, allowed=allowed_names(allowed_hosts or ())))
+    middleware.append(Middleware(RequireAuth, auth=auth))
+    handlers: dict[Any, Any] = {HTTPException: board.http_error}
+    handlers.update(dict.fromkeys(REDIS_ERRORS, board.redis_unreachable))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
