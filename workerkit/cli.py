@@ -69,7 +69,11 @@ def _parser() -> argparse.ArgumentParser:
 
     web = commands.add_parser("web", help="serve the dashboard (basic auth: WORKERKIT_WEB_USER/PASSWORD)")
     web.add_argument("--port", type=_positive_int, help="default $PORT, else 9292")
-    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    web.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1; any other needs WORKERKIT_WEB_USER/PASSWORD)")
+    web.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                     help="also answer requests for this host name (repeatable; default: "
+                          "WORKERKIT_WEB_ALLOWED_HOSTS, comma-separated); 127.0.0.1 and localhost always work")
     _common_options(web)
 
     redis_cmd = commands.add_parser("redis", help="run a Redis-compatible server in the foreground")
@@ -186,7 +190,7 @@ def _web(args: argparse.Namespace) -> int:
         raise UsageError(f"$PORT is {port!r}, not a port number")
     _configure(args)
     try:
-        serve(args.host, int(port), os.environ)
+        serve(args.host, int(port), os.environ, args.allowed_host)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return 0
