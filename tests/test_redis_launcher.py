@@ -207,10 +207,11 @@ def test_binding_beyond_loopback_needs_a_password(tmp_path: Path, bind: str) -> 
 
 
 def test_with_a_password_every_client_must_authenticate(launcher_dir: Path) -> None:
-    launcher = Launcher(launcher_dir, "--bind", "0.0.0.0", env={**os.environ, "WORKERKIT_REDIS_PASSWORD": "s3cr3t"})
+    password = 's3cr3t "quoted" back\\slash'
+    launcher = Launcher(launcher_dir, "--bind", "0.0.0.0", env={**os.environ, "WORKERKIT_REDIS_PASSWORD": password})
     with pytest.raises(redis.AuthenticationError):
         launcher.client().ping()
-    client = launcher.client("s3cr3t")
+    client = launcher.client(password)
     assert client.ping() is True
     client.close()
     commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in os.listdir("/proc") if pid.isdigit()

@@ -147,15 +147,8 @@ def serve(
         _say(note)
     if not server_data.holds_data(data_dir):
         server_data.record_writer(data_dir, writer)  # whatever it writes is this server's
-    process = subprocess.Popen(
-        [str(binary), "-", *server_arguments(port, data_dir.resolve(), bind)],
-        stdin=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=_stop_with_parent,
-    )
-    assert process.stdin is not None
-    process.stdin.write(f"requirepass {_config_quote(password)}\n".encode() if password else b"")
-    process.stdin.close()
+    process = _start_in_own_session(binary, port, data_dir, bind, password)
+
     def request_stop(signum: int, frame: object) -> None:
         raise _StopRequested
 
@@ -187,6 +180,22 @@ def serve(
     if process.poll() is None:
         process.terminate()
     return process.wait()
+
+
+def _start_in_own_session(
+    binary: Path, port: int, data_dir: Path, bind: str, password: str | None
+) -> subprocess.Popen[bytes]:
+    """Start the server in a session of its own, its password (if any) written to its standard input."""
+    process = subprocess.Popen(
+        [str(binary), "-", *server_arguments(port, data_dir.resolve(), bind)],  # "-": also read config from stdin
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_stop_with_parent,
+    )
+    assert process.stdin is not None
+    process.stdin.write(f"requirepass {_config_quote(password)}\n".encode() if password else b"")
+    process.stdin.close()
+    return process
 
 
 STARTUP_TIMEOUT = 60.0
