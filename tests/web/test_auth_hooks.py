@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 from dashboard_helpers import PREFIX
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from workerkit.api import Api
 from workerkit.web import Auth, dashboard
@@ -23,29 +22,9 @@ DEADLINE = 30.0
 
 
 @pytest.fixture
-def serve(api: Api) -> Iterator[Callable[[Auth], str]]:
-    """``serve(auth)``: the dashboard behind ``auth`` on a real uvicorn server; returns its base URL.
-
-    The listening socket exists before the server thread starts, so a request made at once waits in the
-    kernel's backlog until uvicorn accepts it: no polling for readiness.
-    """
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(auth: Auth) -> str:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        app = Starlette(routes=[Mount(PREFIX, dashboard(api, auth=auth))])
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}{PREFIX}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(DEADLINE)
+def serve(api: Api, live_server: Callable[[ASGIApp], str]) -> Callable[[Auth], str]:
+    """``serve(auth)``: the dashboard behind ``auth`` on a real uvicorn server; returns its base URL."""
+    return lambda auth: live_server(Starlette(routes=[Mount(PREFIX, dashboard(api, auth=auth))])) + PREFIX
 
 
 def test_a_blocking_sync_hook_does_not_stall_other_requests(serve: Callable[[Auth], str]) -> None:
