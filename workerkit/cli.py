@@ -1,4 +1,4 @@
-"""The workerkit command line: ``workerkit worker``, ``workerkit run``, ``workerkit redis``.
+"""The workerkit command line: ``workerkit worker``, ``workerkit run``, ``workerkit web``, ``workerkit redis``.
 
 Usage and configuration errors print one clear line and exit 2; they never show a traceback.
 """
@@ -78,13 +78,24 @@ def _parser() -> argparse.ArgumentParser:
 
     web = commands.add_parser("web", help="serve the dashboard (basic auth: WORKERKIT_WEB_USER/PASSWORD)")
     web.add_argument("--port", type=_positive_int, help="default $PORT, else 9292")
-    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    web.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1; any other needs WORKERKIT_WEB_USER/PASSWORD)")
+    web.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                     help="also answer requests for this host name (repeatable; default: "
+                          "WORKERKIT_WEB_ALLOWED_HOSTS, comma-separated); 127.0.0.1 and localhost always work")
     _common_options(web)
 
     redis_cmd = commands.add_parser("redis", help="run a Redis-compatible server in the foreground")
     redis_cmd.add_argument("--port", type=int, default=6379)
     redis_cmd.add_argument("--dir", type=Path, default=Path(".workerkit/redis"))
-    redis_cmd.add_argument("--bind", default="127.0.0.1")
+    redis_cmd.add_argument("--bind", default="127.0.0.1",
+                           help="addresses to listen on (default 127.0.0.1; any other needs --password)")
+    redis_cmd.add_argument("--password", default=os.environ.get("WORKERKIT_REDIS_PASSWORD") or None,
+                           help="require this password (requirepass; default $WORKERKIT_REDIS_PASSWORD)")
+    redis_cmd.add_argument("--server", default=os.environ.get("WORKERKIT_REDIS_SERVER") or "embedded",
+                           metavar="embedded|system|PATH",
+                           help="the server to run: the embedded Valkey (default), redis-server on PATH, or a "
+                                "binary (default $WORKERKIT_REDIS_SERVER)")
     redis_cmd.add_argument(
         "--drain-timeout", type=float, default=None, metavar="SECONDS",
         help="after TERM/INT, keep serving while other clients are connected, at most this long (default 28)",
@@ -212,7 +223,7 @@ def _web(args: argparse.Namespace) -> int:
         raise UsageError(f"$PORT is {port!r}, not a port number")
     _configure(args)
     try:
-        serve(args.host, int(port), os.environ)
+        serve(args.host, int(port), os.environ, args.allowed_host)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return 0
@@ -223,9 +234,14 @@ def _redis(args: argparse.Namespace) -> int:
 
     if args.drain_timeout is not None and args.drain_timeout < 0:
         raise UsageError("--drain-timeout must be 0 or more")
+    if not server.is_loopback_bind(args.bind) and not args.password:
+        raise UsageError(
+            f"--bind {args.bind} would open Redis, and every job in it, to the network without a password: "
+            "pass --password (or set WORKERKIT_REDIS_PASSWORD), or bind 127.0.0.1"
+        )
     drain = server.DRAIN_TIMEOUT if args.drain_timeout is None else args.drain_timeout
     try:
-        return server.serve(args.port, args.dir, args.bind, drain_timeout=drain)
+        return server.serve(args.port, args.dir, args.bind, args.server, args.password, drain_timeout=drain)
     except server.ServerNotFoundError as exc:
         raise UsageError(str(exc)) from None
 

@@ -137,7 +137,7 @@ def decide(raw: bytes, payload: Payload, exc: BaseException, job_class: JobClass
         try:
             job_class.retries_exhausted(payload, exc)
         except Exception:
-            log.exception("retries_exhausted hook of %s failed", payload.get("class"))
+            log.exception("retries_exhausted hook of %r failed", payload.get("class"))
     return Settlement(Outcome.DEAD, member, now, payload, exc)
 
 

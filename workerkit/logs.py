@@ -50,12 +50,34 @@ def _timestamp(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(record.msecs):03d}Z"
 
 
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x21), 0x7F)} | {ord("\\"): "\\\\"}
+
+
+def _escape_char(char: str) -> str:
+    escaped = _ESCAPES.get(ord(char))
+    if escaped is not None:
+        return escaped
+    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+
+
+def escape_field(value: object) -> str:
+    """``value`` as one token of a text log line: backslash, space and unprintable characters escaped.
+
+    A job's ``jid`` and ``class`` come from its payload, so whoever pushes a job chooses them; escaped, they
+    can neither end the line (and forge the next one) nor add ``key=value`` fields to it.
+    """
+    text = str(value)
+    if text.isprintable() and " " not in text and "\\" not in text:
+        return text
+    return "".join(map(_escape_char, text))
+
+
 class TextFormatter(logging.Formatter):
     """Sidekiq's line format: time, pid, tid, class and jid when running a job, level, message."""
 
     def format(self, record: logging.LogRecord) -> str:
         jid = getattr(record, "jid", None)
-        context = f" class={getattr(record, 'job_class', None)} jid={jid}" if jid else ""
+        context = f" class={escape_field(getattr(record, 'job_class', None))} jid={escape_field(jid)}" if jid else ""
         line = f"{_timestamp(record)} pid={record.process} tid={record.thread:x}{context} {record.levelname}: "
         line += record.getMessage()
         if record.exc_info:
@@ -95,9 +117,15 @@ class BufferedLineHandler(logging.Handler):
         self.interval = interval
         threading.Thread(target=self._flush_forever, name="log-flusher", daemon=True).start()
 
-    def createLock(self) -> None:
-        """No handler lock: each line is one write to a buffer that has its own lock."""
-        self.lock = None
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter and emit ``record`` without taking the handler's lock (the buffer's lock keeps lines whole).
+
+        Python 3.13's ``Handler.handle`` holds ``self.lock`` around ``emit``; this handler needs no lock.
+        """
+        verdict: object = self.filter(record)
+        if verdict:
+            self.emit(verdict if isinstance(verdict, logging.LogRecord) else record)
+        return bool(verdict)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -144,7 +172,8 @@ class _JobLines:
                      "ctx": {"class": class_name, "jid": jid}}
             line = json.dumps(entry, ensure_ascii=False)
         else:
-            line = f"{stamp} pid={self.pid} tid={tid} class={class_name} jid={jid} {level}: {message}"
+            context = f"class={escape_field(class_name)} jid={escape_field(jid)}"
+            line = f"{stamp} pid={self.pid} tid={tid} {context} {level}: {message}"
         stream.write((line + "\n").encode("utf-8", "replace"))
 
 

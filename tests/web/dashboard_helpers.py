@@ -17,6 +17,8 @@ from workerkit.payload import encode, new_payload
 
 KEYS = Keys()
 PREFIX = "/workerkit"
+LOCAL = "http://127.0.0.1"
+"""The base URL of test clients: an open dashboard answers only for loopback hosts."""
 WORKERKIT = [sys.executable, "-c", "import sys; from workerkit.cli import main; sys.exit(main())"]
 """The ``workerkit`` command of the working tree, run by this interpreter."""
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import redis
-from dashboard_helpers import KEYS, PREFIX, add_to, csrf_token, enqueue, failed, payload
+from dashboard_helpers import KEYS, LOCAL, PREFIX, add_to, csrf_token, enqueue, failed, payload
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -97,9 +97,9 @@ def test_posts_without_a_matching_token_are_refused(
 
 
 def test_a_token_signed_by_another_secret_is_refused(api: Api, hostile: str, redis_client: redis.Redis) -> None:
-    other = TestClient(Starlette(routes=[Mount(PREFIX, dashboard(api, secret="other"))]), follow_redirects=False)
+    other = TestClient(Starlette(routes=[Mount(PREFIX, dashboard(api, secret="other"))]), LOCAL, follow_redirects=False)
     token = csrf_token(other)
-    mine = TestClient(Starlette(routes=[Mount(PREFIX, dashboard(api, secret="mine"))]), follow_redirects=False)
+    mine = TestClient(Starlette(routes=[Mount(PREFIX, dashboard(api, secret="mine"))]), LOCAL, follow_redirects=False)
     mine.cookies = other.cookies
     assert mine.post(f"{PREFIX}/retries/{hostile}", data={"action": "delete", "csrf_token": token}).status_code == 403
     assert redis_client.zcard(KEYS.retry) == 1

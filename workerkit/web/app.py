@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -27,6 +28,9 @@ from starlette.staticfiles import StaticFiles
 from workerkit.api import Api
 from workerkit.sets import JobSet, NotFound
 from workerkit.views import JobView
+from workerkit.web.hosts import HostGuard, allowed_names
+from workerkit.web.outage import REDIS_ERRORS, masked_url
+from workerkit.web.routing import QUEUE_NAME
 from workerkit.web.security import CSRF_COOKIE, CSRF_FIELD, Auth, CsrfTokens, RequireAuth, SecurityHeaders
 
 HERE = Path(__file__).parent
@@ -144,6 +148,19 @@ class Dashboard:
             raise HTTPException(403, "The form's security token did not match; reload the page and try again.")
         return form
 
+    def posted(self, action: Callable[[Request, FormData], Response]) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint of a POST ``action``: read and check the form, then run ``action`` in the thread pool.
+
+        Pages and actions talk to Redis with blocking calls, so they run in Starlette's thread pool (a page
+        is a plain function): a slow or unreachable Redis holds a thread, never the event loop of the app
+        the dashboard is mounted in.
+        """
+        async def endpoint(request: Request) -> Response:
+            form = await self.form(request)
+            return await run_in_threadpool(action, request, form)
+
+        return endpoint
+
     def back(
         self, request: Request, target: str, done: str, count: int | None = None, /, **path_params: str
     ) -> Response:
@@ -154,7 +171,7 @@ class Dashboard:
         return RedirectResponse(f"{self.path(request, target, **path_params)}?{urlencode(query)}", 303)
 
     # Dashboard ----------------------------------------------------------------------------------
-    async def home(self, request: Request) -> Response:
+    def home(self, request: Request) -> Response:
         history = self.api.history(_int(request.query_params.get("days"), 30, 7, 180))
         peak = max([day.processed + day.failed for day in history] + [1])
         return self.render(
@@ -167,17 +184,16 @@ class Dashboard:
             queues=self.api.queues(),
         )
 
-    async def stats_json(self, request: Request) -> Response:
+    def stats_json(self, request: Request) -> Response:
         body: dict[str, Any] = self.api.stats().as_dict()
         body["queues"] = {queue.name: {"size": queue.size, "latency": queue.latency} for queue in self.api.queues()}
         return JSONResponse(body, headers={"cache-control": "no-store"})
 
     # Busy ---------------------------------------------------------------------------------------
-    async def busy(self, request: Request) -> Response:
+    def busy(self, request: Request) -> Response:
         return self.render(request, "busy.html", processes=self.api.processes(), stats=self.api.stats())
 
-    async def signal_process(self, request: Request) -> Response:
-        form = await self.form(request)
+    def signal_process(self, request: Request, form: FormData) -> Response:
         action = str(form.get("action", ""))
         signal = {"quiet": "TSTP", "stop": "TERM"}.get(action)
         if signal is None:
@@ -189,23 +205,21 @@ class Dashboard:
         return self.back(request, "busy", action)
 
     # Queues -------------------------------------------------------------------------------------
-    async def queues(self, request: Request) -> Response:
+    def queues(self, request: Request) -> Response:
         return self.render(request, "queues.html", queues=self.api.queues())
 
-    async def queue(self, request: Request) -> Response:
+    def queue(self, request: Request) -> Response:
         name = request.path_params["name"]
         per_page = self._per_page(request)
         page = self.api.queue_jobs(name, _int(request.query_params.get("page"), 1, 1, 10**9), per_page)
         return self.render(request, "queue.html", name=name, page=page)
 
-    async def delete_queued(self, request: Request) -> Response:
-        form = await self.form(request)
+    def delete_queued(self, request: Request, form: FormData) -> Response:
         name = request.path_params["name"]
         deleted = self.api.delete_queued(name, str(form.get("jid", "")))
         return self.back(request, "queue", "deleted", int(deleted), name=name)
 
-    async def clear_queue(self, request: Request) -> Response:
-        await self.form(request)
+    def clear_queue(self, request: Request, form: FormData) -> Response:
         return self.back(request, "queues", "cleared", self.api.clear_queue(request.path_params["name"]))
 
     # Scheduled, retries, dead ---------------------------------------------------------------------
@@ -221,7 +235,7 @@ class Dashboard:
         per_page = _int(request.query_params.get("per_page"), 25, 1, 100)
         return per_page if per_page in PER_PAGE_CHOICES else 25
 
-    async def job_set(self, request: Request) -> Response:
+    def job_set(self, request: Request) -> Response:
         job_set = self._job_set(request)
         params = request.query_params
         sort = params.get("sort", "at") if params.get("sort") in SORTS else "at"
@@ -250,7 +264,7 @@ class Dashboard:
             ),
         )
 
-    async def job_page(self, request: Request) -> Response:
+    def job_page(self, request: Request) -> Response:
         job_set = self._job_set(request)
         try:
             job = self.api.sorted_set(job_set).find(request.path_params["key"])
@@ -274,18 +288,16 @@ class Dashboard:
         done = {"run": "run", "delete": "deleted", "kill": "killed"}[action]
         return self.back(request, "job_set", done, count, set=job_set.value)
 
-    async def act_on_set(self, request: Request) -> Response:
+    def act_on_set(self, request: Request, form: FormData) -> Response:
         job_set = self._job_set(request)
-        form = await self.form(request)
         action = str(form.get("action", ""))
         text = str(form.get("q", ""))[:MAX_FILTER_LENGTH] if form.get("scope") == "all" else None
         keys = [str(key) for key in form.getlist("key")]
         jobs = [] if text is not None else self.api.sorted_set(job_set).find_all(keys)
         return self._act(request, job_set, action, jobs, text)
 
-    async def act_on_job(self, request: Request) -> Response:
+    def act_on_job(self, request: Request, form: FormData) -> Response:
         job_set = self._job_set(request)
-        form = await self.form(request)
         action = str(form.get("action", ""))
         try:
             jobs = [self.api.sorted_set(job_set).find(request.path_params["key"])]
@@ -294,11 +306,10 @@ class Dashboard:
         return self._act(request, job_set, action, jobs, None)
 
     # Periodic -----------------------------------------------------------------------------------
-    async def periodic(self, request: Request) -> Response:
+    def periodic(self, request: Request) -> Response:
         return self.render(request, "periodic.html", jobs=self.api.periodic_jobs())
 
-    async def act_on_periodic(self, request: Request) -> Response:
-        form = await self.form(request)
+    def act_on_periodic(self, request: Request, form: FormData) -> Response:
         name = str(form.get("name", ""))
         if form.get("action") == "forget":
             return self.back(request, "periodic", "forgotten", int(self.api.forget_periodic(name)))
@@ -313,12 +324,20 @@ class Dashboard:
         assert isinstance(exc, HTTPException)
         return self.render(request, "error.html", exc.status_code, message=exc.detail)
 
+    async def redis_unreachable(self, request: Request, exc: Exception) -> Response:
+        """503, naming the Redis URL (password masked) and what to do."""
+        location, error = masked_url(self.api.conn), str(exc) or type(exc).__name__
+        if request.url.path.endswith("/stats.json"):
+            return JSONResponse({"error": f"Redis is unreachable at {location}: {error}"}, 503)
+        return self.render(request, "unreachable.html", 503, location=location, error=error)
+
 
 def dashboard(
     api: Api | Callable[[], Api] | None = None,
     *,
     auth: Auth | None = None,
     secret: bytes | str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """The dashboard as an ASGI app: mount it anywhere (``app.mount("/workerkit", dashboard())``).
 
@@ -326,31 +345,35 @@ def dashboard(
     ``workerkit.configure`` may run after mounting). ``auth`` is a hook ``(request) -> bool`` (sync or
     async; see :func:`workerkit.web.basic_auth`). ``secret`` signs the CSRF cookie: default
     ``WORKERKIT_WEB_SECRET``, else a random one per process (set it when several web processes serve
-    the dashboard behind one address).
+    the dashboard behind one address). ``allowed_hosts`` lists the host names it answers for besides
+    127.0.0.1 and localhost (DNS-rebinding defence, see :mod:`workerkit.web.hosts`); without ``auth`` it
+    answers for those only, with ``auth`` for any host unless ``allowed_hosts`` is given.
     """
     key = secret or os.environ.get("WORKERKIT_WEB_SECRET") or secrets.token_bytes(32)
     board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key)
-    set_path = "/{set:str}"
+    set_path, queue_path, post = "/{set:str}", f"/queues/{{name:{QUEUE_NAME}}}", board.posted
     routes = [
         Route("/", board.home, name="dashboard"),
         Route("/stats.json", board.stats_json, name="stats_json"),
         Route("/busy", board.busy, name="busy"),
-        Route("/busy", board.signal_process, methods=["POST"], name="signal_process"),
+        Route("/busy", post(board.signal_process), methods=["POST"], name="signal_process"),
         Route("/queues", board.queues, name="queues"),
-        Route("/queues/{name:str}", board.queue, name="queue"),
-        Route("/queues/{name:str}/delete", board.delete_queued, methods=["POST"], name="delete_queued"),
-        Route("/queues/{name:str}/clear", board.clear_queue, methods=["POST"], name="clear_queue"),
+        Route(queue_path, board.queue, name="queue"),
+        Route(queue_path + "/delete", post(board.delete_queued), methods=["POST"], name="delete_queued"),
+        Route(queue_path + "/clear", post(board.clear_queue), methods=["POST"], name="clear_queue"),
         Route("/periodic", board.periodic, name="periodic"),
-        Route("/periodic", board.act_on_periodic, methods=["POST"], name="act_on_periodic"),
+        Route("/periodic", post(board.act_on_periodic), methods=["POST"], name="act_on_periodic"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         Route(set_path, board.job_set, name="job_set"),
-        Route(set_path, board.act_on_set, methods=["POST"], name="act_on_set"),
+        Route(set_path, post(board.act_on_set), methods=["POST"], name="act_on_set"),
         Route(set_path + "/{key:str}", board.job_page, name="job_page"),
-        Route(set_path + "/{key:str}", board.act_on_job, methods=["POST"], name="act_on_job"),
+        Route(set_path + "/{key:str}", post(board.act_on_job), methods=["POST"], name="act_on_job"),
     ]
     board.routes.routes.extend(routes)
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(RequireAuth, auth=auth)],
-        exception_handlers={HTTPException: board.http_error},
-    )
+    middleware = [Middleware(SecurityHeaders)]
+    if auth is None or allowed_hosts is not None:
+        middleware.append(Middleware(HostGuard, allowed=allowed_names(allowed_hosts or ())))
+    middleware.append(Middleware(RequireAuth, auth=auth))
+    handlers: dict[Any, Any] = {HTTPException: board.http_error}
+    handlers.update(dict.fromkeys(REDIS_ERRORS, board.redis_unreachable))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)

@@ -1,6 +1,7 @@
 """The dashboard's defences: authentication, CSRF tokens and security headers.
 
-- Authentication is a hook: any callable ``(request) -> bool | Response`` (or an async one). :func:`basic_auth` builds
+- Authentication is a hook: any callable ``(request) -> bool | Response`` (or an async one; a sync one runs in
+  the thread pool). :func:`basic_auth` builds
   one that checks HTTP basic credentials in constant time; the standalone server uses it with the
   ``WORKERKIT_WEB_USER`` / ``WORKERKIT_WEB_PASSWORD`` environment variables.
 - CSRF: a random token lives in an HttpOnly, SameSite=Strict cookie, signed with HMAC-SHA256 under the
@@ -21,13 +22,16 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Auth = Callable[[Request], "bool | Response | Awaitable[bool | Response]"]
 """An authentication hook: return True to let the request through, False for a 401 with a basic-auth
-challenge, or a response of your own (a redirect to your login page)."""
+challenge, or a response of your own (a redirect to your login page). An ``async`` hook is awaited; any
+other runs in Starlette's thread pool, so a hook that blocks (a Django session lookup) stalls no other
+request."""
 
 CSRF_COOKIE = "workerkit_csrf"
 CSRF_FIELD = "csrf_token"
@@ -117,12 +121,18 @@ class RequireAuth:
     def __init__(self, app: ASGIApp, auth: Auth | None) -> None:
         self.app = app
         self.auth = auth
+        self.auth_is_async = inspect.iscoroutinefunction(auth) or inspect.iscoroutinefunction(type(auth).__call__)
+
+    async def _verdict(self, request: Request) -> bool | Response:
+        assert self.auth is not None
+        verdict = self.auth(request) if self.auth_is_async else await run_in_threadpool(self.auth, request)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.auth is not None:
-            verdict = self.auth(Request(scope))
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
+            verdict = await self._verdict(Request(scope))
             if isinstance(verdict, Response) or not verdict:
                 refusal = verdict if isinstance(verdict, Response) else _challenge()
                 await refusal(scope, receive, send)
