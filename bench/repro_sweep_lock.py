@@ -1,12 +1,11 @@
-"""Reproduction: a worker killed in the middle of an orphan sweep stops every sweep for 30 s.
+"""A worker killed in the middle of an orphan sweep: how long the jobs of a dead worker then wait.
 
-The sweep lock is taken, and renewed for each job moved, for ``Sweeper.lock_seconds`` (30 s, whatever the
-sweep interval); only a sweep that ends sets it back to one interval. A sweeper killed with -9 mid-sweep
-leaves it for up to 30 s, and no process sweeps meanwhile: the jobs of every dead process (the sweeper's
-own included) wait 30 s plus the heartbeat's expiry, not the ``4 * heartbeat + sweep`` the worker promises.
-
-This script leaves in the lock exactly what such a sweeper leaves (its token, 30 s), kill -9s a worker that
-holds jobs, and measures how long its jobs take to come back. Exit status 1 while the bug is there.
+The sweep lock lives ``workerkit.recovery.LOCK_SECONDS`` (5 s) without renewal; a sweep renews it before each
+job it moves and leaves it to expire one interval after it ends. A sweeper killed mid-sweep (-9, OOM) leaves
+it for up to 5 s, so the next sweep may wait that long. (Before the fix the lock lived 30 s and stopped every
+recovery that long.) This script leaves in the lock exactly what such a sweeper leaves (its token, 5 s),
+kill -9s a worker that holds jobs, and measures how long its jobs take to come back against the bound
+``max(4 * heartbeat, LOCK_SECONDS) + sweep interval``. Exit status 1 when the bound is broken.
 
     python3 bench/repro_sweep_lock.py [--heartbeat 0.5]
 """
@@ -29,6 +28,7 @@ import reliability_kit as kit
 import workerkit
 from workerkit.heartbeat import TTL_BEATS
 from workerkit.keys import Keys
+from workerkit.recovery import LOCK_SECONDS
 from workerkit.server import running_server
 
 
@@ -42,12 +42,12 @@ def recovery_with_a_dead_sweepers_lock(folder: Path, redis_url: str, heartbeat: 
     try:
         pool.wait_for_workers(conn)
         victim, identity = pool.busy_worker(conn)
-        conn.set(Keys().process_cleanup_lock, "token-of-a-sweeper-killed-mid-sweep", px=30_000)
+        conn.set(Keys().process_cleanup_lock, "token-of-a-sweeper-killed-mid-sweep", px=int(LOCK_SECONDS * 1000))
         victim.send_signal(signal.SIGKILL)
         victim.wait(30)
         killed = time.monotonic()
         kit.wait_until(lambda: kit.held_by(conn, identity) == 0, 60, "the killed worker's jobs recovered")
-        return time.monotonic() - killed, TTL_BEATS * heartbeat + heartbeat
+        return time.monotonic() - killed, max(TTL_BEATS * heartbeat, LOCK_SECONDS) + heartbeat
     finally:
         pool.kill()
 

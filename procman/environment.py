@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -105,7 +104,3 @@ def port_variable(name: str) -> str:
     """``PROCMAN_PORT_<NAME>``: the variable that tells every process where another one listens."""
     return "PROCMAN_PORT_" + name.upper().replace("-", "_")
 
-
-def shell_environment() -> dict[str, str]:
-    """A copy of procman's own environment."""
-    return dict(os.environ)

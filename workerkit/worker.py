@@ -211,7 +211,7 @@ class Worker:
             with self.cond:
                 if not self._should_fetch():
                     self.dispatcher_waiting = True
-                    self.cond.wait(self._idle_wait(0.5))
+                    self.cond.wait(0.5)  # busy: finished jobs are acknowledged with the next fetch
                     self.dispatcher_waiting = False
                 busy = self.quiet.is_set() or self.stopping.is_set()
                 free = 0 if busy else self.settings.concurrency + self.prefetch() - self.outstanding
