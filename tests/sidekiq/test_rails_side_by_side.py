@@ -70,6 +70,6 @@ def test_sidekiq_and_workerkit_side_by_side_under_procman(tmp_path: Path, sideki
         interrupt(procman)
     assert procman.returncode == 130, log.read_text()  # procman's code for "stopped by SIGINT"
     for name in ("redis.1", "sidekiq.1", "python.1"):
-        assert f"{name} exited with code 0" in log.read_text()
+        assert f"{name} stopped (exit 0)" in log.read_text()  # ended cleanly on procman's TERM
     assert "made the 64x64 thumbnail of image 42" in log.read_text()
     assert "told the owner of image 42 that its 64x64 thumbnail is ready" in log.read_text()
