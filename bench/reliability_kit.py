@@ -166,11 +166,12 @@ class WorkerPool:
         return process, identity
 
     def stop(self, timeout: float = 60.0) -> list[int]:
-        """TERM every worker and wait for it; their exit codes."""
-        for process in self.slots:
-            if process.poll() is None:
-                process.terminate()
-        return [process.wait(timeout) for process in self.slots]
+        """TERM every running worker and wait for it; their exit codes (a slot whose worker was killed and
+        not yet replaced is left out: its -9 is the chaos, not the shutdown)."""
+        running = [process for process in self.slots if process.poll() is None]
+        for process in running:
+            process.terminate()
+        return [process.wait(timeout) for process in running]
 
     def kill(self) -> None:
         """SIGKILL whatever still runs."""

@@ -170,9 +170,25 @@ class Child:
         self.stream.flush()
 
     def signal_group(self, signum: int) -> bool:
-        """Send ``signum`` to the child's whole process group; False when the group is empty."""
+        """Send ``signum`` to the child's whole process group; False when the group is empty.
+
+        Call it only while the child is unreaped (its pid cannot be reused then): see :func:`signal_leader`."""
+        return signal_leader(self.pid, signum)
+
+
+def signal_leader(pid: int, signum: int) -> bool:
+    """Signal the group of ``pid``, an unreaped child spawned by :func:`_fork_exec`; False if nothing is left.
+
+    Right after the fork the child has not yet called ``setsid``, so no group ``pid`` exists: the signal then
+    goes to the child itself, where it stays blocked until just before ``exec`` and then acts with its
+    default disposition. An unreaped child's pid is never reused, so this cannot reach a stranger.
+    """
+    for send in (os.killpg, os.kill):
         try:
-            os.killpg(self.pid, signum)
-        except (ProcessLookupError, PermissionError):
+            send(pid, signum)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
             return False
         return True
+    return False

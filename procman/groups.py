@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 
 from procman import proctable
-from procman.child import Child, Readers, exit_code_of
+from procman.child import Child, Readers, exit_code_of, signal_leader
 from procman.formation import Instance
 from procman.guardian import Guardian
 from procman.output import LineStream
@@ -88,7 +88,9 @@ class ProcessGroups:
         """Signal every group of procman's at once, then any marked descendant that left its group (setsid)."""
         self.forget_gone()
         groups = self._leaders | self._lingering
-        for pgid in groups:
+        for leader in self._leaders:
+            signal_leader(leader, signum)
+        for pgid in self._lingering:
             try:
                 os.killpg(pgid, signum)
             except (ProcessLookupError, PermissionError):

@@ -32,7 +32,7 @@ def test_kill_9_workers_mid_run_loses_nothing(own_server: RunningServer, conn: r
     assert max(result.recovery) < 4 * 0.5 + 0.5 + 5  # heartbeat expiry + one sweep, with room for load
     assert result.processed == JOBS  # each job counted once, whatever ran twice
     assert result.left_in_flight == 0
-    assert result.exit_codes == [0, 0]
+    assert result.exit_codes and set(result.exit_codes) == {0}  # every worker still running stops cleanly
     assert result.tracebacks == 0
 
 
