@@ -22,6 +22,7 @@ run only registered jobs.
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -47,6 +48,13 @@ def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def refuse_async(function: object, what: str) -> None:
+    """TypeError when ``function`` is ``async def``: workerkit's worker would never await it."""
+    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+        raise TypeError(f"{what} is async def: workerkit does not run async def jobs yet; "
+                        "make it a plain def (call asyncio.run inside it if it must await)")
+
+
 class Job:
     """Base class of a background job: subclass it, define ``perform``, push with ``perform_async``.
 
@@ -70,6 +78,7 @@ class Job:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        refuse_async(cls.__dict__.get("perform"), f"{cls.__qualname__}.perform")
         check_timeout(cls.timeout, f"{cls.__qualname__}.timeout")
         registry.register(cls.job_name(), cls)
         if cls.__dict__.get("name"):
@@ -168,8 +177,8 @@ class JobFunction(Generic[P, R]):
 
 
 def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Job]:
-    def perform(self: Job, *args: Any) -> None:
-        func(*args)
+    def perform(self: Job, *args: Any) -> Any:
+        return func(*args)  # returned, so that the runner sees an awaitable and fails the job
 
     attributes: dict[str, Any] = {
         "__module__": func.__module__,
@@ -207,6 +216,7 @@ def job(
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
 
     def decorate(function: Callable[P, R]) -> JobFunction[P, R]:
+        refuse_async(function, f"@job {function.__module__}.{function.__qualname__}")
         return JobFunction(function, _job_class_for(function, options))
 
     return decorate(func) if func is not None else decorate

@@ -9,6 +9,7 @@ retried with backoff (a deploy that forgot a module loses nothing) and logged as
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from workerkit.heartbeat import RunningJob
 from workerkit.lifecycle import Outcome, Settlement
 from workerkit.logs import job_context, job_info, set_job_context
 from workerkit.payload import Payload, PayloadError
-from workerkit.protocols import JobClass
+from workerkit.protocols import JobClass, JobLike
 from workerkit.timelimit import JobTimeout, Watchdog, job_limit
 
 log = logging.getLogger("workerkit")
@@ -30,19 +31,38 @@ class UnknownJobError(Exception):
     """The payload names a class that is not a registered job in this worker."""
 
 
+class AwaitableResultError(TypeError):
+    """A job's ``perform`` returned an awaitable: its work never ran, so the job must not count as done."""
+
+
+def _perform(instance: JobLike, payload: Payload) -> None:
+    """Call ``perform``; an awaitable it returns is closed unawaited and raises AwaitableResultError."""
+    result = instance.perform(*payload["args"])
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # no "never awaited" warning: the error below says it
+        raise AwaitableResultError(
+            f"{payload['class']}.perform returned {type(result).__name__} {result!r} instead of running: "
+            "workerkit does not run async jobs yet; make perform do its work and return a plain value"
+        )
+
+
 def execute(job_class: JobClass, payload: Payload) -> None:
-    """Run a job in this thread: new instance, ``jid`` and ``payload`` set, server middleware, ``perform``."""
+    """Run a job in this thread: new instance, ``jid`` and ``payload`` set, server middleware, ``perform``.
+
+    A ``perform`` that returns an awaitable raises :class:`AwaitableResultError` (the job fails, never a
+    silent "done")."""
     instance = job_class()
     instance.jid = payload["jid"]
     instance.payload = payload
     middleware = config.current().server_middleware
     if not middleware:
-        instance.perform(*payload["args"])
+        _perform(instance, payload)
         return
 
     def call(position: int) -> None:
         if position == len(middleware):
-            instance.perform(*payload["args"])
+            _perform(instance, payload)
         else:
             middleware[position](instance, payload, lambda: call(position + 1))
 

@@ -92,3 +92,21 @@ class SpinLimited(Spin):
 @job(timeout=30, retry=0)
 def spin_patient(key: str, seconds: float) -> None:
     Spin().perform(key, seconds)
+
+
+async def _record_later(key: str) -> None:
+    _redis().rpush(key, "awaited")
+
+
+class ReturnsCoroutine(Job):
+    """A sync perform that hands back a coroutine instead of doing the work (a forgotten ``await``)."""
+
+    retry = 0
+
+    def perform(self, key: str) -> Any:
+        return _record_later(key)
+
+
+@job(retry=0)
+def returns_coroutine(key: str) -> Any:
+    return _record_later(key)
