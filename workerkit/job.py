@@ -117,6 +117,10 @@ class Job:
         """Schedule the job to run at ``when`` (epoch seconds or datetime); return its jid."""
         return JobSetter(cls, {}).perform_at(when, *args)
 
+    delay = perform_async
+    delay_for = perform_in
+    delay_until = perform_at
+
 
 class JobSetter:
     """A job class with options overridden for the pushes made through it."""
@@ -147,6 +151,10 @@ class JobSetter:
         jid: str = payload["jid"]
         return jid
 
+    delay = perform_async
+    delay_for = perform_in
+    delay_until = perform_at
+
 
 class JobFunction(Generic[P, R]):
     """A function made into a job by :func:`job`: call it to run now, ``delay`` to run in a worker."""
@@ -174,6 +182,10 @@ class JobFunction(Generic[P, R]):
     def set(self, **options: Any) -> JobSetter:
         """Override options for one push: ``fn.set(queue="low").perform_async(...)``."""
         return self.job_class.set(**options)
+
+    perform_async = delay
+    perform_in = delay_for
+    perform_at = delay_until
 
 
 def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Job]:
