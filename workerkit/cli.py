@@ -203,7 +203,12 @@ def _run(args: argparse.Namespace) -> int:
     if job_class is None:
         raise UsageError(f"{args.job} is not a registered job (a Job subclass or @job function in {module})")
     _configure(args)
-    payload = build_payload(job_class, [_parse_arg(text) for text in args.args], {"retry": False})
+    job_args = [_parse_arg(text) for text in args.args]
+    payload = build_payload(job_class, job_args, {"retry": False})
+    try:
+        registry.bind_arguments(job_class, job_args)
+    except TypeError as exc:
+        raise UsageError(str(exc)) from None
     log = logging.getLogger("workerkit")
     with job_context(payload["jid"], payload["class"]):
         try:

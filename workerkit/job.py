@@ -130,8 +130,11 @@ class JobSetter:
         self.options = options
 
     def payload(self, args: tuple[Any, ...]) -> Payload:
-        """A new payload for ``args`` with the class's options and the overrides."""
-        return build_payload(self.job_class, args, self.options)
+        """A new payload for ``args`` with the class's options and the overrides; TypeError naming the job
+        when ``args`` do not fit its ``perform``."""
+        payload = build_payload(self.job_class, args, self.options)  # JSON errors first
+        registry.bind_arguments(self.job_class, args)
+        return payload
 
     def perform_async(self, *args: Any) -> str:
         """Push now; return the jid."""
@@ -191,6 +194,10 @@ class JobFunction(Generic[P, R]):
 def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Job]:
     def perform(self: Job, *args: Any) -> Any:
         return func(*args)  # returned, so that the runner sees an awaitable and fails the job
+
+    own = inspect.signature(func)
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    perform.__signature__ = own.replace(parameters=[self_parameter, *own.parameters.values()])  # type: ignore[attr-defined]
 
     attributes: dict[str, Any] = {
         "__module__": func.__module__,

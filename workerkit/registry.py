@@ -6,9 +6,12 @@ A job class registers itself under its dotted path ``module.ClassName`` (and und
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from workerkit.protocols import JobClass
 
@@ -36,6 +39,36 @@ def unregister(name: str) -> None:
     """Forget ``name`` (tests use this)."""
     with _lock:
         _jobs.pop(name, None)
+
+
+@functools.lru_cache(maxsize=1024)
+def _perform_signature(job_class: JobClass) -> inspect.Signature | None:
+    """``perform``'s signature, self included; None when Python cannot tell it (a builtin, say)."""
+    try:
+        return inspect.signature(job_class.perform)
+    except (TypeError, ValueError):
+        return None
+
+
+def bind_arguments(job: object, args: Sequence[Any]) -> None:
+    """TypeError naming the job when ``args`` do not fit its ``perform`` (a function job: the function).
+
+    ``job`` is a job class, ``@job`` function or class name; a name no job in this process is registered
+    under (a job of another service, a Ruby class) is not checked."""
+    target = getattr(job, "job_class", job)
+    job_class = get(target) if isinstance(target, str) else target
+    if not isinstance(job_class, type) or not hasattr(job_class, "perform"):
+        return
+    signature = _perform_signature(cast(JobClass, job_class))
+    if signature is None:
+        return
+    try:
+        signature.bind(None, *args)
+    except TypeError as exc:
+        name = options(job).name
+        shown = signature.replace(parameters=list(signature.parameters.values())[1:],
+                                  return_annotation=inspect.Signature.empty)
+        raise TypeError(f"{name}{shown} cannot take the arguments {list(args)!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 import wk_jobs
+from test_wk_testing_and_cli import run_cli
 
 import workerkit
 
@@ -38,3 +39,29 @@ def test_both_kinds_push_through_all_six_methods(wk: redis.Redis, job: Any, thro
                                                           else job.job_name()}
     assert workerkit.push_bulk(job, [("k", "bulk")], queue=queue)
     assert wk.llen(f"queue:{queue}") == 3
+
+
+@pytest.mark.parametrize(("push", "message"), [
+    (lambda: wk_jobs.Record.perform_async("k"), r"^wk_jobs\.Record\(key: 'str', value: 'Any'\) .*\['k'\].*missing"),
+    (lambda: wk_jobs.Record.set(queue="x").perform_in(5, "k", 1, 2), r"^wk_jobs\.Record\(.*too many"),
+    (lambda: wk_jobs.send_mail.delay("k"), r"^wk_jobs\.send_mail\(key: 'str', address: 'str'\).*missing"),
+    (lambda: wk_jobs.send_mail.set(queue="x").delay_until(0, 1, 2, 3), r"^wk_jobs\.send_mail\(.*too many"),
+    (lambda: workerkit.push("wk_jobs.Record", []), r"^wk_jobs\.Record\(.*missing"),
+    (lambda: workerkit.push_bulk(wk_jobs.send_mail, [("k", "a"), ("k",)]), r"^wk_jobs\.send_mail\(.*\['k'\]"),
+])
+def test_wrong_arguments_raise_at_the_call_site_naming_the_job(wk: redis.Redis, push: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        push()
+    assert wk.dbsize() == 0  # nothing pushed, the good bulk entry included
+
+
+def test_a_name_not_registered_here_is_pushed_unchecked(wk: redis.Redis) -> None:
+    assert workerkit.push("OtherService::Mailer", [1, 2, 3])
+    assert wk.llen("queue:default") == 1
+
+
+def test_workerkit_run_with_wrong_arguments_is_a_usage_error(redis_url: str, redis_client: redis.Redis) -> None:
+    result = run_cli("run", "wk_jobs.Record", "only-key", url=redis_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "wk_jobs.Record(key: 'str', value: 'Any') cannot take the arguments ['only-key']" in result.stderr
+    assert redis_client.dbsize() == 0
