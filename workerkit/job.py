@@ -195,9 +195,14 @@ def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Jo
     def perform(self: Job, *args: Any) -> Any:
         return func(*args)  # returned, so that the runner sees an awaitable and fails the job
 
-    own = inspect.signature(func)
-    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    perform.__signature__ = own.replace(parameters=[self_parameter, *own.parameters.values()])  # type: ignore[attr-defined]
+    try:  # pushes bind their arguments to this (registry.bind_arguments)
+        own = inspect.signature(func)
+    except (TypeError, ValueError):  # Python cannot tell: arguments stay unchecked
+        own = None
+    if own is not None:
+        self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        perform.__signature__ = own.replace(  # type: ignore[attr-defined]
+            parameters=[self_parameter, *own.parameters.values()])
 
     attributes: dict[str, Any] = {
         "__module__": func.__module__,
