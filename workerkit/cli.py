@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
     job_args = [_parse_arg(text) for text in args.args]
     payload = build_payload(job_class, job_args, {"retry": False})
     try:
-        registry.bind_arguments(job_class, job_args)
+        registry.bind_arguments(job_class, [job_args])
     except TypeError as exc:
         raise UsageError(str(exc)) from None
     log = logging.getLogger("workerkit")

@@ -152,7 +152,7 @@ def push(
     A client middleware that drops the job still gets its jid returned.
     """
     payload = build_payload(class_name, args, {"queue": queue, "retry": retry, **options})  # JSON errors first
-    registry.bind_arguments(class_name, args)
+    registry.bind_arguments(class_name, [args])
     push_payload(payload, epoch(at))
     jid: str = payload["jid"]
     return jid
@@ -178,8 +178,7 @@ def push_bulk(
     class_name, queue = base.pop("class"), base["queue"]
     del base["jid"], base["args"], base["created_at"]
     checked = [check_args(args) for args in args_list]
-    for args in checked:
-        registry.bind_arguments(job, args)
+    registry.bind_arguments(job, checked)
     now = time.time()
     stamp = config.timestamp(now)
     randomness = os.urandom(12 * len(checked)).hex()

@@ -133,7 +133,7 @@ class JobSetter:
         """A new payload for ``args`` with the class's options and the overrides; TypeError naming the job
         when ``args`` do not fit its ``perform``."""
         payload = build_payload(self.job_class, args, self.options)  # JSON errors first
-        registry.bind_arguments(self.job_class, args)
+        registry.bind_arguments(self.job_class, [args])
         return payload
 
     def perform_async(self, *args: Any) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -50,8 +50,9 @@ def _perform_signature(job_class: JobClass) -> inspect.Signature | None:
         return None
 
 
-def bind_arguments(job: object, args: Sequence[Any]) -> None:
-    """TypeError naming the job when ``args`` do not fit its ``perform`` (a function job: the function).
+def bind_arguments(job: object, args_lists: Iterable[Sequence[Any]]) -> None:
+    """TypeError naming the job when one of ``args_lists`` does not fit its ``perform`` (a function job: the
+    function); the job and its signature are resolved once for all of them.
 
     ``job`` is a job class, ``@job`` function or class name; a name no job in this process is registered
     under (a job of another service, a Ruby class) is not checked."""
@@ -62,13 +63,14 @@ def bind_arguments(job: object, args: Sequence[Any]) -> None:
     signature = _perform_signature(cast(JobClass, job_class))
     if signature is None:
         return
-    try:
-        signature.bind(None, *args)
-    except TypeError as exc:
-        name = options(job).name
-        shown = signature.replace(parameters=list(signature.parameters.values())[1:],
-                                  return_annotation=inspect.Signature.empty)
-        raise TypeError(f"{name}{shown} cannot take the arguments {list(args)!r}: {exc}") from None
+    for args in args_lists:
+        try:
+            signature.bind(None, *args)
+        except TypeError as exc:
+            name = options(job).name
+            shown = signature.replace(parameters=list(signature.parameters.values())[1:],
+                                      return_annotation=inspect.Signature.empty)
+            raise TypeError(f"{name}{shown} cannot take the arguments {list(args)!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

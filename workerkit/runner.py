@@ -38,7 +38,7 @@ class AwaitableResultError(TypeError):
 def _perform(instance: JobLike, payload: Payload) -> None:
     """Call ``perform``; an awaitable it returns is closed unawaited and raises AwaitableResultError."""
     result = instance.perform(*payload["args"])
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):  # most jobs return None: no check
         if inspect.iscoroutine(result):
             result.close()  # no "never awaited" warning: the error below says it
         raise AwaitableResultError(
