@@ -1,10 +1,12 @@
 """workerkit: a Sidekiq-class background-job runtime on Redis."""
 
-from workerkit.client import push, push_bulk
+from workerkit.client import apush, apush_bulk, push, push_bulk
 from workerkit.config import configure
 from workerkit.job import Job, job
 from workerkit.periodic import periodic
 from workerkit.timelimit import JobTimeout
 
 __version__ = "0.1.0"
-__all__ = ["Job", "JobTimeout", "__version__", "configure", "job", "periodic", "push", "push_bulk"]
+__all__ = [
+    "Job", "JobTimeout", "__version__", "apush", "apush_bulk", "configure", "job", "periodic", "push", "push_bulk",
+]

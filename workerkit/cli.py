@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("-q", "--queue", action="append", default=[], metavar="NAME[,WEIGHT]",
                         help="queue to work (repeatable); in order, or weighted random when weights are given")
     worker.add_argument("-c", "--concurrency", type=_positive_int, default=10, help="threads (default 10)")
+    worker.add_argument("--async-concurrency", type=_positive_int, default=500, metavar="N",
+                        help="async def jobs awaiting at once on the worker's event loop (default 500)")
     worker.add_argument("-t", "--timeout", type=_seconds, default=25.0,
                         help="seconds running jobs get to finish on shutdown (default 25)")
     worker.add_argument("--job-timeout", type=_seconds, default=None, metavar="SECONDS",
@@ -151,7 +153,7 @@ def _worker(args: argparse.Namespace) -> int:
                          "(a worker without them would only retry every job it takes)")
     settings = WorkerSettings(
         queues=queues, concurrency=args.concurrency, timeout=args.timeout, prefetch=args.prefetch,
-        name=args.name, tag=args.tag, job_timeout=args.job_timeout,
+        name=args.name, tag=args.tag, job_timeout=args.job_timeout, async_concurrency=args.async_concurrency,
         heartbeat_interval=_interval(args.heartbeat, "WORKERKIT_HEARTBEAT_INTERVAL", "--heartbeat"),
         sweep_interval=_interval(args.sweep_interval, "WORKERKIT_SWEEP_INTERVAL", "--sweep-interval"),
         poll_interval=_interval(None, "WORKERKIT_POLL_INTERVAL", "WORKERKIT_POLL_INTERVAL", 1.0),
@@ -192,8 +194,8 @@ def _parse_arg(text: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from workerkit import registry
     from workerkit.client import build_payload
+    from workerkit.invoke import execute
     from workerkit.logs import job_context
-    from workerkit.runner import execute
 
     module, _, _ = args.job.rpartition(".")
     if not module:

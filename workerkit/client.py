@@ -1,4 +1,5 @@
-"""Writes jobs to Redis: push one (one round trip), push many (pipelined), schedule for later.
+"""Writes jobs to Redis: push one (one round trip), push many (pipelined), schedule for later; each also
+awaitable (``apush``, ``apush_bulk``, ``apush_payload``) on a ``redis.asyncio`` client of the running loop.
 
 A job for now goes through the lifecycle's enqueue script (``SADD queues`` + ``LPUSH``); a job for later is
 ``ZADD schedule <epoch> <payload>``. Client middleware sees every payload first and may change or drop it.
@@ -7,12 +8,15 @@ When Redis cannot be reached, a push raises :class:`RedisUnreachable`, naming th
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -90,6 +94,7 @@ def _reaching_redis() -> Iterator[None]:
 
 
 _lifecycles: dict[tuple[int, str], Lifecycle] = {}
+_async_lifecycles: weakref.WeakKeyDictionary[redis.Redis, Lifecycle] = weakref.WeakKeyDictionary()
 
 
 def _lifecycle() -> Lifecycle:
@@ -98,6 +103,17 @@ def _lifecycle() -> Lifecycle:
     found = _lifecycles.get((id(client), keys.namespace))
     if found is None or found.conn is not client:
         found = _lifecycles[(id(client), keys.namespace)] = Lifecycle(client, keys)
+    return found
+
+
+def _async_lifecycle() -> Lifecycle:
+    """The push transitions on the running event loop's ``redis.asyncio`` client: ``enqueue`` and
+    ``schedule`` return awaitables."""
+    client = cast(redis.Redis, config.async_redis_client())  # only the push transitions are used
+    keys = config.keys()
+    found = _async_lifecycles.get(client)
+    if found is None or found.keys != keys:
+        found = _async_lifecycles[client] = Lifecycle(client, keys)
     return found
 
 
@@ -110,30 +126,61 @@ def _run_client_middleware(payload: Payload) -> Payload | None:
     return payload
 
 
+def _outgoing(payload: Payload, at: float | None) -> tuple[bool, Payload | None]:
+    """Whether the push goes on after the client middleware (False: one dropped it), and the payload to write
+    to Redis (None when the test interceptor took it)."""
+    if config.current().client_middleware:
+        result = _run_client_middleware(payload)
+        if result is None:
+            return False, None
+        payload = result
+    if _interceptor is not None:
+        if at is not None:
+            payload["at"] = at
+        _interceptor(payload)
+        return True, None
+    return True, payload
+
+
+def _write(lifecycle: Lifecycle, payload: Payload, at: float | None) -> Any:
+    """Push to the payload's queue, or to the schedule set when ``at`` is in the future (an awaitable on an
+    asyncio client)."""
+    now = time.time()
+    if at is not None and at > now:
+        return lifecycle.schedule({encode(payload): at})
+    return lifecycle.enqueue(payload["queue"], [encode(stamped(payload, now))])
+
+
 def push_payload(payload: Payload, at: float | None = None) -> str | None:
     """Push a built payload (to its queue, or to the schedule set when ``at`` is in the future).
 
     Returns its jid, or None when a client middleware dropped it.
     """
-    if config.current().client_middleware:
-        result = _run_client_middleware(payload)
-        if result is None:
-            return None
-        payload = result
     jid: str = payload["jid"]
-    if _interceptor is not None:
-        if at is not None:
-            payload["at"] = at
-        _interceptor(payload)
-        return jid
-    lifecycle = _lifecycle()
-    now = time.time()
-    with _reaching_redis():
-        if at is not None and at > now:
-            lifecycle.schedule({encode(payload): at})
-        else:
-            lifecycle.enqueue(payload["queue"], [encode(stamped(payload, now))])
-    return jid
+    kept, outgoing = _outgoing(payload, at)
+    if outgoing is not None:
+        with _reaching_redis():
+            _write(_lifecycle(), outgoing, at)
+    return jid if kept else None
+
+
+async def apush_payload(payload: Payload, at: float | None = None) -> str | None:
+    """:func:`push_payload` without blocking the running event loop (on ``redis.asyncio``)."""
+    jid: str = payload["jid"]
+    kept, outgoing = _outgoing(payload, at)
+    if outgoing is not None:
+        with _reaching_redis():
+            await _write(_async_lifecycle(), outgoing, at)
+    return jid if kept else None
+
+
+def _by_name(
+    class_name: str, args: list[Any] | tuple[Any, ...], queue: str | None, at: float | datetime | None,
+    retry: bool | int | None, options: dict[str, Any],
+) -> tuple[Payload, float | None]:
+    payload = build_payload(class_name, args, {"queue": queue, "retry": retry, **options})  # JSON errors first
+    registry.bind_arguments(class_name, [args])
+    return payload, epoch(at)
 
 
 def push(
@@ -151,12 +198,74 @@ def push(
     (epoch seconds or datetime) schedules it; other keyword options become payload fields (``tags=[...]``).
     A client middleware that drops the job still gets its jid returned.
     """
-    payload = build_payload(class_name, args, {"queue": queue, "retry": retry, **options})  # JSON errors first
-    registry.bind_arguments(class_name, [args])
-    push_payload(payload, epoch(at))
+    payload, when = _by_name(class_name, args, queue, at, retry, options)
+    push_payload(payload, when)
     jid: str = payload["jid"]
     return jid
 
+
+async def apush(
+    class_name: str,
+    args: list[Any] | tuple[Any, ...] = (),
+    *,
+    queue: str | None = None,
+    at: float | datetime | None = None,
+    retry: bool | int | None = None,
+    **options: Any,
+) -> str:
+    """:func:`push`, awaitable: ``await workerkit.apush("app.jobs.Cleanup", [42])``."""
+    payload, when = _by_name(class_name, args, queue, at, retry, options)
+    await apush_payload(payload, when)
+    jid: str = payload["jid"]
+    return jid
+
+
+@dataclass
+class _Bulk:
+    """A bulk push, checked and encoded: the jids, and either payloads for the one-by-one path (client
+    middleware or a test interceptor must see each) or the encoded payloads with their queue or score."""
+
+    jids: list[str]
+    when: float | None
+    one_by_one: list[Payload]
+    encoded: list[str]
+    queue: str
+    score: float | None
+
+
+def _bulk(job: object, args_list: Iterable[Sequence[Any]], overrides: dict[str, Any], at: float | None) -> _Bulk:
+    base = build_payload(job, (), overrides)
+    class_name, queue = base.pop("class"), base["queue"]
+    del base["jid"], base["args"], base["created_at"]
+    checked = [check_args(args) for args in args_list]
+    registry.bind_arguments(job, checked)
+    now = time.time()
+    stamp = config.timestamp(now)
+    randomness = os.urandom(12 * len(checked)).hex()
+    jids = [randomness[index : index + 24] for index in range(0, 24 * len(checked), 24)]
+    if config.current().client_middleware or _interceptor is not None:
+        payloads = [{"class": class_name, "args": args, "jid": jid, **base, "created_at": stamp}
+                    for jid, args in zip(jids, checked, strict=True)]
+        return _Bulk(jids, at, payloads, [], queue, None)
+    score = at if at is not None and at > now else None
+    encoded = _encode_all(class_name, checked, jids, base, stamp, None if score is not None else stamp)
+    return _Bulk(jids, at, [], encoded, queue, score)
+
+
+def _pipelines(bulk: _Bulk, lifecycle: Lifecycle) -> Iterator[tuple[Any, list[Any]]]:
+    """Pipelines of :data:`BULK_CHUNK` payloads per command, ten commands each, with what each command call
+    returned (awaitables to await first, on an asyncio client)."""
+    encoded = bulk.encoded
+    for start in range(0, len(encoded), BULK_CHUNK * 10):
+        pipe = lifecycle.conn.pipeline(transaction=False)
+        queued = []
+        for chunk_start in range(start, min(len(encoded), start + BULK_CHUNK * 10), BULK_CHUNK):
+            chunk = encoded[chunk_start : chunk_start + BULK_CHUNK]
+            if bulk.score is not None:
+                queued.append(lifecycle.schedule(dict.fromkeys(chunk, bulk.score), client=pipe))
+            else:
+                queued.append(lifecycle.enqueue(bulk.queue, chunk, client=pipe))
+        yield pipe, queued
 
 
 def push_bulk(
@@ -173,35 +282,35 @@ def push_bulk(
 
     Every argument list is checked before anything is pushed, so a bad one pushes nothing.
     """
-    when = epoch(at)
-    base = build_payload(job, (), {"queue": queue, "retry": retry, **options})
-    class_name, queue = base.pop("class"), base["queue"]
-    del base["jid"], base["args"], base["created_at"]
-    checked = [check_args(args) for args in args_list]
-    registry.bind_arguments(job, checked)
-    now = time.time()
-    stamp = config.timestamp(now)
-    randomness = os.urandom(12 * len(checked)).hex()
-    jids = [randomness[index : index + 24] for index in range(0, 24 * len(checked), 24)]
-    if config.current().client_middleware or _interceptor is not None:
-        payloads = [{"class": class_name, "args": args, "jid": jid, **base, "created_at": stamp}
-                    for jid, args in zip(jids, checked, strict=True)]
-        return [jid for payload in payloads if (jid := push_payload(payload, when)) is not None]
-    score = when if when is not None and when > now else None
-    scheduled = score is not None
-    encoded = _encode_all(class_name, checked, jids, base, stamp, None if scheduled else stamp)
-    lifecycle = _lifecycle()
+    bulk = _bulk(job, args_list, {"queue": queue, "retry": retry, **options}, epoch(at))
+    if bulk.one_by_one:
+        return [jid for payload in bulk.one_by_one if (jid := push_payload(payload, bulk.when)) is not None]
     with _reaching_redis():
-        for start in range(0, len(encoded), BULK_CHUNK * 10):
-            pipe = lifecycle.conn.pipeline(transaction=False)
-            for chunk_start in range(start, min(len(encoded), start + BULK_CHUNK * 10), BULK_CHUNK):
-                chunk = encoded[chunk_start : chunk_start + BULK_CHUNK]
-                if score is not None:
-                    lifecycle.schedule(dict.fromkeys(chunk, score), client=pipe)
-                else:
-                    lifecycle.enqueue(queue, chunk, client=pipe)
+        for pipe, _ in _pipelines(bulk, _lifecycle()):
             pipe.execute()
-    return jids
+    return bulk.jids
+
+
+async def apush_bulk(
+    job: object,
+    args_list: Iterable[Sequence[Any]],
+    *,
+    queue: str | None = None,
+    at: float | datetime | None = None,
+    retry: bool | int | None = None,
+    **options: Any,
+) -> list[str]:
+    """:func:`push_bulk`, awaitable."""
+    bulk = _bulk(job, args_list, {"queue": queue, "retry": retry, **options}, epoch(at))
+    if bulk.one_by_one:
+        return [jid for payload in bulk.one_by_one if (jid := await apush_payload(payload, bulk.when)) is not None]
+    with _reaching_redis():
+        for pipe, queued in _pipelines(bulk, _async_lifecycle()):
+            for call in queued:
+                if inspect.isawaitable(call):  # a script queued on an asyncio pipeline is awaited to queue it
+                    await call
+            await pipe.execute()
+    return bulk.jids
 
 
 def _encode_all(

@@ -6,25 +6,36 @@ The Redis URL comes from ``workerkit.configure(redis_url=...)``, else ``WORKERKI
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from workerkit import compat
 from workerkit.keys import Keys
 from workerkit.protocols import JobLike
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+ASYNC_POOL_SIZE = 50
+"""Connections in each event loop's ``redis.asyncio`` pool."""
+ASYNC_POOL_WAIT = 30.0
+"""Seconds a command waits for a free connection of that pool before it fails."""
 
 ClientMiddleware = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 """Called with each payload before it is pushed; return the payload (possibly changed) or None to drop it."""
-ServerMiddleware = Callable[[JobLike, dict[str, Any], Callable[[], None]], None]
-"""Wraps each job run: ``mw(job, payload, call_next)``; call ``call_next()`` to run the job."""
+ServerMiddleware = (
+    Callable[[JobLike, dict[str, Any], Callable[[], None]], None]
+    | Callable[[JobLike, dict[str, Any], Callable[[], Awaitable[None]]], Awaitable[None]]
+)
+"""Wraps each job run: ``mw(job, payload, call_next)``; call ``call_next()`` to run the job. An ``async def``
+middleware awaits ``call_next()``; either kind wraps sync and async jobs alike (``workerkit.invoke``)."""
 ErrorHandler = Callable[[BaseException, dict[str, Any]], None]
 """Called with every exception a job raises, and its payload (for Sentry and the like)."""
 DeathHandler = Callable[[dict[str, Any], "BaseException | None"], None]
@@ -123,19 +134,54 @@ def _keepalive_options() -> dict[int, int]:
     return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
 
 
-def new_redis_client(url: str | None = None, **kwargs: Any) -> redis.Redis:
-    """A new ``redis.Redis`` for ``url`` (default: the configured one), with sane socket settings: connect
-    and reply timeouts (:data:`CONNECT_TIMEOUT`, :data:`SOCKET_TIMEOUT`), TCP keepalive, and a health check
-    (PING) before a command on a connection that was idle for 10 s."""
-    options: dict[str, Any] = {
+def _client_options(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_keepalive": True,
         "socket_keepalive_options": _keepalive_options(),
         "health_check_interval": 10,
+        **overrides,
     }
-    options.update(kwargs)
-    return redis.Redis.from_url(url or _config.redis_url, **options)
+
+
+def new_redis_client(url: str | None = None, **kwargs: Any) -> redis.Redis:
+    """A new ``redis.Redis`` for ``url`` (default: the configured one), with sane socket settings: connect
+    and reply timeouts (:data:`CONNECT_TIMEOUT`, :data:`SOCKET_TIMEOUT`), TCP keepalive, and a health check
+    (PING) before a command on a connection that was idle for 10 s."""
+    return redis.Redis.from_url(url or _config.redis_url, **_client_options(kwargs))
+
+
+def new_async_redis_client(url: str | None = None, **kwargs: Any) -> redis.asyncio.Redis:
+    """A new ``redis.asyncio.Redis`` with the settings of :func:`new_redis_client` (for async jobs and the
+    awaitable pushes; it belongs to the event loop it is first used on). Its pool holds at most
+    :data:`ASYNC_POOL_SIZE` connections, and a command that finds them all busy waits for one (up to
+    :data:`ASYNC_POOL_WAIT` seconds) instead of failing, so hundreds of tasks can share it."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url or _config.redis_url, max_connections=ASYNC_POOL_SIZE, timeout=ASYNC_POOL_WAIT, **_client_options(kwargs))
+    return redis.asyncio.Redis.from_pool(pool)
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, redis.asyncio.Redis]] = (
+    weakref.WeakKeyDictionary())
+
+
+def async_redis_client() -> redis.asyncio.Redis:
+    """The shared ``redis.asyncio.Redis`` of the running event loop for the configured URL: ``async def`` jobs
+    use it as sync jobs use :func:`redis_client` (the awaitable pushes do too). One per loop, made on first use."""
+    loop = asyncio.get_running_loop()
+    url = _config.redis_url
+    found = _async_clients.get(loop)
+    if found is None or found[0] != url:
+        found = _async_clients[loop] = (url, new_async_redis_client(url))
+    return found[1]
+
+
+async def close_async_redis_client() -> None:
+    """Close the running loop's client of :func:`async_redis_client`, if it made one (before the loop ends)."""
+    found = _async_clients.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found[1].aclose()
 
 
 def redis_client() -> redis.Redis:

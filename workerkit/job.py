@@ -15,6 +15,11 @@
 
     welcome_email.delay(7)
 
+    @job
+    async def fetch_feed(url: str) -> None: ...     # awaited on the worker's event loop
+
+    await fetch_feed.adelay("https://example.com/feed")   # pushing from async code, without blocking
+
 A job class registers itself under its dotted path ``module.ClassName`` (and ``name`` when set); workers
 run only registered jobs.
 """
@@ -29,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from workerkit import registry
-from workerkit.client import build_payload, epoch, push_payload, seconds
+from workerkit.client import apush_payload, build_payload, epoch, push_payload, seconds
 from workerkit.payload import Payload
 from workerkit.protocols import Backoff
 from workerkit.timelimit import check_timeout
@@ -48,15 +53,17 @@ def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def refuse_async(function: object, what: str) -> None:
-    """TypeError when ``function`` is ``async def``: workerkit's worker would never await it."""
-    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
-        raise TypeError(f"{what} is async def: workerkit does not run async def jobs yet; "
-                        "make it a plain def (call asyncio.run inside it if it must await)")
+def refuse_async_generator(function: object, what: str) -> None:
+    """TypeError when ``function`` is an async generator: a job's work cannot be a stream of values."""
+    if inspect.isasyncgenfunction(function) or inspect.isgeneratorfunction(function):
+        raise TypeError(f"{what} is a generator function (it yields): a job's perform must do its work "
+                        "and return, as a plain def or an async def")
 
 
 class Job:
-    """Base class of a background job: subclass it, define ``perform``, push with ``perform_async``.
+    """Base class of a background job: subclass it, define ``perform`` (a plain ``def``, run in a worker thread,
+    or an ``async def``, awaited on the worker's event loop), push with ``perform_async`` (or, from async
+    code, ``await aperform_async``).
 
     Class options: ``queue`` (default "default"), ``retry`` (True = 25 retries, False = none, or a count),
     ``backoff`` (a function ``(retry_count, exc) -> seconds``), ``tags`` (shown in the dashboard),
@@ -78,7 +85,7 @@ class Job:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        refuse_async(cls.__dict__.get("perform"), f"{cls.__qualname__}.perform")
+        refuse_async_generator(cls.__dict__.get("perform"), f"{cls.__qualname__}.perform")
         check_timeout(cls.timeout, f"{cls.__qualname__}.timeout")
         registry.register(cls.job_name(), cls)
         if cls.__dict__.get("name"):
@@ -103,23 +110,41 @@ class Job:
         return JobSetter(cls, _option_fields(options))
 
     @classmethod
-    def perform_async(cls, *args: Any) -> str:
+    def perform_async(cls, *args: Any, **kwargs: Any) -> str:
         """Push the job to run as soon as a worker is free; return its jid."""
-        return JobSetter(cls, {}).perform_async(*args)
+        return JobSetter(cls, {}).perform_async(*args, **kwargs)
 
     @classmethod
-    def perform_in(cls, interval: float | timedelta, *args: Any) -> str:
+    def perform_in(cls, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
         """Schedule the job to run after ``interval`` (seconds or timedelta); return its jid."""
-        return JobSetter(cls, {}).perform_in(interval, *args)
+        return JobSetter(cls, {}).perform_in(interval, *args, **kwargs)
 
     @classmethod
-    def perform_at(cls, when: float | datetime, *args: Any) -> str:
+    def perform_at(cls, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
         """Schedule the job to run at ``when`` (epoch seconds or datetime); return its jid."""
-        return JobSetter(cls, {}).perform_at(when, *args)
+        return JobSetter(cls, {}).perform_at(when, *args, **kwargs)
+
+    @classmethod
+    async def aperform_async(cls, *args: Any, **kwargs: Any) -> str:
+        """:meth:`perform_async` without blocking the running event loop."""
+        return await JobSetter(cls, {}).aperform_async(*args, **kwargs)
+
+    @classmethod
+    async def aperform_in(cls, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
+        """:meth:`perform_in` without blocking the running event loop."""
+        return await JobSetter(cls, {}).aperform_in(interval, *args, **kwargs)
+
+    @classmethod
+    async def aperform_at(cls, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
+        """:meth:`perform_at` without blocking the running event loop."""
+        return await JobSetter(cls, {}).aperform_at(when, *args, **kwargs)
 
     delay = perform_async
     delay_for = perform_in
     delay_until = perform_at
+    adelay = aperform_async
+    adelay_for = aperform_in
+    adelay_until = aperform_at
 
 
 class JobSetter:
@@ -129,38 +154,65 @@ class JobSetter:
         self.job_class = job_class
         self.options = options
 
-    def payload(self, args: tuple[Any, ...]) -> Payload:
-        """A new payload for ``args`` with the class's options and the overrides; TypeError naming the job
-        when ``args`` do not fit its ``perform``."""
+    def payload(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Payload:
+        """A new payload for ``args`` and ``kwargs`` (sent as the positions they name: a job's arguments are a
+        JSON list) with the class's options and the overrides; TypeError naming the job when they do not fit
+        its ``perform``."""
+        if kwargs:
+            args = registry.positional(self.job_class, args, kwargs)
         payload = build_payload(self.job_class, args, self.options)  # JSON errors first
         registry.bind_arguments(self.job_class, [args])
         return payload
 
-    def perform_async(self, *args: Any) -> str:
+    def perform_async(self, *args: Any, **kwargs: Any) -> str:
         """Push now; return the jid."""
-        payload = self.payload(args)
+        payload = self.payload(args, kwargs)
         push_payload(payload)
         jid: str = payload["jid"]
         return jid
 
-    def perform_in(self, interval: float | timedelta, *args: Any) -> str:
+    def perform_in(self, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
         """Push to run after ``interval``; return the jid."""
-        return self.perform_at(time.time() + seconds(interval), *args)
+        return self.perform_at(time.time() + seconds(interval), *args, **kwargs)
 
-    def perform_at(self, when: float | datetime, *args: Any) -> str:
+    def perform_at(self, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
         """Push to run at ``when``; return the jid."""
-        payload = self.payload(args)
+        payload = self.payload(args, kwargs)
         push_payload(payload, epoch(when))
+        jid: str = payload["jid"]
+        return jid
+
+    async def aperform_async(self, *args: Any, **kwargs: Any) -> str:
+        """Push now without blocking the running event loop; return the jid."""
+        payload = self.payload(args, kwargs)
+        await apush_payload(payload)
+        jid: str = payload["jid"]
+        return jid
+
+    async def aperform_in(self, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
+        """Push to run after ``interval`` without blocking the running event loop; return the jid."""
+        return await self.aperform_at(time.time() + seconds(interval), *args, **kwargs)
+
+    async def aperform_at(self, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
+        """Push to run at ``when`` without blocking the running event loop; return the jid."""
+        payload = self.payload(args, kwargs)
+        await apush_payload(payload, epoch(when))
         jid: str = payload["jid"]
         return jid
 
     delay = perform_async
     delay_for = perform_in
     delay_until = perform_at
+    adelay = aperform_async
+    adelay_for = aperform_in
+    adelay_until = aperform_at
 
 
 class JobFunction(Generic[P, R]):
-    """A function made into a job by :func:`job`: call it to run now, ``delay`` to run in a worker."""
+    """A function made into a job by :func:`job`: call it to run now, ``delay`` to run in a worker.
+
+    The pushes take the function's own arguments and are checked against its signature, by mypy (they are
+    typed with its parameters) and at the call; keyword arguments are sent as the positions they name."""
 
     def __init__(self, func: Callable[P, R], job_class: type[Job]) -> None:
         self.func = func
@@ -170,17 +222,29 @@ class JobFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
 
-    def delay(self, *args: Any) -> str:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Push to run as soon as a worker is free; return the jid."""
-        return self.job_class.perform_async(*args)
+        return self.job_class.perform_async(*args, **kwargs)
 
-    def delay_for(self, interval: float | timedelta, *args: Any) -> str:
+    def delay_for(self, interval: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str:
         """Push to run after ``interval`` (seconds or timedelta); return the jid."""
-        return self.job_class.perform_in(interval, *args)
+        return self.job_class.perform_in(interval, *args, **kwargs)
 
-    def delay_until(self, when: float | datetime, *args: Any) -> str:
+    def delay_until(self, when: float | datetime, /, *args: P.args, **kwargs: P.kwargs) -> str:
         """Push to run at ``when`` (epoch seconds or datetime); return the jid."""
-        return self.job_class.perform_at(when, *args)
+        return self.job_class.perform_at(when, *args, **kwargs)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """:meth:`delay` without blocking the running event loop."""
+        return await self.job_class.aperform_async(*args, **kwargs)
+
+    async def adelay_for(self, interval: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """:meth:`delay_for` without blocking the running event loop."""
+        return await self.job_class.aperform_in(interval, *args, **kwargs)
+
+    async def adelay_until(self, when: float | datetime, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """:meth:`delay_until` without blocking the running event loop."""
+        return await self.job_class.aperform_at(when, *args, **kwargs)
 
     def set(self, **options: Any) -> JobSetter:
         """Override options for one push: ``fn.set(queue="low").perform_async(...)``."""
@@ -189,11 +253,19 @@ class JobFunction(Generic[P, R]):
     perform_async = delay
     perform_in = delay_for
     perform_at = delay_until
+    aperform_async = adelay
+    aperform_in = adelay_for
+    aperform_at = adelay_until
 
 
 def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Job]:
-    def perform(self: Job, *args: Any) -> Any:
-        return func(*args)  # returned, so that the runner sees an awaitable and fails the job
+    perform: Callable[..., Any]
+    if inspect.iscoroutinefunction(func):
+        async def perform(self: Job, *args: Any) -> Any:
+            return await func(*args)
+    else:
+        def perform(self: Job, *args: Any) -> Any:
+            return func(*args)  # returned: a plain function handing back an awaitable fails the job
 
     try:  # pushes bind their arguments to this (registry.bind_arguments)
         own = inspect.signature(func)
@@ -201,8 +273,7 @@ def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Jo
         own = None
     if own is not None:
         self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-        perform.__signature__ = own.replace(  # type: ignore[attr-defined]
-            parameters=[self_parameter, *own.parameters.values()])
+        setattr(perform, "__signature__", own.replace(parameters=[self_parameter, *own.parameters.values()]))  # noqa: B010
 
     attributes: dict[str, Any] = {
         "__module__": func.__module__,
@@ -240,7 +311,7 @@ def job(
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
 
     def decorate(function: Callable[P, R]) -> JobFunction[P, R]:
-        refuse_async(function, f"@job {function.__module__}.{function.__qualname__}")
+        refuse_async_generator(function, f"@job {function.__module__}.{function.__qualname__}")
         return JobFunction(function, _job_class_for(function, options))
 
     return decorate(func) if func is not None else decorate

@@ -82,14 +82,15 @@ class Lifecycle:
         self._enqueue_tick = conn.register_script(script("periodic_enqueue"))
 
     # Push ---------------------------------------------------------------------------------------
-    def enqueue(self, queue: str, payloads: Sequence[str], client: Any = None) -> None:
+    def enqueue(self, queue: str, payloads: Sequence[str], client: Any = None) -> Any:
         """Push encoded payloads (already stamped) to ``queue``, in order (through ``client``, a pipeline,
-        when given)."""
-        self._enqueue(keys=[self.keys.queues, self.keys.queue(queue)], args=[queue, *payloads], client=client)
+        when given). On a ``redis.asyncio`` client it returns the awaitable that does it."""
+        return self._enqueue(keys=[self.keys.queues, self.keys.queue(queue)], args=[queue, *payloads], client=client)
 
-    def schedule(self, entries: Mapping[str, float], client: Any = None) -> None:
-        """Put encoded payloads in the schedule set, each scored by the epoch second it is due."""
-        (client or self.conn).zadd(self.keys.schedule, dict(entries))
+    def schedule(self, entries: Mapping[str, float], client: Any = None) -> Any:
+        """Put encoded payloads in the schedule set, each scored by the epoch second it is due (an awaitable
+        on a ``redis.asyncio`` client)."""
+        return (client or self.conn).zadd(self.keys.schedule, dict(entries))
 
     # Promotion ----------------------------------------------------------------------------------
     def promote(self, zset: str, now: float) -> int:

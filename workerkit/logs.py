@@ -1,12 +1,14 @@
 """Logging: Sidekiq-style lines with the running job's context (jid, class) on every line, text or JSON.
 
 ``2026-11-23T02:50:01.123Z pid=4242 tid=7f3a class=app.jobs.Cleanup jid=3f... INFO: done: 0.012 sec``
-Lines a job logs itself carry the same context, because it is kept per thread and added by a filter.
+Lines a job logs itself carry the same context, because it is kept in a context variable (per thread, and per
+task for async jobs) and added by a filter.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -20,17 +22,18 @@ from typing import BinaryIO, Literal
 LogFormat = Literal["text", "json"]
 
 logger = logging.getLogger("workerkit")
-_context = threading.local()
+_context: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
+    "workerkit_job_context", default=(None, None))
 
 
 def set_job_context(jid: str | None, class_name: str | None) -> None:
-    """Tag every log line of this thread with ``jid`` and ``class`` (None, None: clear the tags)."""
-    _context.jid, _context.job_class = jid, class_name
+    """Tag every log line of this thread (or asyncio task) with ``jid`` and ``class`` (None, None: clear them)."""
+    _context.set((jid, class_name))
 
 
 @contextmanager
 def job_context(jid: str, class_name: str) -> Iterator[None]:
-    """Tag every log line of this thread with ``jid`` and ``class`` while the block runs."""
+    """Tag every log line of this thread (or asyncio task) with ``jid`` and ``class`` while the block runs."""
     set_job_context(jid, class_name)
     try:
         yield
@@ -40,8 +43,7 @@ def job_context(jid: str, class_name: str) -> Iterator[None]:
 
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.jid = getattr(_context, "jid", None)
-        record.job_class = getattr(_context, "job_class", None)
+        record.jid, record.job_class = _context.get()
         return True
 
 

@@ -30,6 +30,11 @@ def get(name: str) -> JobClass | None:
     return _jobs.get(name)
 
 
+def classes() -> list[JobClass]:
+    """Every registered job class (once each, whatever its names)."""
+    return list({id(job_class): job_class for job_class in _jobs.values()}.values())
+
+
 def names() -> list[str]:
     """Every registered name, sorted."""
     return sorted(_jobs)
@@ -68,9 +73,31 @@ def bind_arguments(job: object, args_lists: Iterable[Sequence[Any]]) -> None:
             signature.bind(None, *args)
         except TypeError as exc:
             name = options(job).name
-            shown = signature.replace(parameters=list(signature.parameters.values())[1:],
-                                      return_annotation=inspect.Signature.empty)
-            raise TypeError(f"{name}{shown} cannot take the arguments {list(args)!r}: {exc}") from None
+            raise TypeError(f"{name}{_shown(signature)} cannot take the arguments {list(args)!r}: {exc}") from None
+
+
+def positional(job_class: JobClass, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """``args`` and ``kwargs`` as the positional arguments of the job's ``perform`` (payloads carry a list);
+    TypeError naming the job when they do not fit, or name a keyword-only parameter."""
+    signature = _perform_signature(job_class)
+    if signature is None:
+        raise TypeError(f"{job_class.job_name()}: keyword arguments need a signature Python can read; "
+                        "pass them by position")
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{job_class.job_name()}{_shown(signature)} cannot take {list(args)!r} {kwargs!r}: "
+                        f"{exc}") from None
+    if bound.kwargs:
+        raise TypeError(f"{job_class.job_name()}: keyword-only parameter(s) {', '.join(bound.kwargs)} cannot be "
+                        "sent (a job's arguments are a JSON list)")
+    return bound.args[1:]
+
+
+def _shown(signature: inspect.Signature) -> inspect.Signature:
+    """``signature`` as users wrote it: without ``self`` and the return annotation."""
+    return signature.replace(parameters=list(signature.parameters.values())[1:],
+                             return_annotation=inspect.Signature.empty)
 
 
 @dataclass(frozen=True)

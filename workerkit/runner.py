@@ -1,5 +1,6 @@
-"""Run one fetched job: decode its payload, find its registered class, run it through the server middleware,
-log ``start`` / ``done: 0.012 sec`` / ``fail``, then acknowledge it or settle its failure.
+"""Run one fetched job: decode its payload, find its registered class, run it through the server middleware
+(``workerkit.invoke``: in a thread, or awaited for ``async def`` jobs), log ``start`` / ``done: 0.012 sec`` /
+``fail``, then acknowledge it or settle its failure.
 
 A failure's outcome is decided once (``workerkit.failure.decide``: error handlers, ``retry_count``, backoff);
 only its Redis write is retried through an outage, and it lands only if this worker still holds the job.
@@ -9,64 +10,28 @@ retried with backoff (a deploy that forgot a module loses nothing) and logged as
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
-from workerkit import config, failure, registry
+from workerkit import failure, registry
 from workerkit.connection import until_done
 from workerkit.fetch import UnitOfWork
 from workerkit.heartbeat import RunningJob
+from workerkit.invoke import aexecute, execute
 from workerkit.lifecycle import Outcome, Settlement
 from workerkit.logs import job_context, job_info, set_job_context
 from workerkit.payload import Payload, PayloadError
-from workerkit.protocols import JobClass, JobLike
-from workerkit.timelimit import JobTimeout, Watchdog, job_limit
+from workerkit.protocols import JobClass
+from workerkit.timelimit import JobTimeout, Watchdog, job_limit, overrun_message
 
 log = logging.getLogger("workerkit")
 
 
 class UnknownJobError(Exception):
     """The payload names a class that is not a registered job in this worker."""
-
-
-class AwaitableResultError(TypeError):
-    """A job's ``perform`` returned an awaitable: its work never ran, so the job must not count as done."""
-
-
-def _perform(instance: JobLike, payload: Payload) -> None:
-    """Call ``perform``; an awaitable it returns is closed unawaited and raises AwaitableResultError."""
-    result = instance.perform(*payload["args"])
-    if result is not None and inspect.isawaitable(result):  # most jobs return None: no check
-        if inspect.iscoroutine(result):
-            result.close()  # no "never awaited" warning: the error below says it
-        raise AwaitableResultError(
-            f"{payload['class']}.perform returned {type(result).__name__} {result!r} instead of running: "
-            "workerkit does not run async jobs yet; make perform do its work and return a plain value"
-        )
-
-
-def execute(job_class: JobClass, payload: Payload) -> None:
-    """Run a job in this thread: new instance, ``jid`` and ``payload`` set, server middleware, ``perform``.
-
-    A ``perform`` that returns an awaitable raises :class:`AwaitableResultError` (the job fails, never a
-    silent "done")."""
-    instance = job_class()
-    instance.jid = payload["jid"]
-    instance.payload = payload
-    middleware = config.current().server_middleware
-    if not middleware:
-        _perform(instance, payload)
-        return
-
-    def call(position: int) -> None:
-        if position == len(middleware):
-            _perform(instance, payload)
-        else:
-            middleware[position](instance, payload, lambda: call(position + 1))
-
-    call(0)
 
 
 def lookup(payload: Payload) -> JobClass:
@@ -80,22 +45,83 @@ def lookup(payload: Payload) -> JobClass:
     return job_class
 
 
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A fetched job that can run: its registered class and decoded payload."""
+
+    unit: UnitOfWork
+    job_class: JobClass
+    payload: Payload
+    jid: str
+    class_name: str
+
+
 class Runner:
-    """Runs the jobs of one worker process and records what each thread is running (for the heartbeat)."""
+    """Runs the jobs of one worker process and records what each is running (for the heartbeat): plain jobs
+    in the calling thread (:meth:`process`), ``async def`` ones on the calling event loop (:meth:`aprocess`),
+    through the same steps: log ``start``, run within the time limit, then acknowledge or settle."""
 
     def __init__(
         self, stop: threading.Event, watchdog: Watchdog | None = None, job_timeout: float | None = None,
     ) -> None:
         self.stop = stop
         self.watchdog = watchdog
-        """Enforces the jobs' time limits (None: no limits, as for a Runner outside a worker)."""
+        """Enforces the plain jobs' time limits (None: no limits, as for a Runner outside a worker)."""
         self.job_timeout = job_timeout
         self.running: dict[int, RunningJob] = {}
+        """What runs, by thread id (plain jobs) or task id (async jobs)."""
 
     def process(self, unit: UnitOfWork) -> Outcome | None:
-        """Run one fetched job to its end; return its outcome (None: left in flight, Redis unreachable at
-        shutdown, or not held any more). Never raises."""
+        """Run one fetched job to its end in this thread; return its outcome (None: left in flight, Redis
+        unreachable at shutdown, or not held any more). Never raises."""
         now = time.time()
+        ready = self._prepare(unit, now)
+        if not isinstance(ready, _Ready):
+            return ready
+        key = threading.get_ident()
+        self.running[key] = RunningJob(unit.queue, unit.raw, now)
+        set_job_context(ready.jid, ready.class_name)
+        try:
+            job_info("start", ready.jid, ready.class_name)
+            started = time.perf_counter()
+            try:
+                self._execute(ready)
+            except (Exception, JobTimeout) as exc:
+                return self._failed(ready, exc, started)
+            return self._succeeded(ready, started)
+        finally:
+            set_job_context(None, None)
+            del self.running[key]
+
+    async def aprocess(self, unit: UnitOfWork) -> Outcome | None:
+        """Await one fetched ``async def`` job to its end on the running loop, as :meth:`process` runs a plain
+        one. Cancelled from outside (shutdown), the job is left in flight for its queue; settling a failure
+        runs in the loop's executor, so an outage retried there blocks no other job."""
+        now = time.time()
+        ready = self._prepare(unit, now)
+        if not isinstance(ready, _Ready):
+            return ready
+        task = asyncio.current_task()
+        key = id(task)
+        self.running[key] = RunningJob(unit.queue, unit.raw, now)
+        set_job_context(ready.jid, ready.class_name)  # this task's own context
+        try:
+            job_info("start", ready.jid, ready.class_name)
+            started = time.perf_counter()
+            try:
+                await self._aexecute(ready)
+            except asyncio.CancelledError as exc:
+                if task is None or task.cancelling():
+                    raise  # stopped from outside: not a failure of the job
+                return await asyncio.get_running_loop().run_in_executor(None, self._failed, ready, exc, started)
+            except (Exception, JobTimeout) as exc:
+                return await asyncio.get_running_loop().run_in_executor(None, self._failed, ready, exc, started)
+            return self._succeeded(ready, started)
+        finally:
+            del self.running[key]
+
+    def _prepare(self, unit: UnitOfWork, now: float) -> _Ready | Outcome | None:
+        """The job to run, or the outcome of settling bytes that are not a job or a class this worker lacks."""
         try:
             payload = unit.payload()
         except PayloadError as exc:
@@ -110,35 +136,46 @@ class Runner:
             with job_context(jid, class_name):
                 log.error("%s", exc)
                 return self._settle(unit, failure.decide(unit.raw, payload, exc, None, now))
-        tid = threading.get_ident()
-        self.running[tid] = RunningJob(unit.queue, unit.raw, now)
-        set_job_context(jid, class_name)
-        try:
-            return self._run(unit, job_class, payload, jid, class_name)
-        finally:
-            set_job_context(None, None)
-            del self.running[tid]
+        return _Ready(unit, job_class, payload, jid, class_name)
 
-    def _run(
-        self, unit: UnitOfWork, job_class: JobClass, payload: Payload, jid: str, class_name: str
-    ) -> Outcome | None:
-        job_info("start", jid, class_name)
-        started = time.perf_counter()
+    def _limit(self, ready: _Ready) -> float | None:
+        if self.watchdog is None:
+            return None
+        return job_limit(ready.payload, ready.job_class.timeout or self.job_timeout)
+
+    def _execute(self, ready: _Ready) -> None:
+        if self.watchdog is None:
+            execute(ready.job_class, ready.payload)
+        else:
+            self.watchdog.run(lambda: execute(ready.job_class, ready.payload), self._limit(ready))
+
+    async def _aexecute(self, ready: _Ready) -> None:
+        """Await the job; past its time limit it is cancelled, which interrupts the await it is in."""
+        limit = self._limit(ready)
+        if limit is None:
+            await aexecute(ready.job_class, ready.payload)
+            return
+        scope = asyncio.timeout(limit)
         try:
-            if self.watchdog is None:
-                execute(job_class, payload)
-            else:
-                limit = job_limit(payload, job_class.timeout or self.job_timeout)
-                self.watchdog.run(lambda: execute(job_class, payload), limit)
-        except (Exception, JobTimeout) as exc:
-            log.warning("fail: %.3f sec", time.perf_counter() - started)
-            settlement = failure.decide(unit.raw, payload, exc, job_class, time.time())
-            log.warning("%s: %s (%s)", type(exc).__name__, exc, settlement.outcome.value)
-            return self._settle(unit, settlement)
-        job_info(f"done: {time.perf_counter() - started:.3f} sec", jid, class_name)
-        unit.ack()
+            async with scope:
+                await aexecute(ready.job_class, ready.payload)
+        except TimeoutError as exc:
+            if scope.expired():
+                raise JobTimeout(overrun_message(limit)) from exc
+            raise
+
+    def _succeeded(self, ready: _Ready, started: float) -> Outcome:
+        job_info(f"done: {time.perf_counter() - started:.3f} sec", ready.jid, ready.class_name)
+        ready.unit.ack()
         return Outcome.DONE
 
+    def _failed(self, ready: _Ready, exc: BaseException, started: float) -> Outcome | None:
+        """Log the failure, decide its outcome once, write it (logged under the job's context)."""
+        with job_context(ready.jid, ready.class_name):
+            log.warning("fail: %.3f sec", time.perf_counter() - started)
+            settlement = failure.decide(ready.unit.raw, ready.payload, exc, ready.job_class, time.time())
+            log.warning("%s: %s (%s)", type(exc).__name__, exc, settlement.outcome.value)
+            return self._settle(ready.unit, settlement)
     def _settle(self, unit: UnitOfWork, settlement: Settlement) -> Outcome | None:
         """Write the decided outcome, retrying only the write through an outage; tell the death handlers
         once it landed. A job this worker no longer holds (recovered meanwhile) is left to its new owner."""

@@ -26,9 +26,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from workerkit import client
+from workerkit.invoke import execute
 from workerkit.job import Job, JobFunction
 from workerkit.payload import Payload, encode
-from workerkit.runner import execute, lookup
+from workerkit.runner import lookup
 
 
 def _class_name(job: type[Job] | JobFunction[Any, Any] | str) -> str:

@@ -4,7 +4,8 @@ the worker's ``--job-timeout``).
 
 The exception is raised with ``PyThreadState_SetAsyncExc``, so it arrives when the job's thread next runs
 Python bytecode: a thread blocked in a C call (``time.sleep``, a socket read, a lock) gets it only when that
-call returns. The job then fails like any other: retry with backoff, then the dead set.
+call returns. The job then fails like any other: retry with backoff, then the dead set. (An ``async def`` job
+is cancelled at its limit instead, which also interrupts the await it is in: ``workerkit.runner``.)
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def check_timeout(value: Any, what: str = "timeout") -> float | None:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{what} must be more than 0 seconds, not {value!r}")
     return float(value)
+
+
+def overrun_message(limit: float) -> str:
+    """What a :class:`JobTimeout` says about a job stopped at its time limit."""
+    return f"the job ran longer than its timeout of {limit:g} s"
 
 
 def job_limit(payload: Payload, default: float | None) -> float | None:
@@ -109,7 +115,7 @@ class Watchdog:
         except JobTimeout as exc:
             if not entry.fired:
                 raise  # the job raised one of its own
-            exc.args = (f"the job ran longer than its timeout of {limit:g} s",)
+            exc.args = (overrun_message(limit),)
             raise  # with the traceback of where the job was when it was interrupted
 
     def _interrupt_overdue(self, now: float) -> None:

@@ -4,6 +4,9 @@ heartbeat, the scheduler, and the signals.
 - TERM / INT: stop fetching, let running jobs finish within ``timeout`` seconds, push every unfinished or
   not yet started job back to its queue, leave the process registry, exit 0.
 - TSTP: quiet: fetch no more jobs (those already fetched still run); the dashboard can send TSTP and TERM.
+- ``async def`` jobs: when the worker knows any, an event loop beside the threads awaits up to
+  ``async_concurrency`` of them at once (``workerkit.async_lane``); the dispatcher hands each fetched job to
+  the threads or the loop by its class, and the fetch counts the free places of both.
 - Redis down at start or mid-run: wait and reconnect with backoff; jobs stay in Redis meanwhile.
 
 Liveness: the heartbeat beats every ``heartbeat_interval`` seconds (2 by default) and expires four beats
@@ -26,10 +29,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from workerkit import __version__, config
+from workerkit import __version__, config, registry
+from workerkit.async_lane import AsyncLane
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
 from workerkit.heartbeat import Heartbeat, ProcessInfo, new_identity
+from workerkit.invoke import is_async_job
+from workerkit.payload import PayloadError
 from workerkit.recovery import Sweeper
 from workerkit.runner import Runner
 from workerkit.scheduler import Scheduler
@@ -41,6 +47,8 @@ log = logging.getLogger("workerkit")
 MAX_PREFETCH = 500
 WATCH_SECONDS = 0.5
 """How long one BLMOVE of an idle thread blocks before it checks whether it should still watch."""
+ASYNC_SHARE_WEIGHT = 0.01
+"""How much each fetched job moves the estimate of the share of async jobs among those fetched."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class WorkerSettings:
     poll_interval: float = 1.0
     job_timeout: float | None = None
     """The time limit of a job whose payload sets none (``--job-timeout``); None: no limit."""
+    async_concurrency: int = 500
+    """How many ``async def`` jobs may await at once on the worker's event loop (``--async-concurrency``)."""
 
 
 class Worker:
@@ -86,6 +96,13 @@ class Worker:
         self.fetch = ReliableFetch(self.conn, self.keys, identity, settings.queues)
         self.watchdog = Watchdog()
         self.runner = Runner(self.stopping, self.watchdog, settings.job_timeout)
+        self.lane = (AsyncLane(self.runner, settings.async_concurrency, self._async_done)
+                     if any(is_async_job(job_class) for job_class in registry.classes()) else None)
+        """The event loop of the async jobs; None when this worker knows none (the threads get everything)."""
+        self.async_outstanding = 0
+        """Jobs handed to the event loop and not yet finished (part of ``outstanding``)."""
+        self.async_share = 0.1
+        """The share of async jobs among those fetched lately: how much of the loop's room a fetch fills."""
         self.work: queue.SimpleQueue[UnitOfWork | Watch | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
         self.outstanding = 0
@@ -98,7 +115,8 @@ class Worker:
         """A Redis call that moves jobs failed: jobs may sit in flight unknown to us until reconciled."""
         self.heartbeat = Heartbeat(
             self.conn, self.keys,
-            ProcessInfo(identity, [spec.name for spec in settings.queues], settings.concurrency, settings.tag),
+            ProcessInfo(identity, [spec.name for spec in settings.queues],
+                        settings.concurrency + (settings.async_concurrency if self.lane else 0), settings.tag),
             running=lambda: self.runner.running, inflight_lists=self.fetch.registry_entries(),
             quiet=self.quiet.is_set, on_signal=self.remote_signal, interval=settings.heartbeat_interval,
         )
@@ -164,6 +182,8 @@ class Worker:
         self.sweeps.start()
         self.scheduler.start()
         self.watchdog.start()
+        if self.lane is not None:
+            self.lane.start()
         self.dispatcher.start()
         while not self.stopping.wait(1.0):
             pass
@@ -196,11 +216,24 @@ class Worker:
         return max(1, min(MAX_PREFETCH, int(0.01 / self.average_seconds)))
 
     def _refill_level(self) -> int:
-        """Fetch again once no more than this many jobs are outstanding (running or waiting for a thread)."""
+        """Fetch again once no more than this many plain jobs are outstanding (running or waiting for a thread)."""
         return self.settings.concurrency + self.prefetch() // 2 - 1
 
+    def _async_room(self) -> int:
+        """How many fetched jobs the event loop may expect: its free places times the async share."""
+        if self.lane is None:
+            return 0
+        return max(0, int((self.settings.async_concurrency - self.async_outstanding) * self.async_share))
+
     def _should_fetch(self) -> bool:
-        return not self.quiet.is_set() and self.outstanding <= self._refill_level()
+        if self.quiet.is_set():
+            return False
+        return self.outstanding - self.async_outstanding <= self._refill_level() or self._async_room() > 0
+
+    def _free_places(self) -> int:
+        """How many jobs to fetch: free threads plus prefetch, plus the event loop's expected room."""
+        threads = self.settings.concurrency + self.prefetch() - (self.outstanding - self.async_outstanding)
+        return max(0, threads) + self._async_room() if self.lane is not None else threads
 
     def _dispatch(self) -> None:
         backoff = Backoff("fetching jobs")
@@ -214,7 +247,7 @@ class Worker:
                     self.cond.wait(0.5)  # busy: finished jobs are acknowledged with the next fetch
                     self.dispatcher_waiting = False
                 busy = self.quiet.is_set() or self.stopping.is_set()
-                free = 0 if busy else self.settings.concurrency + self.prefetch() - self.outstanding
+                free = 0 if busy else self._free_places()
             try:
                 units = self.fetch.fetch(free)
             except REDIS_DOWN as exc:
@@ -227,13 +260,52 @@ class Worker:
             backoff.succeeded()
             if units:
                 self.idle_mode = False
+                to_loop = self._async_units(units)
                 with self.cond:
                     self.outstanding += len(units)
+                    self.async_outstanding += len(to_loop)
                     self.deliveries += len(units)
                 for unit in units:
-                    self.work.put(unit)
+                    if unit in to_loop:
+                        self._submit(unit)
+                    else:
+                        self.work.put(unit)
             elif free > 0:
                 self._wait_for_jobs()
+
+    def _is_async(self, unit: UnitOfWork) -> bool:
+        """Whether the job is for the event loop (a registered ``async def`` job; anything else, unreadable
+        bytes and unknown classes included, goes to the threads, which settle it)."""
+        try:
+            name = unit.payload().get("class")
+        except PayloadError:
+            return False
+        job_class = registry.get(name) if isinstance(name, str) else None
+        return job_class is not None and is_async_job(job_class)
+
+    def _async_units(self, units: list[UnitOfWork]) -> set[UnitOfWork]:
+        """The fetched jobs for the event loop; updates the estimated async share."""
+        if self.lane is None:
+            return set()
+        found = {unit for unit in units if self._is_async(unit)}
+        share = self.async_share
+        for unit in units:
+            share += ASYNC_SHARE_WEIGHT * ((unit in found) - share)
+        self.async_share = share
+        return found
+
+    def _submit(self, unit: UnitOfWork) -> None:
+        """Hand a job counted in ``async_outstanding`` to the event loop."""
+        assert self.lane is not None
+        self.lane.submit(unit)
+
+    def _async_done(self, unit: UnitOfWork) -> None:
+        """An async job ended (called on the event loop)."""
+        with self.cond:
+            self.outstanding -= 1
+            self.async_outstanding -= 1
+            if self.dispatcher_waiting:
+                self.cond.notify()
 
     def _reconcile(self, backoff: Backoff) -> None:
         """Once the threads stopped blocking on the queues, give back in-flight jobs we never heard of."""
@@ -254,7 +326,7 @@ class Worker:
         until one catches a job, a job ends, or a second passes."""
         with self.cond:
             self.idle_mode = True
-            spare = self.settings.concurrency - self.outstanding - len(self.watching)
+            spare = self.settings.concurrency - (self.outstanding - self.async_outstanding) - len(self.watching)
             for index in range(len(self.settings.queues)):
                 if spare <= 0:
                     break
@@ -324,6 +396,10 @@ class Worker:
             return
         if self.quiet.is_set() or self.stopping.is_set():
             self._give_back(caught)
+        elif self.lane is not None and self._is_async(caught):
+            with self.cond:
+                self.async_outstanding += 1
+            self._submit(caught)
         else:
             self._run(caught)
 
@@ -347,6 +423,8 @@ class Worker:
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         unfinished = sum(thread.is_alive() for thread in self.threads)
+        if self.lane is not None:
+            unfinished += self.lane.close(max(0.0, deadline - time.monotonic()))
         self.watchdog.close()
         self.scheduler.close()
         self.sweeps.close()
