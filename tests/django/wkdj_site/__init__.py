@@ -1,0 +1,1 @@
+"""The Django project the tests of ``workerkit.contrib.django`` run (settings and URLs)."""

@@ -1,0 +1,1 @@
+"""Integrations of workerkit with frameworks: :mod:`workerkit.contrib.django`."""
