@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from dj_support import project_env
 from process_support import ChildProcess
 
 from workerkit import config
 from workerkit.server import RunningServer, running_server
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).parent))
 SETTINGS_MODULE = "wkdj_site.settings"
 
 
@@ -101,13 +101,3 @@ def start_process(site_env: dict[str, str], tmp_path: Path) -> Iterator[Callable
             process.popen.kill()
             process.popen.wait(10)
 
-
-def project_env(site_env: dict[str, str], **extra: str) -> dict[str, str]:
-    """This process's environment plus the test project's (``PYTHONPATH``, settings) and quick heartbeats."""
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-        "WORKERKIT_HEARTBEAT_INTERVAL": "0.5",
-        **site_env,
-        **extra,
-    }
