@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -40,6 +39,8 @@ def user_passes_test(test: Callable[[Any], bool]) -> Auth:
     ``user_passes_test``); see the module's docstring for the others."""
 
     def check(request: Request) -> bool | Response:
+        from django.contrib.auth.views import redirect_to_login  # loads the models: only once Django is set up
+
         with fresh_connections():
             user = session_user(request)
             if not user.is_authenticated:
