@@ -253,12 +253,27 @@ def _redis(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _setup_django() -> None:
+    """``django.setup()`` first when ``DJANGO_SETTINGS_MODULE`` is set (``workerkit.contrib.django``); Django
+    is not imported otherwise."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return
+    from workerkit.contrib.django.bootstrap import SetupError, setup_if_configured
+
+    try:
+        setup_if_configured()
+    except SetupError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workerkit`` command."""
     args = _parser().parse_args(argv)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
+        if args.command in ("worker", "run", "web"):
+            _setup_django()
         if args.command == "worker":
             return _worker(args)
         if args.command == "run":
