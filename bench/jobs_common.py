@@ -1,4 +1,4 @@
-"""Shared by the job benchmarks: the peers (RQ, Dramatiq, Celery from PyPI into their own venv, Sidekiq 6.4
+"""Shared by the job benchmarks: the peers (RQ, Dramatiq, Celery, arq from PyPI into their own venv, Sidekiq 6.4
 from Debian's ruby-sidekiq), worker process commands, and small measuring helpers.
 
 Peers are never project dependencies: ``peer_python()`` creates ``build/bench-venv`` (git-ignored) and pip-installs them
@@ -22,16 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "jobs_peers"
 VENV = ROOT / "build" / "bench-venv"
 PEER_PACKAGES = ["rq", "dramatiq[redis]", "celery[redis]", "hiredis"]
+ARQ_VENV = ROOT / "build" / "bench-venv-arq"
+"""arq pins redis-py below 6, which the others' pins cannot share: it gets a venv of its own."""
 
 
-def peer_python() -> Path | None:
-    """The Python of the peers' venv (created and filled on first use), or None if pip failed."""
-    python = VENV / "bin" / "python"
+def peer_python(venv: Path = VENV, packages: tuple[str, ...] = tuple(PEER_PACKAGES),
+                modules: str = "rq, dramatiq, celery") -> Path | None:
+    """The Python of a peers' venv (created and filled on first use), or None if pip failed."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    ready = subprocess.run([str(python), "-c", "import rq, dramatiq, celery"], capture_output=True).returncode == 0
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    ready = subprocess.run([str(python), "-c", f"import {modules}"], capture_output=True).returncode == 0
     if not ready:
-        install = [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES]
+        install = [str(python), "-m", "pip", "install", "-q", *packages]
         result = subprocess.run(install, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"python peers unavailable: {result.stderr.strip()[-300:]}", file=sys.stderr)
@@ -39,11 +42,17 @@ def peer_python() -> Path | None:
     return python
 
 
+def arq_python() -> Path | None:
+    """The Python of arq's own venv (see :data:`ARQ_VENV`)."""
+    return peer_python(ARQ_VENV, ("arq",), "arq")
+
+
 def peer_versions(python: Path) -> str:
-    """``rq 3.0.0, dramatiq 2.2.1, celery 5.7.0``."""
+    """The peers in ``python``'s venv with their versions: ``rq 3.0.0, dramatiq 2.2.1, celery 5.7.0``."""
     code = (
         "import importlib.metadata as m\n"
-        "print(', '.join(f'{p} {m.version(p)}' for p in ('rq', 'dramatiq', 'celery')))"
+        "installed = {d.metadata['Name'].lower(): d.version for d in m.distributions()}\n"
+        "print(', '.join(f'{p} {installed[p]}' for p in ('rq', 'dramatiq', 'celery', 'arq') if p in installed))"
     )
     return subprocess.run([str(python), "-c", code], capture_output=True, text=True).stdout.strip()
 

@@ -21,6 +21,13 @@ def _stamp_payload(job: Job, payload: dict[str, Any], call_next: Callable[[], No
     call_next()
 
 
+def _report(folder: str, name: str, text: str) -> None:
+    """Write ``folder/name`` whole at once (a test that sees the file also sees its text)."""
+    partial = Path(folder) / f".{name}.partial"
+    partial.write_text(text)
+    partial.replace(Path(folder) / name)
+
+
 def _count_error(exc: BaseException, payload: dict[str, Any]) -> None:
     folder = payload["args"][0] if payload.get("args") else None
     if isinstance(folder, str) and Path(folder).is_dir():
@@ -45,7 +52,7 @@ class FailWhenTold(Job):
         return 3600.0
 
     def perform(self, folder: str) -> None:
-        (Path(folder) / "started").write_text(self.jid)
+        _report(folder, "started", self.jid)
         _wait_for_file(Path(folder) / "go")
         raise RuntimeError("failing as told")
 
@@ -54,9 +61,9 @@ class SleepThenDone(Job):
     """Writes ``started`` in ``folder``, sleeps ``seconds``, then writes ``done``."""
 
     def perform(self, folder: str, seconds: float) -> None:
-        (Path(folder) / "started").write_text(self.jid)
+        _report(folder, "started", self.jid)
         time.sleep(seconds)
-        (Path(folder) / "done").write_text(self.jid)
+        _report(folder, "done", self.jid)
 
 
 class BadBackoff(Job):
