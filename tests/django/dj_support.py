@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -17,3 +18,10 @@ def project_env(site_env: dict[str, str], **extra: str) -> dict[str, str]:
         **site_env,
         **extra,
     }
+
+
+def free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -13,7 +13,6 @@ import redis
 from polling import wait_for
 from process_support import ChildProcess
 
-import workerkit.cli
 from workerkit import push_bulk
 from workerkit.keys import Keys
 
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
 
 KEYS = Keys("djtest")
 WORKERKIT = str(Path(sys.executable).with_name("workerkit"))
-CLI_HOOK = "setup_if_configured" in Path(workerkit.cli.__file__).read_text()
-"""Whether ``workerkit.cli.main`` sets Django up when ``DJANGO_SETTINGS_MODULE`` is set."""
 
 
 def run_jobs(conn: redis.Redis, worker: ChildProcess, count: int) -> list[Entry]:
@@ -76,9 +73,6 @@ def test_persistent_connections_stay_open_from_job_to_job(
     assert len({row.connection for row in rows}) == len(threads) <= 2
 
 
-@pytest.mark.xfail(not CLI_HOOK, strict=True,
-                   reason="workerkit.cli.main does not call workerkit.contrib.django.bootstrap.setup_if_configured "
-                          "yet, so `workerkit worker` ignores DJANGO_SETTINGS_MODULE")
 def test_workerkit_worker_sets_django_up_from_the_environment(
     site: redis.Redis, start_process: Callable[..., ChildProcess]
 ) -> None:
@@ -89,6 +83,15 @@ def test_workerkit_worker_sets_django_up_from_the_environment(
     worker = start_process(WORKERKIT, "worker", "-c", "2")
     rows = run_jobs(site, worker, 5)
     assert {row.stamp for row in rows} == {"stamped by the middleware"}
+
+
+def test_workerkit_worker_names_the_variable_when_the_settings_do_not_load(
+    start_process: Callable[..., ChildProcess]
+) -> None:
+    worker = start_process(WORKERKIT, "worker", env={"DJANGO_SETTINGS_MODULE": "nowhere.settings"})
+    assert worker.popen.wait(60) == 2
+    assert worker.output() == ("workerkit worker: cannot set up Django with DJANGO_SETTINGS_MODULE=nowhere.settings: "
+                               "ModuleNotFoundError: No module named 'nowhere'\n")
 
 
 def test_the_management_command_runs_one_job_and_passes_exit_codes_on(

@@ -1,0 +1,1 @@
+"""Notes: each one saved gets its words counted by a background job."""
