@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from dj_support import free_port
+from polling import wait_for
+from process_support import ChildProcess
 from starlette.types import ASGIApp
 
 from workerkit.keys import Keys
@@ -140,3 +143,35 @@ def test_a_form_from_one_web_process_posts_to_another(
 def test_the_prefix_is_checked() -> None:
     with pytest.raises(ValueError, match="prefix must start with '/' and not end with one"):
         mount(get_asgi_application(), prefix="/workerkit/")
+
+
+def test_the_dashboard_alone_behind_staff_required(log_in: Callable[..., str], queued: None) -> None:
+    """A site served by WSGI runs the dashboard as an ASGI app of its own (docs/django.md)."""
+    from workerkit.contrib.django.asgi import csrf_secret
+    from workerkit.contrib.django.auth import staff_required
+    from workerkit.web import dashboard
+
+    alone = Browser(dashboard(auth=staff_required, secret=csrf_secret()))
+    anonymous = alone.get("/queues")
+    assert (anonymous.status_code, anonymous.headers["location"]) == (302, "/login/?next=/queues")
+    assert with_session(alone, log_in(is_staff=True)).get("/stats.json").json()["enqueued"] == 1
+
+
+def test_the_management_command_serves_the_dashboard_with_the_settings(
+    queued: None, start_process: Callable[..., ChildProcess]
+) -> None:
+    """``manage.py workerkit web``: the settings' Redis and namespace, basic auth from the environment."""
+    port = free_port()
+    web = start_process("python", "-m", "django", "workerkit", "web", "--port", str(port),
+                        env={"WORKERKIT_WEB_USER": "ops", "WORKERKIT_WEB_PASSWORD": "long secret"})
+    url = f"http://127.0.0.1:{port}/stats.json"
+
+    def stats() -> httpx.Response | None:
+        try:
+            return httpx.get(url, auth=("ops", "long secret"), timeout=10)
+        except httpx.TransportError:
+            return None
+
+    answer = wait_for(stats, "the dashboard to answer", 60, web.output)
+    assert answer.json()["enqueued"] == 1  # the job queued in the settings' namespace
+    assert httpx.get(url, timeout=10).status_code == 401

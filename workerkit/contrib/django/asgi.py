@@ -30,7 +30,7 @@ from workerkit.web.security import Auth
 def csrf_secret() -> bytes:
     """The key that signs the dashboard's CSRF cookie, derived from ``settings.SECRET_KEY``: every process
     of the site signs alike, so a form loaded from one process may be posted to another."""
-    return bytes(salted_hmac("workerkit.contrib.django.asgi", "dashboard CSRF cookie").digest())
+    return bytes(salted_hmac("workerkit.contrib.django.asgi", "dashboard CSRF cookie", algorithm="sha256").digest())
 
 
 def mount(
