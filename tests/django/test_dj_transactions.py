@@ -70,3 +70,16 @@ def test_the_push_follows_the_transaction_of_the_database_named(site: redis.Redi
         on_commit_push(RecordEntry.perform_async, "other commits", using="other")
         assert pushed(site) == ["default is not in a transaction"]
     assert pushed(site) == ["default is not in a transaction", "other commits"]
+
+
+def test_with_testing_fake_the_pushes_are_collected_on_commit(site: redis.Redis) -> None:
+    from wkdj_app.jobs import RecordEntry
+
+    from workerkit import testing
+
+    with testing.fake() as jobs:
+        with transaction.atomic():
+            on_commit_push(RecordEntry.perform_async, "faked")
+            assert jobs.jobs_for(RecordEntry) == []
+        assert [job["args"] for job in jobs.jobs_for(RecordEntry)] == [["faked"]]
+    assert pushed(site) == []
