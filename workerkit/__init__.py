@@ -4,9 +4,11 @@ from workerkit.client import apush, apush_bulk, push, push_bulk
 from workerkit.config import configure
 from workerkit.job import Job, job
 from workerkit.periodic import periodic
+from workerkit.results import JobResult, ResultNotFound, aresult, result
 from workerkit.timelimit import JobTimeout
 
 __version__ = "0.1.0"
 __all__ = [
-    "Job", "JobTimeout", "__version__", "apush", "apush_bulk", "configure", "job", "periodic", "push", "push_bulk",
+    "Job", "JobResult", "JobTimeout", "ResultNotFound", "__version__", "apush", "apush_bulk", "aresult", "configure",
+    "job", "periodic", "push", "push_bulk", "result",
 ]

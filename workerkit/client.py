@@ -70,9 +70,10 @@ def build_payload(job: object, args: Sequence[Any], overrides: dict[str, Any]) -
     tags = fields.pop("tags", defaults.tags)
     if tags:
         fields["tags"] = list(tags)
-    timeout = fields.pop("timeout", defaults.timeout)
-    if timeout is not None:
-        fields["timeout"] = timeout
+    for option in ("timeout", "result_ttl"):
+        value = fields.pop(option, getattr(defaults, option))
+        if value is not None:
+            fields[option] = value
     return new_payload(defaults.name, args, queue, retry, fields, created_at=config.timestamp(time.time()))
 
 

@@ -60,6 +60,9 @@ class Config:
     dead_max_jobs: int = 10_000
     dead_timeout: float = 180 * 24 * 3600.0
     payload_format: str = "sidekiq7"
+    result_ttl: float | None = None
+    """Seconds every job keeps its result unless the job or push sets its own (``workerkit.results``);
+    None: only jobs that ask keep one."""
     """The job timestamps written: "sidekiq7" (float seconds) or "sidekiq8" (integer ms); see workerkit.compat."""
 
 
@@ -85,11 +88,15 @@ def configure(
     dead_max_jobs: int | None = None,
     dead_timeout: float | None = None,
     payload_format: str | None = None,
+    result_ttl: float | None = None,
 ) -> Config:
     """Change the configuration; arguments left as None keep their value. Returns the configuration."""
     global _client
     if payload_format is not None:
         compat.check_payload_format(payload_format)
+    if result_ttl is not None and (isinstance(result_ttl, bool) or not isinstance(result_ttl, (int, float))
+                                   or not result_ttl > 0):
+        raise ValueError(f"result_ttl must be a number of seconds above 0, not {result_ttl!r}")
     with _lock:
         changes: dict[str, Any] = {
             "redis_url": redis_url,
@@ -102,6 +109,7 @@ def configure(
             "dead_max_jobs": dead_max_jobs,
             "dead_timeout": dead_timeout,
             "payload_format": payload_format,
+            "result_ttl": result_ttl,
         }
         for name, value in changes.items():
             if value is not None:

@@ -50,8 +50,9 @@ def _instance(job_class: JobClass, payload: Payload) -> JobLike:
     return instance
 
 
-def _perform(instance: JobLike, payload: Payload) -> None:
-    """Call a plain ``perform``; an awaitable it returns is closed unawaited and raises AwaitableResultError."""
+def _perform(instance: JobLike, payload: Payload) -> Any:
+    """Call a plain ``perform`` and return its value; an awaitable it returns is closed unawaited and raises
+    AwaitableResultError."""
     result = instance.perform(*payload["args"])
     if result is not None and inspect.isawaitable(result):  # most jobs return None: no check
         if inspect.iscoroutine(result):
@@ -60,6 +61,7 @@ def _perform(instance: JobLike, payload: Payload) -> None:
             f"{payload['class']}.perform returned {type(result).__name__} {result!r} instead of running: "
             "a plain def perform must do its work; make it async def to await"
         )
+    return result
 
 
 def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -80,23 +82,23 @@ def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(main())).result()
 
 
-def execute(job_class: JobClass, payload: Payload) -> None:
-    """Run a job to its end in this thread: a plain one directly, an ``async def`` one on a private event loop.
+def execute(job_class: JobClass, payload: Payload) -> Any:
+    """Run a job to its end in this thread (a plain one directly, an ``async def`` one on a private event
+    loop) and return what ``perform`` returned.
 
     A plain ``perform`` that returns an awaitable raises :class:`AwaitableResultError` (the job fails, never a
     silent "done")."""
     if is_async_job(job_class):
-        run_coroutine(lambda: aexecute(job_class, payload))
-        return
+        return run_coroutine(lambda: aexecute(job_class, payload))
     instance = _instance(job_class, payload)
     middleware = config.current().server_middleware
     if not middleware:
-        _perform(instance, payload)
-        return
+        return _perform(instance, payload)
+    returned: list[Any] = [None]
 
     def call(position: int) -> None:
         if position == len(middleware):
-            _perform(instance, payload)
+            returned[0] = _perform(instance, payload)
             return
         step: Any = middleware[position]
         if _is_async_callable(step):
@@ -108,20 +110,22 @@ def execute(job_class: JobClass, payload: Payload) -> None:
             step(instance, payload, lambda: call(position + 1))
 
     call(0)
+    return returned[0]
 
 
-async def aexecute(job_class: JobClass, payload: Payload) -> None:
-    """Await an ``async def`` job on the running event loop, through the server middleware."""
+async def aexecute(job_class: JobClass, payload: Payload) -> Any:
+    """Await an ``async def`` job on the running event loop, through the server middleware; return what
+    ``perform`` returned."""
     instance = _instance(job_class, payload)
     middleware = config.current().server_middleware
     if not middleware:
-        await instance.perform(*payload["args"])
-        return
+        return await instance.perform(*payload["args"])
     loop = asyncio.get_running_loop()
+    returned: list[Any] = [None]
 
     async def call(position: int) -> None:
         if position == len(middleware):
-            await instance.perform(*payload["args"])
+            returned[0] = await instance.perform(*payload["args"])
             return
         step: Any = middleware[position]
         if _is_async_callable(step):
@@ -154,4 +158,4 @@ async def aexecute(job_class: JobClass, payload: Payload) -> None:
             raise
 
     await call(0)
-
+    return returned[0]

@@ -42,7 +42,7 @@ from workerkit.timelimit import check_timeout
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_OPTION_NAMES = ("queue", "retry", "tags", "timeout")
+_OPTION_NAMES = ("queue", "retry", "tags", "timeout", "result_ttl")
 
 
 def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +50,7 @@ def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))} (known: {', '.join(_OPTION_NAMES)})")
     check_timeout(options.get("timeout"))
+    check_timeout(options.get("result_ttl"), "result_ttl")
     return options
 
 
@@ -68,7 +69,8 @@ class Job:
     Class options: ``queue`` (default "default"), ``retry`` (True = 25 retries, False = none, or a count),
     ``backoff`` (a function ``(retry_count, exc) -> seconds``), ``tags`` (shown in the dashboard),
     ``timeout`` (seconds a run may take before the worker interrupts it with ``workerkit.JobTimeout``;
-    None = no limit) and ``name`` (an alias to register besides the dotted path).
+    None = no limit), ``result_ttl`` (seconds to keep the value ``perform`` returns, for
+    ``workerkit.result(jid)``; None = keep none) and ``name`` (an alias to register besides the dotted path).
     """
 
     queue: ClassVar[str] = "default"
@@ -76,6 +78,7 @@ class Job:
     backoff: ClassVar[Backoff | None] = None
     tags: ClassVar[list[str] | None] = None
     timeout: ClassVar[float | None] = None
+    result_ttl: ClassVar[float | None] = None
     name: ClassVar[str | None] = None
 
     jid: str
@@ -87,6 +90,7 @@ class Job:
         super().__init_subclass__(**kwargs)
         refuse_async_generator(cls.__dict__.get("perform"), f"{cls.__qualname__}.perform")
         check_timeout(cls.timeout, f"{cls.__qualname__}.timeout")
+        check_timeout(cls.result_ttl, f"{cls.__qualname__}.result_ttl")
         registry.register(cls.job_name(), cls)
         if cls.__dict__.get("name"):
             registry.register(str(cls.name), cls)
@@ -139,12 +143,19 @@ class Job:
         """:meth:`perform_at` without blocking the running event loop."""
         return await JobSetter(cls, {}).aperform_at(when, *args, **kwargs)
 
+    @classmethod
+    def perform_async_on_commit(cls, *args: Any, using: str | None = None, **kwargs: Any) -> str:
+        """Push once the current Django transaction (of database ``using``) commits; never if it rolls back;
+        at once outside a transaction. The arguments are checked now; returns the jid the job will have."""
+        return JobSetter(cls, {}).perform_async_on_commit(*args, using=using, **kwargs)
+
     delay = perform_async
     delay_for = perform_in
     delay_until = perform_at
     adelay = aperform_async
     adelay_for = aperform_in
     adelay_until = aperform_at
+    delay_on_commit = perform_async_on_commit
 
 
 class JobSetter:
@@ -200,12 +211,27 @@ class JobSetter:
         jid: str = payload["jid"]
         return jid
 
+    def perform_async_on_commit(self, *args: Any, using: str | None = None, **kwargs: Any) -> str:
+        """Push once the current Django transaction (of database ``using``) commits; never if it rolls back;
+        at once outside a transaction. The arguments are checked now; returns the jid the job will have."""
+        return self.push_on_commit(args, kwargs, using)
+
+    def push_on_commit(self, args: tuple[Any, ...], kwargs: dict[str, Any], using: str | None) -> str:
+        """:meth:`perform_async_on_commit` with the arguments as a tuple and a dict."""
+        from workerkit.contrib.django.transactions import on_commit_push
+
+        payload = self.payload(args, kwargs)
+        on_commit_push(push_payload, payload, using=using)
+        jid: str = payload["jid"]
+        return jid
+
     delay = perform_async
     delay_for = perform_in
     delay_until = perform_at
     adelay = aperform_async
     adelay_for = aperform_in
     adelay_until = aperform_at
+    delay_on_commit = perform_async_on_commit
 
 
 class JobFunction(Generic[P, R]):
@@ -246,6 +272,11 @@ class JobFunction(Generic[P, R]):
         """:meth:`delay_until` without blocking the running event loop."""
         return await self.job_class.aperform_at(when, *args, **kwargs)
 
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Push once the current Django transaction commits (never if it rolls back; at once outside one);
+        for another database than the default, ``fn.set().delay_on_commit(..., using="other")``."""
+        return JobSetter(self.job_class, {}).push_on_commit(args, kwargs, None)
+
     def set(self, **options: Any) -> JobSetter:
         """Override options for one push: ``fn.set(queue="low").perform_async(...)``."""
         return self.job_class.set(**options)
@@ -256,6 +287,7 @@ class JobFunction(Generic[P, R]):
     aperform_async = adelay
     aperform_in = adelay_for
     aperform_at = adelay_until
+    perform_async_on_commit = delay_on_commit
 
 
 def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Job]:
@@ -296,6 +328,7 @@ def job(
     backoff: Backoff | None = ...,
     tags: list[str] | None = ...,
     timeout: float | None = ...,
+    result_ttl: float | None = ...,
     name: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 def job(
@@ -304,9 +337,9 @@ def job(
     """Make a function a job, registered under its dotted path ``module.function``.
 
     Use bare (``@job``) or with options
-    (``@job(queue="mailers", retry=5, backoff=..., tags=[...], timeout=30, name=...)``).
+    (``@job(queue="mailers", retry=5, backoff=..., tags=[...], timeout=30, result_ttl=3600, name=...)``).
     """
-    unknown = set(options) - {"queue", "retry", "backoff", "tags", "timeout", "name"}
+    unknown = set(options) - {"queue", "retry", "backoff", "tags", "timeout", "result_ttl", "name"}
     if unknown:
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
 

@@ -94,6 +94,10 @@ class Keys:
         suffix = f":{day.isoformat()}" if day else ""
         return self._k(f"stat:{name}{suffix}")
 
+    def result(self, jid: str) -> str:
+        """STRING JSON result record of a job that keeps its result (``workerkit.results``), with a TTL."""
+        return self._k(f"result:{jid}")
+
     # Periodic jobs ------------------------------------------------------------------------------
     def periodic_tick(self, name: str, tick_epoch: int) -> str:
         """STRING set NX once per (periodic job, tick) so each tick is enqueued exactly once."""

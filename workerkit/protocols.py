@@ -21,6 +21,7 @@ class JobLike(Protocol):
     retry: ClassVar[bool | int]
     tags: ClassVar[list[str] | None]
     timeout: ClassVar[float | None]
+    result_ttl: ClassVar[float | None]
     backoff: ClassVar[Backoff | None]
 
     def perform(self, *args: Any) -> Any:

@@ -110,6 +110,7 @@ class JobOptions:
     retry: bool | int = True
     tags: list[str] | None = None
     timeout: float | None = None
+    result_ttl: float | None = None
 
 
 def options(job: object) -> JobOptions:
@@ -121,8 +122,8 @@ def options(job: object) -> JobOptions:
             raise TypeError("a job class name must not be empty")
         found = get(job_class)
         return JobOptions(job_class) if found is None else JobOptions(
-            job_class, found.queue, found.retry, found.tags, found.timeout)
+            job_class, found.queue, found.retry, found.tags, found.timeout, found.result_ttl)
     if isinstance(job_class, type) and callable(getattr(job_class, "job_name", None)):
         known = cast(JobClass, job_class)
-        return JobOptions(known.job_name(), known.queue, known.retry, known.tags, known.timeout)
+        return JobOptions(known.job_name(), known.queue, known.retry, known.tags, known.timeout, known.result_ttl)
     raise TypeError(f"{job!r} is not a job class, @job function or job class name")

@@ -15,9 +15,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from workerkit import failure, registry
-from workerkit.connection import until_done
+from workerkit import config, failure, registry, results
+from workerkit.connection import REDIS_DOWN, until_done
 from workerkit.fetch import UnitOfWork
 from workerkit.heartbeat import RunningJob
 from workerkit.invoke import aexecute, execute
@@ -54,6 +55,9 @@ class _Ready:
     payload: Payload
     jid: str
     class_name: str
+    result_ttl: float | None
+    """Seconds to keep the job's result record (``workerkit.results``); None: it keeps none."""
+    started_at: float
 
 
 class Runner:
@@ -83,12 +87,13 @@ class Runner:
         set_job_context(ready.jid, ready.class_name)
         try:
             job_info("start", ready.jid, ready.class_name)
+            self._keep_running(ready)
             started = time.perf_counter()
             try:
-                self._execute(ready)
+                kept = self._keep_value(ready, self._execute(ready))
             except (Exception, JobTimeout) as exc:
                 return self._failed(ready, exc, started)
-            return self._succeeded(ready, started)
+            return self._succeeded(ready, started) if kept else None
         finally:
             set_job_context(None, None)
             del self.running[key]
@@ -105,18 +110,23 @@ class Runner:
         key = id(task)
         self.running[key] = RunningJob(unit.queue, unit.raw, now)
         set_job_context(ready.jid, ready.class_name)  # this task's own context
+        loop = asyncio.get_running_loop()
         try:
             job_info("start", ready.jid, ready.class_name)
+            if ready.result_ttl is not None:
+                await loop.run_in_executor(None, self._keep_running, ready)
             started = time.perf_counter()
             try:
-                await self._aexecute(ready)
+                value = await self._aexecute(ready)
+                kept = True if ready.result_ttl is None else await loop.run_in_executor(
+                    None, self._keep_value, ready, value)
             except asyncio.CancelledError as exc:
                 if task is None or task.cancelling():
                     raise  # stopped from outside: not a failure of the job
-                return await asyncio.get_running_loop().run_in_executor(None, self._failed, ready, exc, started)
+                return await loop.run_in_executor(None, self._failed, ready, exc, started)
             except (Exception, JobTimeout) as exc:
-                return await asyncio.get_running_loop().run_in_executor(None, self._failed, ready, exc, started)
-            return self._succeeded(ready, started)
+                return await loop.run_in_executor(None, self._failed, ready, exc, started)
+            return self._succeeded(ready, started) if kept else None
         finally:
             del self.running[key]
 
@@ -136,33 +146,72 @@ class Runner:
             with job_context(jid, class_name):
                 log.error("%s", exc)
                 return self._settle(unit, failure.decide(unit.raw, payload, exc, None, now))
-        return _Ready(unit, job_class, payload, jid, class_name)
+        return _Ready(unit, job_class, payload, jid, class_name, results.ttl_of(payload, job_class.result_ttl), now)
 
     def _limit(self, ready: _Ready) -> float | None:
         if self.watchdog is None:
             return None
         return job_limit(ready.payload, ready.job_class.timeout or self.job_timeout)
 
-    def _execute(self, ready: _Ready) -> None:
+    def _execute(self, ready: _Ready) -> Any:
         if self.watchdog is None:
-            execute(ready.job_class, ready.payload)
-        else:
-            self.watchdog.run(lambda: execute(ready.job_class, ready.payload), self._limit(ready))
+            return execute(ready.job_class, ready.payload)
+        returned: list[Any] = [None]
 
-    async def _aexecute(self, ready: _Ready) -> None:
+        def run() -> None:
+            returned[0] = execute(ready.job_class, ready.payload)
+
+        self.watchdog.run(run, self._limit(ready))
+        return returned[0]
+
+    async def _aexecute(self, ready: _Ready) -> Any:
         """Await the job; past its time limit it is cancelled, which interrupts the await it is in."""
         limit = self._limit(ready)
         if limit is None:
-            await aexecute(ready.job_class, ready.payload)
-            return
+            return await aexecute(ready.job_class, ready.payload)
         scope = asyncio.timeout(limit)
         try:
             async with scope:
-                await aexecute(ready.job_class, ready.payload)
+                return await aexecute(ready.job_class, ready.payload)
         except TimeoutError as exc:
             if scope.expired():
                 raise JobTimeout(overrun_message(limit)) from exc
             raise
+
+    def _keep_running(self, ready: _Ready) -> None:
+        """Record that a job keeping its result started (best effort: the record of its end is what counts)."""
+        if ready.result_ttl is None:
+            return
+        try:
+            results.record(config.redis_client(), ready.jid, ready.result_ttl,
+                           results.running(ready.jid, ready.started_at))
+        except REDIS_DOWN as exc:
+            log.warning("could not record that the job started (%s); its result is recorded when it ends", exc)
+
+    def _keep_value(self, ready: _Ready, value: Any) -> bool:
+        """Record the value of a job keeping its result, before it is acknowledged (ResultError when JSON
+        cannot carry it); False when Redis stayed away until shutdown: the job is left in flight."""
+        if ready.result_ttl is None:
+            return True
+        fields = results.done(ready.jid, ready.started_at, results.checked_value(value, ready.class_name))
+        ttl = ready.result_ttl
+
+        def write() -> bool:
+            results.record(config.redis_client(), ready.jid, ttl, fields)
+            return True
+
+        return until_done(write, "recording a job's result", self.stop) is not None
+
+    def _keep_failure(self, ready: _Ready, exc: BaseException, outcome: Outcome | None) -> None:
+        """Record a failed run of a job keeping its result: ``retrying`` or, when it will not run again,
+        ``failed`` (best effort; nothing when the outcome was not recorded)."""
+        if ready.result_ttl is None or outcome is None:
+            return
+        try:
+            results.record(config.redis_client(), ready.jid, ready.result_ttl,
+                           results.failed(ready.jid, ready.started_at, exc, outcome is not Outcome.RETRY))
+        except REDIS_DOWN as error:
+            log.warning("could not record the job's failure in its result (%s)", error)
 
     def _succeeded(self, ready: _Ready, started: float) -> Outcome:
         job_info(f"done: {time.perf_counter() - started:.3f} sec", ready.jid, ready.class_name)
@@ -175,7 +224,10 @@ class Runner:
             log.warning("fail: %.3f sec", time.perf_counter() - started)
             settlement = failure.decide(ready.unit.raw, ready.payload, exc, ready.job_class, time.time())
             log.warning("%s: %s (%s)", type(exc).__name__, exc, settlement.outcome.value)
-            return self._settle(ready.unit, settlement)
+            outcome = self._settle(ready.unit, settlement)
+            self._keep_failure(ready, exc, outcome)
+            return outcome
+
     def _settle(self, unit: UnitOfWork, settlement: Settlement) -> Outcome | None:
         """Write the decided outcome, retrying only the write through an outage; tell the death handlers
         once it landed. A job this worker no longer holds (recovered meanwhile) is left to its new owner."""

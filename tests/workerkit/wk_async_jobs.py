@@ -70,3 +70,10 @@ class AsyncGather(Job):
         while int(await client.get(f"arrived:{key}") or 0) < parties:
             await asyncio.sleep(0.01)
         await client.incr(key)
+
+
+@job(result_ttl=60)
+async def async_add(a: int, b: int) -> int:
+    """Keeps its result: the sum, after an await."""
+    await asyncio.sleep(0)
+    return a + b

@@ -110,3 +110,29 @@ class ReturnsCoroutine(Job):
 @job(retry=0)
 def returns_coroutine(key: str) -> Any:
     return _record_later(key)
+
+
+@job(result_ttl=60)
+def add(a: int, b: int) -> int:
+    """Keeps its result: the sum."""
+    return a + b
+
+
+class Echo(Job):
+    """Keeps its result: the value it was given, as JSON carried it."""
+
+    result_ttl = 60
+    retry = 0
+
+    def perform(self, value: Any) -> Any:
+        return value
+
+
+@job(result_ttl=60, retry=0)
+def fails_keeping(message: str) -> None:
+    raise ValueError(message)
+
+
+@job(result_ttl=60, retry=0)
+def returns_a_set() -> Any:
+    return {1, 2}
