@@ -10,6 +10,10 @@ other kind, so every middleware sees every job:
   other share that thread). The job then holds a thread while it runs: write the middleware ``async def``
   (or keep async jobs free of it) where that matters.
 - an ``async def`` middleware around a plain job runs on a private event loop in the job's thread.
+
+A plain middleware that needs other work around async jobs carries its ``async def`` variant as its
+``around_async_jobs`` attribute (:data:`ASYNC_VARIANT`); async jobs then get the variant, plain jobs the
+middleware itself.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from workerkit.payload import Payload
 from workerkit.protocols import JobClass, JobLike
 
 T = TypeVar("T")
+ASYNC_VARIANT = "around_async_jobs"
+"""A plain middleware with this attribute (an ``async def`` middleware) has it used around ``async def`` jobs
+instead of itself: for work that must happen on the loop's side, such as Django's async ORM connections."""
 
 
 class AwaitableResultError(TypeError):
@@ -117,9 +124,9 @@ async def aexecute(job_class: JobClass, payload: Payload) -> Any:
     """Await an ``async def`` job on the running event loop, through the server middleware; return what
     ``perform`` returned."""
     instance = _instance(job_class, payload)
-    middleware = config.current().server_middleware
-    if not middleware:
+    if not config.current().server_middleware:
         return await instance.perform(*payload["args"])
+    middleware = [getattr(step, ASYNC_VARIANT, step) for step in config.current().server_middleware]
     loop = asyncio.get_running_loop()
     returned: list[Any] = [None]
 

@@ -105,10 +105,11 @@ def test_async_and_plain_middleware_wrap_both_kinds_of_job(wk: redis.Redis, star
     worker = start_async_worker(start_worker, "-r", "wk_async_middleware")
     wk_async_jobs.AsyncRecord.perform_async("async-job", "job")
     wk_jobs.Record.perform_async("plain-job", "job")
-    wait_for(lambda: wk.llen("async-job") == 5 and wk.llen("plain-job") == 5, what="both jobs and their middleware")
+    wait_for(lambda: wk.llen("async-job") == 6 and wk.llen("plain-job") == 6, what="both jobs and their middleware")
     assert wk.lrange("async-job", 0, -1) == [
-        b"async>", b"plain> on async-jobs-executor", b"job", b"<plain", b"<async"]
-    assert wk.lrange("plain-job", 0, -1) == [b"async>", b"plain> on processor-0", b"job", b"<plain", b"<async"]
+        b"async>", b"plain> on async-jobs-executor", b"async variant", b"job", b"<plain", b"<async"]
+    assert wk.lrange("plain-job", 0, -1) == [
+        b"async>", b"plain> on processor-0", b"plain variant", b"job", b"<plain", b"<async"]
     assert worker.stop() == 0
 
 

@@ -25,4 +25,19 @@ def plain_around(job: JobLike, payload: dict[str, Any], call_next: Callable[[], 
     client.rpush(payload["args"][0], "<plain")
 
 
-config.configure(server_middleware=[async_around, plain_around])
+
+
+def plain_with_variant(job: JobLike, payload: dict[str, Any], call_next: Callable[[], None]) -> None:
+    config.redis_client().rpush(payload["args"][0], "plain variant")
+    call_next()
+
+
+async def _variant(job: JobLike, payload: dict[str, Any], call_next: Callable[[], Awaitable[None]]) -> None:
+    await config.async_redis_client().rpush(payload["args"][0], "async variant")
+    await call_next()
+
+
+plain_with_variant.around_async_jobs = _variant  # type: ignore[attr-defined]
+
+
+config.configure(server_middleware=[async_around, plain_around, plain_with_variant])
