@@ -57,6 +57,8 @@ class JobResult:
 def ttl_of(payload: Payload, class_ttl: float | None) -> float | None:
     """Seconds to keep the job's result: the payload's ``result_ttl``, else the class's, else the configured
     default; None: keep none. A payload value that is not a valid number counts as unset."""
+    if "result_ttl" not in payload:  # most jobs: no check
+        return class_ttl or config.current().result_ttl
     try:
         own = check_timeout(payload.get("result_ttl"), "result_ttl")
     except (TypeError, ValueError):

@@ -46,7 +46,7 @@ def lookup(payload: Payload) -> JobClass:
     return job_class
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Ready:
     """A fetched job that can run: its registered class and decoded payload."""
 
@@ -85,15 +85,22 @@ class Runner:
         key = threading.get_ident()
         self.running[key] = RunningJob(unit.queue, unit.raw, now)
         set_job_context(ready.jid, ready.class_name)
+        keeps = ready.result_ttl is not None  # the hot path of most jobs: no result, few calls
         try:
             job_info("start", ready.jid, ready.class_name)
-            self._keep_running(ready)
+            if keeps:
+                self._keep_running(ready)
             started = time.perf_counter()
             try:
-                kept = self._keep_value(ready, self._execute(ready))
+                if self.watchdog is None:
+                    value = execute(ready.job_class, ready.payload)
+                else:
+                    value = self.watchdog.run(lambda: execute(ready.job_class, ready.payload), self._limit(ready))
+                if keeps and not self._keep_value(ready, value):
+                    return None
             except (Exception, JobTimeout) as exc:
                 return self._failed(ready, exc, started)
-            return self._succeeded(ready, started) if kept else None
+            return self._succeeded(ready, started)
         finally:
             set_job_context(None, None)
             del self.running[key]
@@ -152,17 +159,6 @@ class Runner:
         if self.watchdog is None:
             return None
         return job_limit(ready.payload, ready.job_class.timeout or self.job_timeout)
-
-    def _execute(self, ready: _Ready) -> Any:
-        if self.watchdog is None:
-            return execute(ready.job_class, ready.payload)
-        returned: list[Any] = [None]
-
-        def run() -> None:
-            returned[0] = execute(ready.job_class, ready.payload)
-
-        self.watchdog.run(run, self._limit(ready))
-        return returned[0]
 
     async def _aexecute(self, ready: _Ready) -> Any:
         """Await the job; past its time limit it is cancelled, which interrupts the await it is in."""

@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from workerkit.payload import Payload
 from workerkit.ticker import Ticker
+
+T = TypeVar("T")
 
 log = logging.getLogger("workerkit")
 
@@ -92,21 +94,21 @@ class Watchdog:
         """Stop the watchdog thread (jobs still running are no longer interrupted)."""
         self._ticker.close()
 
-    def run(self, action: Callable[[], None], limit: float | None) -> None:
-        """Run ``action`` in this thread; raise JobTimeout (naming the limit) if it runs past ``limit`` seconds.
+    def run(self, action: Callable[[], T], limit: float | None) -> T:
+        """Run ``action`` in this thread and return its value; raise JobTimeout (naming the limit) if it runs
+        past ``limit`` seconds.
 
         The interruption never leaks out: once ``action`` ended, a JobTimeout scheduled but not yet delivered
         is either raised here or cancelled.
         """
         if limit is None:
-            action()
-            return
+            return action()
         entry = _Watched(threading.get_ident(), time.monotonic() + limit)
         try:
             with self._lock:
                 self._watched[entry.thread_id] = entry
             try:
-                action()
+                return action()
             finally:
                 with self._lock:
                     self._watched.pop(entry.thread_id, None)

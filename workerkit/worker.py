@@ -228,12 +228,16 @@ class Worker:
     def _should_fetch(self) -> bool:
         if self.quiet.is_set():
             return False
+        if self.lane is None:  # a worker of plain jobs only: as few steps as possible under the lock
+            return self.outstanding <= self._refill_level()
         return self.outstanding - self.async_outstanding <= self._refill_level() or self._async_room() > 0
 
     def _free_places(self) -> int:
         """How many jobs to fetch: free threads plus prefetch, plus the event loop's expected room."""
+        if self.lane is None:
+            return self.settings.concurrency + self.prefetch() - self.outstanding
         threads = self.settings.concurrency + self.prefetch() - (self.outstanding - self.async_outstanding)
-        return max(0, threads) + self._async_room() if self.lane is not None else threads
+        return max(0, threads) + self._async_room()
 
     def _dispatch(self) -> None:
         backoff = Backoff("fetching jobs")
@@ -266,7 +270,7 @@ class Worker:
                     self.async_outstanding += len(to_loop)
                     self.deliveries += len(units)
                 for unit in units:
-                    if unit in to_loop:
+                    if to_loop and unit in to_loop:
                         self._submit(unit)
                     else:
                         self.work.put(unit)
