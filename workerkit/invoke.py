@@ -7,7 +7,8 @@ other kind, so every middleware sees every job:
 
 - a plain middleware around an async job runs in a thread of the loop's default executor; its
   ``call_next()`` runs the rest of the chain on the loop and waits for it (plain middlewares next to each
-  other share that thread). The job then holds a thread while it runs: write the middleware ``async def``
+  other share that thread), in a copy of the job's context, so context variables set by the middlewares
+  before it reach the rest. The job then holds a thread while it runs: write the middleware ``async def``
   (or keep async jobs free of it) where that matters.
 - an ``async def`` middleware around a plain job runs on a private event loop in the job's thread.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import inspect
 import threading
@@ -156,7 +158,9 @@ async def aexecute(job_class: JobClass, payload: Payload) -> Any:
             hop.result()
 
         try:
-            await loop.run_in_executor(None, in_thread, position)
+            # in the job's context, which the rest of the chain inherits when it hops back (a middleware's
+            # context variables, such as asgiref's ThreadSensitiveContext, reach the job)
+            await loop.run_in_executor(None, contextvars.copy_context().run, in_thread, position)
         except asyncio.CancelledError:
             with hopping:  # a time limit or shutdown: stop the job itself, not only the wait for it
                 abandoned = True

@@ -73,6 +73,23 @@ def test_persistent_connections_stay_open_from_job_to_job(
     assert len({row.connection for row in rows}) == len(threads) <= 2
 
 
+def test_async_jobs_get_database_connections_of_their_own(
+    site: redis.Redis, start_process: Callable[..., ChildProcess]
+) -> None:
+    """``async def`` jobs using the async ORM, with ``CONN_MAX_AGE = 0``: the connection middleware's async
+    variant runs each in a ``ThreadSensitiveContext`` and closes its connections after it, so 8 jobs on 2
+    concurrent slots get 8 connections (without it, all share asgiref's one thread and its one connection)."""
+    from wkdj_app.jobs import RecordEntryAsync
+
+    labels = [f"async-{number}" for number in range(8)]
+    push_bulk(RecordEntryAsync, [(label,) for label in labels])
+    worker = start_process("python", "-m", "django", "workerkit", "worker", "-c", "2")
+    rows = run_jobs(site, worker, 8)
+    assert [row.label for row in rows] == labels
+    assert {row.stamp for row in rows} == {"stamped by the middleware"}
+    assert len({row.connection for row in rows}) == 8, [row.connection for row in rows]
+
+
 def test_workerkit_worker_sets_django_up_from_the_environment(
     site: redis.Redis, start_process: Callable[..., ChildProcess]
 ) -> None:

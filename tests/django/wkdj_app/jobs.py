@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.db.backends.signals import connection_created
 
@@ -41,3 +42,20 @@ class RecordEntry(Job):
         connection.ensure_connection()
         Entry.objects.create(label=label, stamp=self.payload.get("stamp", ""), pid=os.getpid(),
                              thread=threading.get_ident(), connection=connection.workerkit_serial)
+
+
+def _this_connection() -> tuple[int, str]:
+    """This thread's id and the serial of its database connection (opened if need be)."""
+    connection.ensure_connection()
+    return threading.get_ident(), connection.workerkit_serial
+
+
+class RecordEntryAsync(Job):
+    """An ``async def`` job inserting its row with the async ORM (``acreate``, in asgiref's thread for
+    thread-sensitive code), then naming the thread and connection that query ran on."""
+
+    async def perform(self, label: str) -> None:
+        entry = await Entry.objects.acreate(label=label, stamp=self.payload.get("stamp", ""), pid=os.getpid(),
+                                            thread=0, connection="")
+        entry.thread, entry.connection = await sync_to_async(_this_connection)()
+        await entry.asave(update_fields=["thread", "connection"])
