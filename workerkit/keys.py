@@ -98,6 +98,11 @@ class Keys:
         """STRING JSON result record of a job that keeps its result (``workerkit.results``), with a TTL."""
         return self._k(f"result:{jid}")
 
+    def task(self, jid: str) -> str:
+        """STRING JSON record of a Django task enqueued with ``workerkit.contrib.django.WorkerkitBackend``
+        (what to rebuild its ``TaskResult`` from), with a TTL."""
+        return self._k(f"task:{jid}")
+
     # Periodic jobs ------------------------------------------------------------------------------
     def periodic_tick(self, name: str, tick_epoch: int) -> str:
         """STRING set NX once per (periodic job, tick) so each tick is enqueued exactly once."""

@@ -3,6 +3,7 @@ optionally, ``WKDJ_CONN_MAX_AGE`` (seconds, or ``none`` for persistent connectio
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 SECRET_KEY = "workerkit-tests-only"
@@ -42,3 +43,12 @@ WORKERKIT = {
     "MAX_RETRIES": 3,
     "JOB_MODULES": ["wkdj_app.jobs"],
 }
+if importlib.util.find_spec("django.tasks") or importlib.util.find_spec("django_tasks"):  # Django 6, or the backport
+    TASKS = {
+        "default": {
+            "BACKEND": "workerkit.contrib.django.WorkerkitBackend",
+            "QUEUES": ["default", "mailers"],
+            "OPTIONS": {"RESULT_TTL": 600},
+        },
+        "retrying": {"BACKEND": "workerkit.contrib.django.WorkerkitBackend", "OPTIONS": {"RETRY": 1}},
+    }

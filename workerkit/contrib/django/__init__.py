@@ -8,7 +8,24 @@
 - :func:`workerkit.contrib.django.asgi.mount` serves the dashboard inside Django's ASGI app, behind
   :data:`workerkit.contrib.django.auth.staff_required`;
 - :func:`workerkit.contrib.django.bootstrap.setup_if_configured` sets Django up for ``workerkit`` commands
-  run with ``DJANGO_SETTINGS_MODULE``.
+  run with ``DJANGO_SETTINGS_MODULE``;
+- ``"workerkit.contrib.django.WorkerkitBackend"`` is a backend for Django's Tasks framework (``TASKS``),
+  defined in :mod:`~workerkit.contrib.django.tasks` and imported from there when first asked for.
 
 This package imports nothing from Django itself, so ``bootstrap`` can be imported without Django installed.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {"WorkerkitBackend": "workerkit.contrib.django.tasks"}
+
+
+def __getattr__(name: str) -> Any:
+    """``WorkerkitBackend``, imported (with Django's Tasks framework) only when asked for."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
