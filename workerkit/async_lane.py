@@ -41,6 +41,8 @@ class AsyncLane:
         """At most ``concurrency`` jobs run; a job fetched beyond that (the fetch only estimates the loop's room)
         waits here, in flight, as a prefetched plain job waits for a thread."""
         self.tasks: set[asyncio.Task[None]] = set()
+        self.started: set[asyncio.Task[None]] = set()
+        """The tasks whose job holds a place and runs (the others wait for a place)."""
         self.thread = threading.Thread(target=self._serve, name="async-jobs", daemon=True)
 
     def start(self) -> None:
@@ -79,7 +81,13 @@ class AsyncLane:
         try:
             async with self.slots:
                 if not self.runner.stop.is_set():  # not started before the stop: pushed back at shutdown
-                    await self.runner.aprocess(unit)
+                    task = asyncio.current_task()
+                    assert task is not None
+                    self.started.add(task)
+                    try:
+                        await self.runner.aprocess(unit)
+                    finally:
+                        self.started.discard(task)
         except asyncio.CancelledError:
             pass  # cancelled at the shutdown deadline: left in flight
         except BaseException:
@@ -88,7 +96,9 @@ class AsyncLane:
             self.on_done(unit)
 
     async def _finish(self, timeout: float) -> int:
-        running = set(self.tasks)
+        for waiting in self.tasks - self.started:  # never started: nothing to wait for, pushed back with the rest
+            waiting.cancel()
+        running = set(self.started)
         pending: set[asyncio.Task[None]] = set()
         if running:
             _, pending = await asyncio.wait(running, timeout=timeout)

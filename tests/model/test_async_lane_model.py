@@ -141,3 +141,12 @@ class AsyncLaneModel(RuleBasedStateMachine):
 
 AsyncLaneModel.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 test_async_lane_model = AsyncLaneModel.TestCase
+
+
+def test_close_cancels_and_counts_only_the_jobs_that_started() -> None:
+    """Found by the model in CI: a job waiting for a place at the deadline was counted as cancelled."""
+    machine = AsyncLaneModel()
+    machine.submit(4)  # three take the places, one waits
+    machine.close()
+    machine.each_job_is_done_once_and_only_when_over()
+    assert machine.cancelled_count == 3
