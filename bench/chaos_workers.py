@@ -131,6 +131,8 @@ def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple
         result.tally = kit.tally(conn, pushed)
         result.left_in_flight = kit.left_in_flight(conn)
         result.processed = kit.counted(conn, jobs)[0]
+        pool.respawn()
+        pool.wait_for_workers(conn)  # a worker respawned a moment ago may not handle TERM yet: still importing
         result.exit_codes = pool.stop()
     finally:
         pool.kill()
