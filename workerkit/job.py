@@ -344,6 +344,9 @@ def job(
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
 
     def decorate(function: Callable[P, R]) -> JobFunction[P, R]:
+        if not (inspect.isfunction(function) and isinstance(getattr(function, "__module__", None), str)):
+            raise TypeError(f"@job needs a function written with def or async def in a module (a worker finds it "
+                            f"by its dotted path), not {function!r}; wrap it: @job def name(...): return it(...)")
         refuse_async_generator(function, f"@job {function.__module__}.{function.__qualname__}")
         return JobFunction(function, _job_class_for(function, options))
 

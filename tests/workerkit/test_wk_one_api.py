@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
@@ -13,6 +14,7 @@ import wk_jobs
 from test_wk_testing_and_cli import run_cli
 
 import workerkit
+from workerkit import job
 
 PUSHES = ["perform_async", "delay"]
 LATER = ["perform_in", "delay_for"]
@@ -65,3 +67,9 @@ def test_workerkit_run_with_wrong_arguments_is_a_usage_error(redis_url: str, red
     assert result.returncode == 2, result.stdout + result.stderr
     assert "wk_jobs.Record(key: 'str', value: 'Any') cannot take the arguments ['only-key']" in result.stderr
     assert redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("target", [dict.fromkeys, len, functools.partial(print, 1), str.upper])
+def test_job_refuses_what_a_worker_could_not_find_by_a_dotted_path(target: Any) -> None:
+    with pytest.raises(TypeError, match=r"^@job needs a function written with def or async def in a module"):
+        job(target)
