@@ -21,6 +21,7 @@ import redis.asyncio
 from workerkit import compat
 from workerkit.keys import Keys
 from workerkit.protocols import JobLike
+from workerkit.timelimit import check_timeout
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ASYNC_POOL_SIZE = 50
@@ -94,9 +95,7 @@ def configure(
     global _client
     if payload_format is not None:
         compat.check_payload_format(payload_format)
-    if result_ttl is not None and (isinstance(result_ttl, bool) or not isinstance(result_ttl, (int, float))
-                                   or not result_ttl > 0):
-        raise ValueError(f"result_ttl must be a number of seconds above 0, not {result_ttl!r}")
+    check_timeout(result_ttl, "result_ttl")
     with _lock:
         changes: dict[str, Any] = {
             "redis_url": redis_url,

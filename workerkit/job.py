@@ -339,7 +339,7 @@ def job(
     Use bare (``@job``) or with options
     (``@job(queue="mailers", retry=5, backoff=..., tags=[...], timeout=30, result_ttl=3600, name=...)``).
     """
-    unknown = set(options) - {"queue", "retry", "backoff", "tags", "timeout", "result_ttl", "name"}
+    unknown = set(options) - {*_OPTION_NAMES, "backoff", "name"}
     if unknown:
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
 

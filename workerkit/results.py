@@ -115,16 +115,18 @@ def _parsed(jid: str, raw: bytes | str | None) -> JobResult:
                      fields.get("started_at"), fields.get("finished_at"))
 
 
+def _key(jid: str) -> str:
+    if not isinstance(jid, str) or not jid:
+        raise TypeError(f"a jid is a non-empty string, not {jid!r}")
+    return config.keys().result(jid)
+
+
 def result(jid: str) -> JobResult:
     """The result record of job ``jid``; :class:`ResultNotFound` when there is none (not started, no
     ``result_ttl``, or expired)."""
-    if not isinstance(jid, str) or not jid:
-        raise TypeError(f"a jid is a non-empty string, not {jid!r}")
-    return _parsed(jid, config.redis_client().get(config.keys().result(jid)))
+    return _parsed(jid, config.redis_client().get(_key(jid)))
 
 
 async def aresult(jid: str) -> JobResult:
     """:func:`result` without blocking the running event loop."""
-    if not isinstance(jid, str) or not jid:
-        raise TypeError(f"a jid is a non-empty string, not {jid!r}")
-    return _parsed(jid, await config.async_redis_client().get(config.keys().result(jid)))
+    return _parsed(jid, await config.async_redis_client().get(_key(jid)))
