@@ -173,3 +173,24 @@ def test_get_result_reads_a_task_that_waits_in_the_queue_as_ready(site: redis.Re
         result.id, [1], {"b": 2}, "default", "default")
     assert before <= fresh.enqueued_at.timestamp() <= time.time()
     assert 0 < site.pttl(KEYS.task(result.id)) <= (600 + 60) * 1000
+
+
+def test_a_run_marked_started_but_not_yet_in_the_record_reads_ready_with_no_attempt(site: redis.Redis) -> None:
+    """The worker marks a run started (``result:<jid>`` says running) a moment before it adds itself to the
+    task's record: in between, the task reads as before, READY with 0 attempts, never RUNNING with 0; once
+    the record counts the run, RUNNING with 1 attempt. (A worker under load showed RUNNING with 0 in CI.)"""
+    import json
+
+    from wkdj_app import tasks
+
+    from workerkit import results
+    from workerkit.contrib.django.tasks import TaskResultStatus
+
+    result = tasks.add.enqueue(1, 2)
+    site.set(KEYS.result(result.id), json.dumps(results.running(result.id, time.time())))
+    fresh = tasks.add.get_result(result.id)
+    assert (fresh.status, fresh.attempts) == (TaskResultStatus.READY, 0)
+    record = json.loads(site.get(KEYS.task(result.id)))
+    site.set(KEYS.task(result.id), json.dumps({**record, "worker_ids": ["host:1"]}))
+    fresh = tasks.add.get_result(result.id)
+    assert (fresh.status, fresh.attempts) == (TaskResultStatus.RUNNING, 1)

@@ -160,8 +160,12 @@ def json_arguments(task: Any, args: Any, kwargs: Any) -> tuple[list[Any], dict[s
 
 def task_result(task: Any, jid: str, record: dict[str, Any], job: results.JobResult | None) -> Any:
     """The ``TaskResult`` of the task's record and of its workerkit result record (None: none yet)."""
-    status = STATUSES[job.status if job is not None else None]
     errors = [TaskError(**error) for error in record.get("errors", [])]
+    status = STATUSES[job.status if job is not None else None]
+    if status == TaskResultStatus.RUNNING and len(record["worker_ids"]) <= len(errors):
+        # the worker has marked the run started but not yet added itself to the record: until it has, the
+        # task reads as it did before (READY), so a RUNNING task always counts its attempt
+        status = TaskResultStatus.READY
     if job is not None and job.status in ("retrying", "failed") and len(errors) < max(1, len(record["worker_ids"])):
         # the run failed outside the task's function (a middleware, a return value JSON cannot carry)
         errors.append(TaskError(exception_class_path=_exception_path(job.error_class or "Exception"),
