@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--sweep-interval", type=_seconds, default=None, metavar="SECONDS",
                         help="how often the jobs of dead processes are recovered "
                              "(default: WORKERKIT_SWEEP_INTERVAL, else 2)")
+    worker.add_argument("--no-metrics", dest="metrics", action="store_false",
+                        help="record no per-class metrics (runs, failures, execution times, queue latency)")
     _common_options(worker)
 
     run = commands.add_parser("run", help="run one job once in the foreground")
@@ -154,6 +156,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = WorkerSettings(
         queues=queues, concurrency=args.concurrency, timeout=args.timeout, prefetch=args.prefetch,
         name=args.name, tag=args.tag, job_timeout=args.job_timeout, async_concurrency=args.async_concurrency,
+        metrics=args.metrics,
         heartbeat_interval=_interval(args.heartbeat, "WORKERKIT_HEARTBEAT_INTERVAL", "--heartbeat"),
         sweep_interval=_interval(args.sweep_interval, "WORKERKIT_SWEEP_INTERVAL", "--sweep-interval"),
         poll_interval=_interval(None, "WORKERKIT_POLL_INTERVAL", "WORKERKIT_POLL_INTERVAL", 1.0),

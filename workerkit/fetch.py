@@ -20,9 +20,11 @@ from typing import Any
 
 import redis
 
+from workerkit.compat import to_seconds
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, Settlement
-from workerkit.payload import Payload, decode
+from workerkit.metrics import FLUSH_SECONDS, MetricsBatch
+from workerkit.payload import Payload, PayloadError, decode
 
 ACK_FLUSH_SECONDS = 0.1
 """How long a finished job may wait for its acknowledgement when no fetch comes sooner."""
@@ -89,9 +91,14 @@ class UnitOfWork:
             self._payload = decode(self.raw)
         return self._payload
 
-    def ack(self) -> None:
-        """The job succeeded: acknowledge it with the next fetch (or the idle flush), counted once."""
-        self.fetcher.ack(self)
+    def ack(self, class_name: str = "", seconds: float | None = None) -> None:
+        """The job succeeded: acknowledge it with the next fetch (or the idle flush), counted once; given
+        ``seconds``, its run counts in the metrics of ``class_name`` too."""
+        self.fetcher.ack(self, class_name, seconds)
+
+    def count_failure(self, class_name: str, seconds: float) -> None:
+        """Its run failed after ``seconds``: count it in the metrics of ``class_name``."""
+        self.fetcher.record(class_name, seconds, True)
 
     def requeue(self) -> bool:
         """Give the job back to the pop end of its queue (it was never started); False if not held."""
@@ -109,7 +116,9 @@ class UnitOfWork:
 class ReliableFetch:
     """Fetch, acknowledge and push back the jobs of one worker process."""
 
-    def __init__(self, conn: redis.Redis, keys: Keys, identity: str, specs: list[QueueSpec]) -> None:
+    def __init__(
+        self, conn: redis.Redis, keys: Keys, identity: str, specs: list[QueueSpec], metrics: bool = True,
+    ) -> None:
         self.conn = conn
         self.keys = keys
         self.identity = identity
@@ -124,46 +133,85 @@ class ReliableFetch:
         self._held: Counter[tuple[int, bytes]] = Counter()
         """Jobs this process moved in flight and has not taken out again: what its in-flight lists should hold."""
         self._lock = threading.Lock()
+        self.metrics = MetricsBatch() if metrics else None
+        """Metrics recorded and not yet written (None: this worker records none)."""
 
     def registry_entries(self) -> dict[Any, Any]:
         """This process's in-flight lists as entries of the ``inflight_lists`` registry (the heartbeat
         re-asserts them with every beat, so a process whose heartbeat lapsed is listed again)."""
         return dict(zip(self.inflight_keys, self._owners, strict=True))
 
-    def ack(self, unit: UnitOfWork) -> None:
-        """Mark a job finished; it leaves the in-flight list with the next fetch."""
+    def ack(self, unit: UnitOfWork, class_name: str = "", seconds: float | None = None) -> None:
+        """Mark a job finished; it leaves the in-flight list with the next fetch. Given ``seconds``, its run
+        counts in the metrics of ``class_name`` (in the same lock)."""
         with self._lock:
             if not self._acks:
                 self._oldest_ack = time.monotonic()
             self._acks.append((unit.index, unit.raw))
+            if seconds is not None and self.metrics is not None:
+                self._record(class_name, seconds, False)
+
+    def record(self, class_name: str, seconds: float, failed: bool) -> None:
+        """Count a run of ``class_name`` that took ``seconds`` in the metrics (nothing when they are off)."""
+        if self.metrics is not None:
+            with self._lock:
+                self._record(class_name, seconds, failed)
+
+    def _record(self, class_name: str, seconds: float, failed: bool) -> None:
+        """(With the lock held and metrics on.)"""
+        assert self.metrics is not None
+        self.metrics.record(class_name, seconds, failed, time.time())
+
+    def _sample_latency(self, unit: UnitOfWork, now: float) -> None:
+        """Record how long the oldest job just taken from a queue waited (with the lock held)."""
+        assert self.metrics is not None
+        try:
+            enqueued = to_seconds(unit.payload().get("enqueued_at"))
+        except PayloadError:
+            return
+        if enqueued is not None:
+            self.metrics.latency(unit.queue, now - enqueued, now)
 
     def ack_due(self) -> float | None:
-        """Seconds until pending acknowledgements must be flushed (0: now), or None when there are none."""
+        """Seconds until pending acknowledgements or metrics must be flushed (0: now), or None when there
+        are none."""
         with self._lock:
-            if not self._acks:
-                return None
-            return max(0.0, self._oldest_ack + ACK_FLUSH_SECONDS - time.monotonic())
+            due = [self._oldest_ack + ACK_FLUSH_SECONDS] if self._acks else []
+            if self.metrics:
+                due.append(self.metrics.since + FLUSH_SECONDS)
+            return max(0.0, min(due) - time.monotonic()) if due else None
 
     def fetch(self, count: int) -> list[UnitOfWork]:
-        """Acknowledge finished jobs and move up to ``count`` jobs into the in-flight lists, in one round trip."""
+        """Acknowledge finished jobs, write the metrics recorded, and move up to ``count`` jobs into the
+        in-flight lists, in one round trip."""
         with self._lock:
             acks, self._acks = self._acks, []
-        if count <= 0 and not acks:
+            flush = self.metrics.drain() if self.metrics else None
+        if count <= 0 and not acks and flush is None:
             return []
+        now = time.time()
         try:
             reply = self.lifecycle.fetch(self.queue_keys, self.inflight_keys, self._owners, self._order(), count, acks,
-                                         time.time())
+                                         now, flush)
         except BaseException:
             with self._lock:
                 self._acks[:0] = acks
+                if flush is not None and self.metrics is not None:
+                    self.metrics.restore(flush)
             raise
-        units = [
-            UnitOfWork(self, int(reply[pos]) - 1, raw) for pos in range(0, len(reply), 2) for raw in reply[pos + 1]
-        ]
+        oldest: list[UnitOfWork] = []
+        units = []
+        for pos in range(0, len(reply), 2):
+            taken = [UnitOfWork(self, int(reply[pos]) - 1, raw) for raw in reply[pos + 1]]
+            oldest.append(taken[0])
+            units += taken
         with self._lock:
             for ack in acks:
                 self._drop(ack)
             self._held.update((unit.index, unit.raw) for unit in units)
+            if self.metrics is not None:
+                for unit in oldest:
+                    self._sample_latency(unit, now)
         return units
 
     def wait_for_job(self, index: int, timeout: float, register: bool = False) -> UnitOfWork | None:
@@ -181,6 +229,8 @@ class ReliableFetch:
         unit = UnitOfWork(self, index, raw if isinstance(raw, bytes) else raw.encode())
         with self._lock:
             self._held[(index, unit.raw)] += 1
+            if self.metrics is not None:
+                self._sample_latency(unit, time.time())
         return unit
 
     def release(self, unit: UnitOfWork) -> None:

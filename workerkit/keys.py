@@ -3,15 +3,21 @@
 The layout follows Sidekiq's, so a Ruby Sidekiq client and Sidekiq's own API can share a Redis with
 workerkit. Reliable fetch adds in-flight lists of workerkit's own (``inflight:<identity>:<queue>``)
 that Sidekiq never reads. An optional namespace prefix (``myapp:``) lets several apps share one Redis.
-Nothing outside this module spells a key. ``docs/redis-model.md`` documents each one.
+On a Redis Cluster the prefix is a hash tag (``{myapp}:``, or ``{workerkit}:`` without a namespace), so every
+key of a namespace lives in one hash slot and every Lua script and transaction stays atomic; several
+namespaces spread over the cluster's primaries. Nothing outside this module spells a key.
+``docs/redis-model.md`` documents each one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
+
+DEFAULT_HASH_TAG = "workerkit"
+"""The hash tag of the keys on a Redis Cluster when no namespace is configured."""
 
 
 @dataclass(frozen=True)
@@ -19,9 +25,20 @@ class Keys:
     """Key names under one optional namespace."""
 
     namespace: str = ""
+    hash_tag: bool = False
+    """Prefix every key with the namespace as a Redis Cluster hash tag (see the module's docstring)."""
+    _prefix: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        if self.hash_tag and ("{" in self.namespace or "}" in self.namespace):
+            raise ValueError(f"namespace {self.namespace!r}: on a Redis Cluster the namespace becomes the keys' "
+                             "hash tag, so it cannot contain '{' or '}'")
+        prefix = f"{{{self.namespace or DEFAULT_HASH_TAG}}}:" if self.hash_tag else (
+            f"{self.namespace}:" if self.namespace else "")
+        object.__setattr__(self, "_prefix", prefix)
 
     def _k(self, name: str) -> str:
-        return f"{self.namespace}:{name}" if self.namespace else name
+        return self._prefix + name
 
     # Queues -------------------------------------------------------------------------------------
     @property
@@ -112,6 +129,27 @@ class Keys:
     def periodic(self) -> str:
         """HASH name -> JSON {cron, class, args, queue, tz, last_run} of registered periodic jobs."""
         return self._k("periodic")
+
+    # Metrics (workerkit.metrics) ----------------------------------------------------------------
+    @property
+    def metrics_classes(self) -> str:
+        """ZSET job class -> the last minute (epoch minute) it has metrics for: the index of the classes with
+        metrics, trimmed of those idle for longer than the metrics are kept."""
+        return self._k("metrics:classes")
+
+    @property
+    def metrics_totals(self) -> str:
+        """HASH ``<class>|n`` / ``|f`` / ``|us`` / ``|b<i>`` -> runs, failures, microseconds, histogram bucket
+        counts since metrics began (what Prometheus' counters and histograms read); never expires."""
+        return self._k("metrics:totals")
+
+    def metrics_minute(self, minute: int) -> str:
+        """HASH of one minute (epoch minute) with the same fields as :attr:`metrics_totals`, kept 72 h."""
+        return self._k(f"metrics:m:{minute}")
+
+    def latency_minute(self, minute: int) -> str:
+        """HASH queue -> the longest queue latency (ms) a worker saw in one minute (epoch minute), kept 72 h."""
+        return self._k(f"metrics:latency:{minute}")
 
 
 def _source(name: str) -> str:

@@ -26,6 +26,7 @@ import redis
 
 from workerkit import config
 from workerkit.keys import Keys, script
+from workerkit.metrics import Flush
 from workerkit.payload import Payload, PayloadError, decode, encode, quarantined
 
 PROMOTE_BATCH = 100
@@ -150,17 +151,22 @@ class Lifecycle:
     # Fetch, acknowledge, settle, give back --------------------------------------------------------
     def fetch(
         self, queue_keys: Sequence[str], inflight_keys: Sequence[str], owners: Sequence[str], order: Sequence[int],
-        count: int, acks: Sequence[tuple[int, bytes]], now: float,
+        count: int, acks: Sequence[tuple[int, bytes]], now: float, metrics: Flush | None = None,
     ) -> list[Any]:
         """Acknowledge finished jobs (counted once each) and move up to ``count`` jobs in flight, in ``order``
-        (queue indexes); each list filled is registered with its entry in ``owners``. The reply of
-        ``fetch.lua``."""
+        (queue indexes); each list filled is registered with its entry in ``owners``; write ``metrics``
+        (``workerkit.metrics``) on the way. The reply of ``fetch.lua``."""
         day = datetime.fromtimestamp(now, UTC).date()
         keys = [self.keys.stat("processed"), self.keys.stat("processed", day), self.keys.inflight_lists,
                 *queue_keys, *inflight_keys]
         argv: list[Any] = [len(queue_keys), max(0, count), len(acks), *[index + 1 for index in order], *owners]
         for index, raw in acks:
             argv += (index + 1, raw)
+        if metrics is None:
+            argv.append(0)
+        else:
+            keys += metrics.keys(self.keys)
+            argv += metrics.argv()
         reply: list[Any] = self._fetch(keys=keys, args=argv)
         return reply
 

@@ -210,14 +210,17 @@ class Runner:
             log.warning("could not record the job's failure in its result (%s)", error)
 
     def _succeeded(self, ready: _Ready, started: float) -> Outcome:
-        job_info(f"done: {time.perf_counter() - started:.3f} sec", ready.jid, ready.class_name)
-        ready.unit.ack()
+        seconds = time.perf_counter() - started
+        job_info(f"done: {seconds:.3f} sec", ready.jid, ready.class_name)
+        ready.unit.ack(ready.class_name, seconds)
         return Outcome.DONE
 
     def _failed(self, ready: _Ready, exc: BaseException, started: float) -> Outcome | None:
         """Log the failure, decide its outcome once, write it (logged under the job's context)."""
         with job_context(ready.jid, ready.class_name):
-            log.warning("fail: %.3f sec", time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            ready.unit.count_failure(ready.class_name, seconds)
+            log.warning("fail: %.3f sec", seconds)
             settlement = failure.decide(ready.unit.raw, ready.payload, exc, ready.job_class, time.time())
             log.warning("%s: %s (%s)", type(exc).__name__, exc, settlement.outcome.value)
             outcome = self._settle(ready.unit, settlement)

@@ -29,7 +29,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from workerkit import __version__, config, registry
+from workerkit import __version__, config, registry, topology
 from workerkit.async_lane import AsyncLane
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
@@ -77,6 +77,8 @@ class WorkerSettings:
     """The time limit of a job whose payload sets none (``--job-timeout``); None: no limit."""
     async_concurrency: int = 500
     """How many ``async def`` jobs may await at once on the worker's event loop (``--async-concurrency``)."""
+    metrics: bool = True
+    """Record per-class metrics and queue latency (``workerkit.metrics``; ``--no-metrics`` turns them off)."""
 
 
 class Worker:
@@ -93,7 +95,7 @@ class Worker:
         self.identity = identity
         self.stopping = threading.Event()
         self.quiet = threading.Event()
-        self.fetch = ReliableFetch(self.conn, self.keys, identity, settings.queues)
+        self.fetch = ReliableFetch(self.conn, self.keys, identity, settings.queues, settings.metrics)
         self.watchdog = Watchdog()
         self.runner = Runner(self.stopping, self.watchdog, settings.job_timeout)
         self.lane = (AsyncLane(self.runner, settings.async_concurrency, self._async_done)
@@ -172,7 +174,8 @@ class Worker:
         spec = ", ".join(f"{q.name}" + (f" (weight {q.weight})" if q.weight > 1 else "") for q in self.settings.queues)
         log.info(
             "workerkit %s starting: identity %s, queues %s, concurrency %d, Redis %s",
-            __version__, self.identity, spec, self.settings.concurrency, config.masked_url(config.current().redis_url),
+            __version__, self.identity, spec, self.settings.concurrency,
+            topology.masked_url(config.current().redis_url),
         )
         if until_done(self._register, "starting the worker", self.stopping) is None:
             return 0

@@ -5,10 +5,17 @@
 -- ARGV[4 .. 3+n] the queue indexes i in the order to fetch from
 -- ARGV[3+n+i] the registry entry (owner JSON) of in-flight list i
 -- ARGV[4+2n+2k], ARGV[5+2n+2k] (k = 0..a-1): queue index and payload of a finished job
+-- Metrics (workerkit.metrics), from ARGV[b] with b = 4+2n+2a: ARGV[b] m = number of minutes (0: none, and no
+-- KEYS below); then ARGV[b+1] the minutes' TTL in seconds, ARGV[b+2] the oldest minute the class index keeps,
+-- and for each minute j = 0..m-1 in turn: its epoch minute, c and c class names, f and f (field, increment)
+-- pairs, l and l (queue, latency ms) pairs.
+-- KEYS[4+2n] the metrics:classes ZSET  KEYS[5+2n] the metrics:totals HASH
+-- KEYS[6+2n+2j] the metrics:m:<minute> HASH  KEYS[7+2n+2j] the metrics:latency:<minute> HASH of minute j
 -- Acknowledges finished jobs: each LREM that removed a job counts it as processed, so an acknowledgement
 -- sent twice (a lost reply, then a retry) counts once. Then moves up to ARGV[2] of the oldest jobs from the
 -- queues, in the given order, onto the matching in-flight lists, and registers every list it filled, so a
--- list with jobs in it is always listed for recovery.
+-- list with jobs in it is always listed for recovery. Metrics add to the minute's counters and the totals
+-- (HINCRBY), keep the longest latency per queue and minute, and index each class by its last minute.
 -- Returns {i, {payloads...}, i', {...}} for each queue that gave jobs, oldest job first.
 local n = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
@@ -19,6 +26,39 @@ for k = 0, acks - 1 do
   removed = removed + redis.call('LREM', KEYS[3 + n + tonumber(ARGV[base + 2 * k])], -1, ARGV[base + 1 + 2 * k])
 end
 count(KEYS[1], KEYS[2], removed)
+local p = base + 2 * acks
+local minutes = tonumber(ARGV[p])
+if minutes > 0 then
+  local index, totals, ttl, cutoff = KEYS[4 + 2 * n], KEYS[5 + 2 * n], ARGV[p + 1], ARGV[p + 2]
+  p = p + 3
+  for j = 0, minutes - 1 do
+    local hash, latency, minute = KEYS[6 + 2 * n + 2 * j], KEYS[7 + 2 * n + 2 * j], ARGV[p]
+    local classes = tonumber(ARGV[p + 1])
+    p = p + 2
+    for q = p, p + classes - 1 do
+      redis.call('ZADD', index, 'GT', minute, ARGV[q])
+    end
+    p = p + classes
+    local fields = tonumber(ARGV[p])
+    p = p + 1
+    for q = p, p + 2 * fields - 1, 2 do
+      redis.call('HINCRBY', hash, ARGV[q], ARGV[q + 1])
+      redis.call('HINCRBY', totals, ARGV[q], ARGV[q + 1])
+    end
+    if fields > 0 then redis.call('EXPIRE', hash, ttl) end
+    p = p + 2 * fields
+    local queues = tonumber(ARGV[p])
+    p = p + 1
+    for q = p, p + 2 * queues - 1, 2 do
+      if tonumber(ARGV[q + 1]) > tonumber(redis.call('HGET', latency, ARGV[q]) or '-1') then
+        redis.call('HSET', latency, ARGV[q], ARGV[q + 1])
+      end
+    end
+    if queues > 0 then redis.call('EXPIRE', latency, ttl) end
+    p = p + 2 * queues
+  end
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. cutoff)
+end
 local out = {}
 for o = 4, 3 + n do
   if want <= 0 then break end
