@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import quote
 
 import redis
@@ -180,6 +180,11 @@ def _spawn(command: list[str], directory: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _command_of(process: subprocess.Popen[bytes]) -> list[str]:
+    """The command line ``process`` was started with (to start it again)."""
+    return [str(arg) for arg in cast(list[str], process.args)]
+
+
 class _PortTaken(Exception):
     """The server exited because another process took its port between our choice and its bind."""
 
@@ -318,6 +323,17 @@ def _cluster_nodes(node: ClusterNode) -> list[_NodeView]:
     return views
 
 
+def _slot_ranges(fields: list[str]) -> list[tuple[int, int]]:
+    """The slot ranges of a ``CLUSTER NODES`` line's slot fields (``0-5460``, ``42``; not ``[...]`` ones,
+    slots being migrated)."""
+    ranges = []
+    for item in fields:
+        if not item.startswith("["):
+            first, _, last = item.partition("-")
+            ranges.append((int(first), int(last or first)))
+    return ranges
+
+
 def _slot_map(node: ClusterNode) -> list[tuple[int, int, int]]:
     """``(first, last, port of the primary)`` of every slot range, as ``node`` sees it (CLUSTER SLOTS)."""
     return [(int(entry[0]), int(entry[1]), int(entry[2][1]))
@@ -390,6 +406,8 @@ class ClusterGroup:
         """Wait until a replica of the (killed) ``old_primary`` took over: every live node says cluster_state
         ok and maps all of the old primary's slots to that one live node, which says it is a primary.
         Updates roles and returns the new primary."""
+        if old_primary.node_id not in self._ranges:
+            raise ValueError(f"{old_primary.name} serves no slots: it is not a primary")
         ranges = self._ranges[old_primary.node_id]
 
         def promoted() -> ClusterNode | None:
@@ -424,6 +442,28 @@ class ClusterGroup:
             username=self.username, password=self.password, **kwargs,
         )
 
+    def refresh_roles(self) -> bool:
+        """Read roles and slot ranges from a live node's ``CLUSTER NODES`` (after a failover the harness did
+        not wait for, say); return whether that worked."""
+        def read() -> bool:
+            views = _cluster_nodes(self.live_nodes()[0])
+            ranges: dict[str, list[tuple[int, int]]] = {}
+            for view in views:
+                if view.is_primary and (owned := _slot_ranges(view.slots)):
+                    ranges[view.node_id] = owned
+            for view in views:
+                self.node_by_id(view.node_id).role = "primary" if view.node_id in ranges else "replica"
+            self._ranges = ranges
+            return True
+
+        return bool(_ok(read))
+
+    def wait_until_healthy(self, timeout: float = 30) -> None:
+        """Wait until every node (a restarted one too) is up and the cluster is healthy (see
+        :meth:`is_healthy`), roles refreshed from the cluster."""
+        wait_for(lambda: self.refresh_roles() and self.is_healthy(), "the cluster to be healthy", timeout,
+                 detail=self._logs)
+
     def flushall(self) -> None:
         """FLUSHALL on every live primary (its replicas follow)."""
         for node in self.live_nodes():
@@ -435,18 +475,24 @@ class ClusterGroup:
 
     # formation
 
-    def _form(self, primaries: int, deadline: float) -> None:
-        """Assign slots, meet, replicate, and wait until the cluster is healthy."""
+    def _form(self, primaries: int, node_timeout_ms: int, deadline: float) -> None:
+        """Assign slots, meet, replicate, and wait until the cluster is healthy.
+
+        Nodes gossip (and so learn of new replicas) at least every half node timeout: a long node timeout is
+        set only once the cluster is formed (its configuration file has it for a restart)."""
+        forming_timeout_ms = min(node_timeout_ms, 1000)
         for index, node in enumerate(self.nodes):
             conn = node.connection()
+            conn.config_set("cluster-node-timeout", forming_timeout_ms)
             node.node_id = conn.execute_command("CLUSTER", "MYID")
             conn.execute_command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
         for index, node in enumerate(self.nodes[:primaries]):
             first, last = index * SLOTS // primaries, (index + 1) * SLOTS // primaries - 1
             node.connection().execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
             self._ranges[node.node_id] = [(first, last)]
-        for node in self.nodes[1:]:
-            self.nodes[0].connection().execute_command("CLUSTER", "MEET", HOST, node.port, node.bus_port)
+        for index, node in enumerate(self.nodes):  # every pair meets: nobody waits for gossip to learn of a node
+            for other in self.nodes[index + 1:]:
+                node.connection().execute_command("CLUSTER", "MEET", HOST, other.port, other.bus_port)
 
         def everyone_met() -> bool:
             for node in self.nodes:
@@ -461,6 +507,9 @@ class ClusterGroup:
             primary = self.nodes[index % primaries]
             node.connection().execute_command("CLUSTER", "REPLICATE", primary.node_id)
         self._wait(self.is_healthy, "the cluster to be ok with every replica linked", deadline)
+        if node_timeout_ms != forming_timeout_ms:
+            for node in self.nodes:
+                node.connection().config_set("cluster-node-timeout", node_timeout_ms)
 
     def is_healthy(self) -> bool:
         """Whether every node is up and says: cluster_state ok, all slots ok, the same primaries and replicas
@@ -543,10 +592,10 @@ def start_cluster(
             else:
                 raise RuntimeError(f"could not find free ports for {directory}")
             group.nodes.append(ClusterNode(
-                name=f"node{index}", port=port, role=role, directory=directory, command=list(process.args),
+                name=f"node{index}", port=port, role=role, directory=directory, command=_command_of(process),
                 process=process, username=username, password=password, bus_port=bus_port,
             ))
-        group._form(primaries, deadline)
+        group._form(primaries, node_timeout_ms, deadline)
         yield group
     finally:
         _kill_all(list(group.nodes))
@@ -597,7 +646,8 @@ class SentinelGroup:
     def client(self, **kwargs: Any) -> redis.Redis:
         """A ``redis.Redis`` of the current primary through ``redis.sentinel.Sentinel`` (it follows
         failovers); keyword arguments go to its connections. The caller closes it."""
-        return self.sentinel(**kwargs).master_for(self.service)
+        client: redis.Redis = self.sentinel(**kwargs).master_for(self.service)
+        return client
 
     def kill_primary(self, *, catch_up: bool = True) -> Node:
         """SIGKILL the primary and return it; with ``catch_up``, first wait until every replica processed
@@ -612,9 +662,9 @@ class SentinelGroup:
         """Wait until every live sentinel reports a new primary address for the service and that server says
         role:master; update roles and return ``(host, port)`` of the new primary."""
         def switched() -> tuple[str, int] | None:
-            addresses = {tuple(node.connection().sentinel_get_master_addr_by_name(self.service) or ())
+            addresses = {cast(tuple[str, int], node.connection().sentinel_get_master_addr_by_name(self.service))
                          for node in self.sentinels if node.alive}
-            if len(addresses) != 1:
+            if len(addresses) != 1 or None in addresses:
                 return None
             host, port = addresses.pop()
             new = next((node for node in self.servers if node.port == int(port)), None)
@@ -635,7 +685,7 @@ class SentinelGroup:
         others = len(self.sentinels) - 1
         for node in self.sentinels:
             conn = node.connection()
-            state = conn.sentinel_master(self.service)
+            state = cast(dict[str, Any], conn.sentinel_master(self.service))
             if (not state.get("is_master") or state.get("is_sdown") or state.get("is_odown")
                     or int(state["port"]) != self.primary.port or int(state["num-slaves"]) != len(self.replicas)
                     or int(state["num-other-sentinels"]) != others):
@@ -644,7 +694,7 @@ class SentinelGroup:
             if {int(r["port"]) for r in replicas if not (r["is_sdown"] or r["is_disconnected"])
                     and r.get("master-link-status") == "ok"} != {r.port for r in self.replicas}:
                 return False
-            peers = conn.sentinel_sentinels(self.service)
+            peers = cast(list[dict[str, Any]], conn.sentinel_sentinels(self.service))
             if len([p for p in peers if not (p["is_sdown"] or p["is_disconnected"])]) != others:
                 return False
         return True
@@ -720,7 +770,7 @@ def start_sentinel_group(
                 break
             else:
                 raise RuntimeError(f"could not find a free port for {directory}")
-            group.servers.append(Node(f"server{index}", port, role, directory, list(process.args), process,
+            group.servers.append(Node(f"server{index}", port, role, directory, _command_of(process), process,
                                       username, password))
         # Replicas linked before the sentinels start: their first INFO of the primary lists them all.
         wait_for(lambda: _ok(lambda: all(node.info("replication").get("master_link_status") == "up"
@@ -738,7 +788,7 @@ def start_sentinel_group(
                                               peers, sentinels // 2 + 1, down_after_ms, failover_timeout_ms,
                                               username, password)
                     process = _launch(directory, binary, config, port, deadline, sentinel=True)
-                    started.append(Node(f"sentinel{index}", port, "sentinel", directory, list(process.args),
+                    started.append(Node(f"sentinel{index}", port, "sentinel", directory, _command_of(process),
                                         process))
             except _PortTaken:
                 _kill_all(started)

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 from ha_support import ClusterGroup, SentinelGroup, server_binaries, start_cluster, start_sentinel_group
-from polling import wait_for
 
 BINARIES = server_binaries()
 
@@ -25,8 +24,9 @@ def ha_binary(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def cluster(ha_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterGroup]:
     """A 3-primary, 3-replica cluster shared by the session (per binary). Tests that kill or restart
-    nodes use ``fresh_cluster``; others take ``cluster_url``, which empties it first."""
-    with start_cluster(tmp_path_factory.mktemp("cluster"), binary=ha_binary) as group:
+    nodes use ``fresh_cluster``; others take ``cluster_url``, which empties it first. Its node timeout is
+    5 s, not 1 s: nothing kills its nodes, and a loaded machine must not make it fail over by itself."""
+    with start_cluster(tmp_path_factory.mktemp("cluster"), binary=ha_binary, node_timeout_ms=5000) as group:
         yield group
 
 
@@ -36,7 +36,7 @@ def cluster_url(cluster: ClusterGroup) -> str:
     primary)."""
     dead = [node.name for node in cluster.nodes if not node.alive]
     assert not dead, f"a test killed {dead} of the shared cluster: use the fresh_cluster fixture to kill nodes"
-    wait_for(cluster.is_healthy, "the shared cluster to be healthy", 10)
+    cluster.wait_until_healthy(timeout=15)  # roles refreshed: a spurious failover does not fail the test
     cluster.flushall()
     return cluster.url
 
