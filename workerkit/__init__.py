@@ -1,6 +1,6 @@
 """workerkit: a Sidekiq-class background-job runtime on Redis."""
 
-from workerkit.client import apush, apush_bulk, push, push_bulk
+from workerkit.client import NotReplicated, apush, apush_bulk, push, push_bulk
 from workerkit.config import configure
 from workerkit.job import Job, job
 from workerkit.periodic import periodic
@@ -9,6 +9,6 @@ from workerkit.timelimit import JobTimeout
 
 __version__ = "0.1.0"
 __all__ = [
-    "Job", "JobResult", "JobTimeout", "ResultNotFound", "__version__", "apush", "apush_bulk", "aresult", "configure",
-    "job", "periodic", "push", "push_bulk", "result",
+    "Job", "JobResult", "JobTimeout", "NotReplicated", "ResultNotFound", "__version__", "apush", "apush_bulk",
+    "aresult", "configure", "job", "periodic", "push", "push_bulk", "result",
 ]

@@ -14,14 +14,15 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis
 
-from workerkit import config, registry
+from workerkit import config, registry, topology
 from workerkit.connection import REDIS_DOWN
+from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
 from workerkit.payload import Payload, check_args, encode, new_payload
 
@@ -87,23 +88,23 @@ def _reaching_redis() -> Iterator[None]:
     try:
         yield
     except REDIS_DOWN as exc:
-        url = config.masked_url(config.current().redis_url)
+        url = topology.masked_url(config.current().redis_url)
         raise RedisUnreachable(
             f"cannot push the job: Redis at {url} is unreachable ({exc}). Start a server (`workerkit redis` "
             "runs one), or point REDIS_URL (or WORKERKIT_REDIS_URL) at yours."
         ) from exc
 
 
-_lifecycles: dict[tuple[int, str], Lifecycle] = {}
+_lifecycles: dict[tuple[int, Keys], Lifecycle] = {}
 _async_lifecycles: weakref.WeakKeyDictionary[redis.Redis, Lifecycle] = weakref.WeakKeyDictionary()
 
 
 def _lifecycle() -> Lifecycle:
     """The lifecycle of the shared client and the configured namespace (made once per pair)."""
     client, keys = config.redis_client(), config.keys()
-    found = _lifecycles.get((id(client), keys.namespace))
+    found = _lifecycles.get((id(client), keys))
     if found is None or found.conn is not client:
-        found = _lifecycles[(id(client), keys.namespace)] = Lifecycle(client, keys)
+        found = _lifecycles[(id(client), keys)] = Lifecycle(client, keys)
     return found
 
 
@@ -143,25 +144,78 @@ def _outgoing(payload: Payload, at: float | None) -> tuple[bool, Payload | None]
     return True, payload
 
 
-def _write(lifecycle: Lifecycle, payload: Payload, at: float | None) -> Any:
-    """Push to the payload's queue, or to the schedule set when ``at`` is in the future (an awaitable on an
-    asyncio client)."""
+class NotReplicated(redis.RedisError):
+    """A push landed on the primary, but fewer replicas than ``wait_replicas`` confirmed it in time: a
+    failover now could lose it. ``jids`` are the jobs pushed, ``confirmed`` how many replicas had them."""
+
+    def __init__(self, jids: list[str], confirmed: int) -> None:
+        settings = config.current()
+        self.jids, self.confirmed = jids, confirmed
+        shown = ", ".join(jids[:3]) + (f" and {len(jids) - 3} more" if len(jids) > 3 else "")
+        super().__init__(
+            f"pushed job {shown} to the Redis primary, but only {confirmed} of {settings.wait_replicas} "
+            f"replica(s) confirmed it within {settings.wait_timeout_ms} ms (wait_replicas): it may be lost if the "
+            "primary fails before it replicates. Do not push it again (it is queued); check the replicas "
+            "(INFO replication), or lower wait_replicas.")
+
+
+def _write(lifecycle: Lifecycle, payload: Payload, at: float | None, client: Any = None) -> Any:
+    """Push to the payload's queue, or to the schedule set when ``at`` is in the future (through ``client``,
+    a pipeline, when given; an awaitable on an asyncio client)."""
     now = time.time()
     if at is not None and at > now:
-        return lifecycle.schedule({encode(payload): at})
-    return lifecycle.enqueue(payload["queue"], [encode(stamped(payload, now))])
+        return lifecycle.schedule({encode(payload): at}, client=client)
+    return lifecycle.enqueue(payload["queue"], [encode(stamped(payload, now))], client=client)
+
+
+def _replicated(pipe: Any) -> Any:
+    """Queue ``WAIT`` on ``pipe`` after its pushes when ``wait_replicas`` asks for it (same connection, so it
+    waits for exactly those writes); the pipeline's last reply is then the replicas that confirmed them."""
+    settings = config.current()
+    if settings.wait_replicas:
+        pipe.wait(settings.wait_replicas, settings.wait_timeout_ms)
+    return pipe
+
+
+@dataclass
+class _Confirmations:
+    """The replica confirmations of the pipelines of one push: every pipeline is sent, then the jobs that too
+    few replicas confirmed are raised together."""
+
+    short: list[str] = field(default_factory=list)
+    fewest: int | None = None
+
+    def add(self, replies: list[Any], jids: list[str]) -> _Confirmations:
+        """Note the jobs of one pipeline whose ``WAIT`` (its last reply) counted too few replicas."""
+        wanted = config.current().wait_replicas
+        if wanted and int(replies[-1]) < wanted:
+            self.short += jids
+            self.fewest = min(int(replies[-1]), self.fewest if self.fewest is not None else wanted)
+        return self
+
+    def check(self) -> None:
+        """Raise :class:`NotReplicated` for every job noted."""
+        if self.fewest is not None:
+            raise NotReplicated(self.short, self.fewest)
 
 
 def push_payload(payload: Payload, at: float | None = None) -> str | None:
     """Push a built payload (to its queue, or to the schedule set when ``at`` is in the future).
 
-    Returns its jid, or None when a client middleware dropped it.
+    Returns its jid, or None when a client middleware dropped it. With ``wait_replicas`` configured it
+    returns once that many replicas have the job, or raises :class:`NotReplicated`.
     """
     jid: str = payload["jid"]
     kept, outgoing = _outgoing(payload, at)
     if outgoing is not None:
         with _reaching_redis():
-            _write(_lifecycle(), outgoing, at)
+            lifecycle = _lifecycle()
+            if config.current().wait_replicas:
+                pipe = lifecycle.conn.pipeline(transaction=False)
+                _write(lifecycle, outgoing, at, pipe)
+                _Confirmations().add(_replicated(pipe).execute(), [jid]).check()
+            else:
+                _write(lifecycle, outgoing, at)
     return jid if kept else None
 
 
@@ -171,7 +225,15 @@ async def apush_payload(payload: Payload, at: float | None = None) -> str | None
     kept, outgoing = _outgoing(payload, at)
     if outgoing is not None:
         with _reaching_redis():
-            await _write(_async_lifecycle(), outgoing, at)
+            lifecycle = _async_lifecycle()
+            if config.current().wait_replicas:
+                pipe = lifecycle.conn.pipeline(transaction=False)
+                queued = _write(lifecycle, outgoing, at, pipe)
+                if inspect.isawaitable(queued):  # a script queued on an asyncio pipeline is awaited to queue it
+                    await queued
+                _Confirmations().add(await _replicated(pipe).execute(), [jid]).check()
+            else:
+                await _write(lifecycle, outgoing, at)
     return jid if kept else None
 
 
@@ -253,9 +315,9 @@ def _bulk(job: object, args_list: Iterable[Sequence[Any]], overrides: dict[str, 
     return _Bulk(jids, at, [], encoded, queue, score)
 
 
-def _pipelines(bulk: _Bulk, lifecycle: Lifecycle) -> Iterator[tuple[Any, list[Any]]]:
+def _pipelines(bulk: _Bulk, lifecycle: Lifecycle) -> Iterator[tuple[Any, list[Any], list[str]]]:
     """Pipelines of :data:`BULK_CHUNK` payloads per command, ten commands each, with what each command call
-    returned (awaitables to await first, on an asyncio client)."""
+    returned (awaitables to await first, on an asyncio client) and the jids it pushes."""
     encoded = bulk.encoded
     for start in range(0, len(encoded), BULK_CHUNK * 10):
         pipe = lifecycle.conn.pipeline(transaction=False)
@@ -266,7 +328,7 @@ def _pipelines(bulk: _Bulk, lifecycle: Lifecycle) -> Iterator[tuple[Any, list[An
                 queued.append(lifecycle.schedule(dict.fromkeys(chunk, bulk.score), client=pipe))
             else:
                 queued.append(lifecycle.enqueue(bulk.queue, chunk, client=pipe))
-        yield pipe, queued
+        yield pipe, queued, bulk.jids[start : start + BULK_CHUNK * 10]
 
 
 def push_bulk(
@@ -286,9 +348,11 @@ def push_bulk(
     bulk = _bulk(job, args_list, {"queue": queue, "retry": retry, **options}, epoch(at))
     if bulk.one_by_one:
         return [jid for payload in bulk.one_by_one if (jid := push_payload(payload, bulk.when)) is not None]
+    confirmations = _Confirmations()
     with _reaching_redis():
-        for pipe, _ in _pipelines(bulk, _lifecycle()):
-            pipe.execute()
+        for pipe, _, jids in _pipelines(bulk, _lifecycle()):
+            confirmations.add(_replicated(pipe).execute(), jids)
+    confirmations.check()
     return bulk.jids
 
 
@@ -305,12 +369,14 @@ async def apush_bulk(
     bulk = _bulk(job, args_list, {"queue": queue, "retry": retry, **options}, epoch(at))
     if bulk.one_by_one:
         return [jid for payload in bulk.one_by_one if (jid := await apush_payload(payload, bulk.when)) is not None]
+    confirmations = _Confirmations()
     with _reaching_redis():
-        for pipe, queued in _pipelines(bulk, _async_lifecycle()):
+        for pipe, queued, jids in _pipelines(bulk, _async_lifecycle()):
             for call in queued:
                 if inspect.isawaitable(call):  # a script queued on an asyncio pipeline is awaited to queue it
                     await call
-            await pipe.execute()
+            confirmations.add(await _replicated(pipe).execute(), jids)
+    confirmations.check()
     return bulk.jids
 
 

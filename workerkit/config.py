@@ -1,7 +1,8 @@
 """Configuration: which Redis, which namespace, and the hooks (middleware, error and death handlers).
 
 The Redis URL comes from ``workerkit.configure(redis_url=...)``, else ``WORKERKIT_REDIS_URL``, else
-``REDIS_URL``, else ``redis://127.0.0.1:6379/0``. ``redis://``, ``rediss://`` (TLS) and ``unix://`` work.
+``REDIS_URL``, else ``redis://127.0.0.1:6379/0``. One server (``redis://``, ``rediss://`` for TLS, ``unix://``),
+Sentinel (``redis+sentinel://``) and Cluster (``redis+cluster://``): the URL forms are ``workerkit.topology``'s.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from workerkit import compat
+from workerkit import compat, topology
 from workerkit.keys import Keys
 from workerkit.protocols import JobLike
 from workerkit.timelimit import check_timeout
@@ -64,6 +65,10 @@ class Config:
     result_ttl: float | None = None
     """Seconds every job keeps its result unless the job or push sets its own (``workerkit.results``);
     None: only jobs that ask keep one."""
+    wait_replicas: int = 0
+    """Replicas that must confirm each push before it returns (``WAIT``; 0: don't wait). See docs/deploy.md."""
+    wait_timeout_ms: int = 1000
+    """How long a push waits for those confirmations before it raises ``workerkit.NotReplicated``."""
     """The job timestamps written: "sidekiq7" (float seconds) or "sidekiq8" (integer ms); see workerkit.compat."""
 
 
@@ -90,12 +95,16 @@ def configure(
     dead_timeout: float | None = None,
     payload_format: str | None = None,
     result_ttl: float | None = None,
+    wait_replicas: int | None = None,
+    wait_timeout_ms: int | None = None,
 ) -> Config:
     """Change the configuration; arguments left as None keep their value. Returns the configuration."""
     global _client
     if payload_format is not None:
         compat.check_payload_format(payload_format)
     check_timeout(result_ttl, "result_ttl")
+    _check_count(wait_replicas, "wait_replicas", 0)
+    _check_count(wait_timeout_ms, "wait_timeout_ms", 1)
     with _lock:
         changes: dict[str, Any] = {
             "redis_url": redis_url,
@@ -109,14 +118,21 @@ def configure(
             "dead_timeout": dead_timeout,
             "payload_format": payload_format,
             "result_ttl": result_ttl,
+            "wait_replicas": wait_replicas,
+            "wait_timeout_ms": wait_timeout_ms,
         }
         for name, value in changes.items():
             if value is not None:
                 setattr(_config, name, value)
-        if redis_url is not None and _client is not None:
-            _client.close()
+        if (redis_url is not None or namespace is not None) and _client is not None:
+            _client.close()  # on a Cluster the client serves the namespace's hash slot: a new one for a new namespace
             _client = None
     return _config
+
+
+def _check_count(value: object, name: str, least: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        raise ValueError(f"{name} must be a whole number of at least {least}, not {value!r}")
 
 
 def reset() -> None:
@@ -156,7 +172,7 @@ def new_redis_client(url: str | None = None, **kwargs: Any) -> redis.Redis:
     """A new ``redis.Redis`` for ``url`` (default: the configured one), with sane socket settings: connect
     and reply timeouts (:data:`CONNECT_TIMEOUT`, :data:`SOCKET_TIMEOUT`), TCP keepalive, and a health check
     (PING) before a command on a connection that was idle for 10 s."""
-    return redis.Redis.from_url(url or _config.redis_url, **_client_options(kwargs))
+    return topology.sync_client(url or _config.redis_url, _client_options(kwargs), keys().queues)
 
 
 def new_async_redis_client(url: str | None = None, **kwargs: Any) -> redis.asyncio.Redis:
@@ -164,12 +180,11 @@ def new_async_redis_client(url: str | None = None, **kwargs: Any) -> redis.async
     awaitable pushes; it belongs to the event loop it is first used on). Its pool holds at most
     :data:`ASYNC_POOL_SIZE` connections, and a command that finds them all busy waits for one (up to
     :data:`ASYNC_POOL_WAIT` seconds) instead of failing, so hundreds of tasks can share it."""
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url or _config.redis_url, max_connections=ASYNC_POOL_SIZE, timeout=ASYNC_POOL_WAIT, **_client_options(kwargs))
-    return redis.asyncio.Redis.from_pool(pool)
+    return topology.async_client(url or _config.redis_url, _client_options(kwargs),
+                                 {"max_connections": ASYNC_POOL_SIZE, "timeout": ASYNC_POOL_WAIT}, keys().queues)
 
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, redis.asyncio.Redis]] = (
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple[str, str], redis.asyncio.Redis]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -177,10 +192,10 @@ def async_redis_client() -> redis.asyncio.Redis:
     """The shared ``redis.asyncio.Redis`` of the running event loop for the configured URL: ``async def`` jobs
     use it as sync jobs use :func:`redis_client` (the awaitable pushes do too). One per loop, made on first use."""
     loop = asyncio.get_running_loop()
-    url = _config.redis_url
+    target = (_config.redis_url, _config.namespace)
     found = _async_clients.get(loop)
-    if found is None or found[0] != url:
-        found = _async_clients[loop] = (url, new_async_redis_client(url))
+    if found is None or found[0] != target:
+        found = _async_clients[loop] = (target, new_async_redis_client(target[0]))
     return found[1]
 
 
@@ -203,21 +218,11 @@ def redis_client() -> redis.Redis:
     return client
 
 
-def masked_url(url: str) -> str:
-    """``url`` with any password masked, for logs and messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"
-
-
 def timestamp(epoch_seconds: float) -> float | int:
     """``epoch_seconds`` as the configured payload format stores a job timestamp (``workerkit.compat``)."""
     return compat.timestamp(epoch_seconds, _config.payload_format)
 
 
 def keys() -> Keys:
-    """The :class:`Keys` of the configured namespace."""
-    return Keys(_config.namespace)
+    """The :class:`Keys` of the configured namespace (hash-tagged on a Redis Cluster: ``workerkit.keys``)."""
+    return Keys(_config.namespace, hash_tag=topology.parse(_config.redis_url).is_cluster)

@@ -15,13 +15,18 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+import redis.exceptions
 
 log = logging.getLogger("workerkit")
 
 T = TypeVar("T")
 
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)
-"""Errors that mean "Redis is unreachable or not ready": wait and try again."""
+CLUSTER_DOWN = (redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError)
+"""Errors a Redis Cluster answers with while it fails over or reshards (CLUSTERDOWN, TRYAGAIN, a slot no live
+node serves yet, a command redirected too often): Redis is away for a moment."""
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError, *CLUSTER_DOWN)
+"""Errors that mean "Redis is unreachable or not ready": wait and try again. (A Sentinel's "no primary known"
+is a ConnectionError; a primary demoted under a client answers READONLY until the client follows the new one.)"""
 
 MAX_DELAY = 5.0
 """The longest pause between attempts (well below the heartbeat's expiry)."""

@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
 from urllib.parse import quote
 
 import redis
+import redis.sentinel
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-"""The errors that mean "Redis is unreachable" (BusyLoadingError, a server still loading, is a ConnectionError)."""
+from workerkit.connection import CLUSTER_DOWN
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, *CLUSTER_DOWN)
+"""The errors that mean "Redis is unreachable" (BusyLoadingError, a server still loading, is a ConnectionError;
+so is a Sentinel's "no primary known")."""
 
 
 def masked_url(conn: redis.Redis) -> str:
-    """The URL ``conn`` connects to, with its password replaced by ``***``."""
-    pool = conn.connection_pool
+    """The URL ``conn`` connects to, with its password replaced by ``***``: one server's, or the addresses a
+    Sentinel or Cluster client starts from."""
+    pool = getattr(conn, "connection_pool", None)
+    if pool is None:  # a Cluster client: no single pool
+        cluster = cast(Any, conn)
+        nodes = ",".join(_host_port(node.host, node.port) for node in cluster.nodes_manager.startup_nodes.values())
+        return f"redis+cluster://{_credentials(cluster.nodes_manager.connection_kwargs)}{nodes}"
     options = pool.connection_kwargs
-    user = quote(options.get("username") or "", safe="")
-    credentials = f"{user}:***@" if options.get("password") else f"{user}@" if user else ""
+    credentials = _credentials(options)
     database = options.get("db", 0)
+    if isinstance(pool, redis.sentinel.SentinelConnectionPool):
+        sentinels = ",".join(_host_port(**{name: sentinel.connection_pool.connection_kwargs[name]
+                                           for name in ("host", "port")})
+                             for sentinel in pool.sentinel_manager.sentinels)
+        return f"redis+sentinel://{credentials}{sentinels}/{pool.service_name}/{database}"
     if "path" in options:
         return f"unix://{credentials}{options['path']}?db={database}"
     scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
-    host = str(options.get("host", "localhost"))
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{credentials}{host}:{options.get('port', 6379)}/{database}"
+    address = _host_port(options.get("host", "localhost"), options.get("port", 6379))
+    return f"{scheme}://{credentials}{address}/{database}"
+
+
+def _credentials(options: dict[str, Any]) -> str:
+    user = quote(options.get("username") or "", safe="")
+    return f"{user}:***@" if options.get("password") else f"{user}@" if user else ""
+
+
+def _host_port(host: object, port: object) -> str:
+    text = str(host)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
