@@ -112,6 +112,28 @@ def _open_pty() -> tuple[int, int]:
     return master, slave
 
 
+class Silent:
+    """A command whose output nobody reads (an ``exec:`` readiness check), started like an instance."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
+        self.started_at = time.time()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            self.pid = _fork_exec(argv, env, cwd, devnull, devnull, tty=False)
+        finally:
+            os.close(devnull)
+
+    def signal_group(self, signum: int) -> bool:
+        """Signal its process group (while it is unreaped)."""
+        return signal_leader(self.pid, signum)
+
+    def drain(self) -> None:
+        """Nothing to relay."""
+
+    def close_output(self) -> None:
+        """Nothing to close."""
+
+
 class Child:
     """A spawned instance; ``pid`` is also its process group id."""
 

@@ -189,6 +189,15 @@ def _load(options: dict[str, Any], procfile_required: bool = True) -> Any:
     )
 
 
+def _process_config(project: Any) -> Any:
+    """The per-process options (``[tool.procman.processes]`` or ``procman.toml``) for the project's Procfile."""
+    from procman.processconfig import load_process_config
+    from procman.settings import read_pyproject
+
+    pyproject = Path("pyproject.toml")
+    return load_process_config(read_pyproject(pyproject), pyproject, project.procfile, project.entries)
+
+
 def _cmd_start(args: argparse.Namespace) -> int:
     from procman.control import socket_path
     from procman.formation import check_names
@@ -211,7 +220,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
     loop = Loop()
     output = Output(sys.stdout.buffer, Style(color, options["timestamp"], options["prefix"]),
                     [instance.label for instance in instances], loop)
-    policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart))
+    policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart),
+                    processes=_process_config(project))
     if options["restart-limit"] is not None:
         limit, window = options["restart-limit"]
         policy = policy._replace(restart_limit=limit, restart_window=window)
@@ -253,6 +263,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     options = _resolve(args)
     project = _load(options)
     instances = project.formation(options["concurrency"] or "")
+    config = _process_config(project)
     names = ", ".join(entry.name for entry in project.entries)
     print(f"valid Procfile detected ({names}): {project.procfile}")  # one line, however wide: scripts grep it
     for path in project.env_files:
@@ -267,8 +278,36 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for entry in project.entries:
         ports = [str(instance.port) for instance in instances if instance.entry == entry]
         table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", Text(entry.command))  # no markup
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    console.print(table)
+    if config.options:
+        _print_process_config(console, config, [entry.name for entry in project.entries])
     return 0
+
+
+def _print_process_config(console: Any, config: Any, names: list[str]) -> None:
+    """``procman check``'s view of the per-process options, and the shutdown order they give."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from procman.dependencies import stop_stages
+
+    print(f"process options: {config.source}")  # plain lines, however wide, as the Procfile's
+    table = Table("process", "depends on", "ready", "stop signal", "quiet signal")
+    for name in names:
+        if name not in config.options:
+            continue
+        option = config.of(name)
+        depends = ", ".join(f"{other} ({condition})" for other, condition in option.depends_on.items())
+        ready = "-"
+        if option.ready is not None:
+            every = "" if option.ready.kind == "log" else f"every {option.ready_interval:g} s, "
+            ready = f"{option.ready.text} ({every}up to {option.ready_timeout:g} s)"
+        quiet = option.quiet_signal.name if option.quiet_signal else "-"
+        table.add_row(name, depends or "-", Text(ready), option.stop_signal.name, quiet)
+    console.print(table)
+    stages = [", ".join(stage) for stage in stop_stages(names, config)]
+    print(f"shutdown order: {', then '.join(stages)}")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -16,10 +16,11 @@ import os
 from collections.abc import Callable
 
 from procman import proctable
-from procman.child import Child, Readers, exit_code_of, signal_leader
+from procman.child import Child, Readers, Silent, exit_code_of, signal_leader
 from procman.formation import Instance
 from procman.guardian import Guardian
 from procman.output import LineStream
+from procman.procfile import shell_argv
 
 
 def _alive(send: Callable[[int, int], None], target: int) -> bool:
@@ -48,9 +49,19 @@ class ProcessGroups:
         """Start ``instance``; its pid is its group's id, registered with the guardian before anything else."""
         env[proctable.MARKER_VARIABLE] = self._marker
         child = Child(instance, env, self._cwd, self._tty, stream, self._readers)
-        self._leaders.add(child.pid)
-        self._guardian.register(child.pid)
+        self._track(child.pid)
         return child
+
+    def run_check(self, command: str, env: dict[str, str]) -> Silent:
+        """Start a readiness check command, in a group of its own like an instance, its output discarded."""
+        env[proctable.MARKER_VARIABLE] = self._marker
+        check = Silent(shell_argv(command), env, self._cwd)
+        self._track(check.pid)
+        return check
+
+    def _track(self, pid: int) -> None:
+        self._leaders.add(pid)
+        self._guardian.register(pid)
 
     def reap(self) -> list[tuple[int, int]]:
         """Reap every exited child (reparented orphans too): ``(pid, exit code)``; then re-check lingering groups."""
@@ -86,10 +97,14 @@ class ProcessGroups:
 
     def signal_all(self, signum: int) -> None:
         """Signal every group of procman's at once, then any marked descendant that left its group (setsid)."""
-        self.forget_gone()
-        groups = self._leaders | self._lingering
         for leader in self._leaders:
             signal_leader(leader, signum)
+        self.signal_leftovers(signum)
+
+    def signal_leftovers(self, signum: int) -> None:
+        """Signal the groups that outlive their leaders, then any marked descendant that left its group."""
+        self.forget_gone()
+        groups = self._leaders | self._lingering
         for pgid in self._lingering:
             try:
                 os.killpg(pgid, signum)

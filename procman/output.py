@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import BinaryIO, NamedTuple
 
 from procman.loop import Clock, Timer
@@ -112,6 +112,7 @@ class LineStream:
     """One instance's output: whole lines are written at once, a partial line waits for its end.
 
     ``clock`` gives the time between chunks (to tell a burst) and the timer that flushes a partial line.
+    ``watcher``, when set (by a ``log:`` readiness check, until it passes), sees every chunk once it is relayed.
     """
 
     def __init__(self, output: Output, prefix: _Prefix, clock: Clock) -> None:
@@ -123,9 +124,15 @@ class LineStream:
         self._timer: Timer | None = None
         self._last_chunk_at = float("-inf")
         self._in_burst = False
+        self.watcher: Callable[[bytes], None] | None = None
 
     def feed(self, chunk: bytes) -> None:
-        """Take a chunk as read from the child; write every complete line in it."""
+        """Take a chunk as read from the child; write every complete line in it (then show it to ``watcher``)."""
+        self._relay(chunk)
+        if self.watcher is not None:
+            self.watcher(chunk)
+
+    def _relay(self, chunk: bytes) -> None:
         now = self._clock.time()
         self._in_burst = now - self._last_chunk_at < BURST_GAP
         self._last_chunk_at = now

@@ -1,7 +1,8 @@
 """Option defaults from ``[tool.procman]`` in ``pyproject.toml`` and ``PROCMAN_*`` variables.
 
 Precedence: command-line flags, then ``PROCMAN_<KEY>`` (upper case, ``-`` as ``_``), then
-``[tool.procman]`` in the current folder's ``pyproject.toml``, then the built-in default.
+``[tool.procman]`` in the current folder's ``pyproject.toml``, then the built-in default. The table's
+``processes`` key holds the per-process options, read by :mod:`procman.processconfig`.
 """
 
 from __future__ import annotations
@@ -91,8 +92,11 @@ def env_variable(key: str) -> str:
     return "PROCMAN_" + key.upper().replace("-", "_")
 
 
+PROCESSES = "processes"
+
+
 def read_pyproject(path: Path) -> dict[str, Any]:
-    """The ``[tool.procman]`` table of ``path`` (empty when the file or table is absent)."""
+    """The ``[tool.procman]`` table of ``path`` (empty when the file or table is absent), ``processes`` included."""
     if not path.is_file():
         return {}
     import tomllib
@@ -105,15 +109,18 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError("[tool.procman] must be a table", str(path))
     for key in table:
-        if key not in KEYS:
-            raise ConfigError(f"unknown key {key!r} in [tool.procman] (known: {', '.join(KEYS)})", str(path))
+        if key not in KEYS and key != PROCESSES:
+            raise ConfigError(f"unknown key {key!r} in [tool.procman] (known: {', '.join(KEYS)}, {PROCESSES})",
+                              str(path))
     return table
 
 
 def defaults(environ: Mapping[str, str], pyproject: Path) -> dict[str, Any]:
     """Every configured default, converted, keyed by ``KEYS`` names; missing keys are simply absent."""
     found: dict[str, tuple[Any, str]] = {
-        key: (value, f"{pyproject} [tool.procman] {key}") for key, value in read_pyproject(pyproject).items()
+        key: (value, f"{pyproject} [tool.procman] {key}")
+        for key, value in read_pyproject(pyproject).items()
+        if key != PROCESSES
     }
     for key in KEYS:
         variable = env_variable(key)

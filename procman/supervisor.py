@@ -3,8 +3,13 @@
 Policy when an instance exits on its own: everything stops (Foreman's default) and procman exits with that
 instance's code, unless its process type is ``--can-die`` (it stays down) or ``--restart`` (respawned
 with exponential backoff, at most ``Policy.restart_limit`` times within ``Policy.restart_window``
-seconds). Shutdown signals every process group at once, waits one shared deadline, then SIGKILLs whatever
-is left.
+seconds), or another type waits for its successful exit (``depends_on = {migrate = "exited"}``).
+
+Start order: an instance whose type ``depends_on`` others starts once they have started, are ready (their
+``ready`` check passed, see :mod:`procman.readiness`) or have exited successfully; an instance never ready
+in time stops everything. Shutdown runs in stages, in reverse dependency order (one stage without
+dependencies): each stage signals its process groups at once (each type's ``stop_signal``), waits one
+deadline, then SIGKILLs what is left of it; the last stage also signals whatever else is procman's.
 
 The supervisor consumes events (``start``, ``reap``, ``stop``, ``forward``, ``control``) and acts through two
 parameters: a :class:`~procman.loop.Clock` for time and timers, and a :class:`ProcessFactory` that spawns,
@@ -20,9 +25,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from procman.control import select
+from procman.dependencies import missing, one_off_types, stop_stages, waits_for
 from procman.formation import Instance
 from procman.loop import Clock, Timer
 from procman.output import LineStream, Output
+from procman.processconfig import NO_CONFIG, ProcessConfig
+from procman.readiness import Handle, Probe
 
 RESTART_LIMIT = 5
 RESTART_WINDOW = 600.0
@@ -32,6 +40,7 @@ POLL_INTERVAL = 0.05
 GROUP_CHECK_INTERVAL = 1.0
 QUICK_EXIT = 1.0
 COMMAND_NOT_FOUND = 127
+WAITS_TO = {"ready": "be ready", "exited": "exit successfully", "started": "start"}
 
 
 class Process(Protocol):
@@ -72,8 +81,16 @@ class ProcessFactory(Protocol):
         """Forget groups that are empty or no longer verifiably procman's."""
         ...
 
+    def run_check(self, command: str, env: dict[str, str]) -> Process:
+        """Start an ``exec:`` readiness check command (output discarded); ``reap`` reports its exit."""
+        ...
+
     def signal_all(self, signum: int) -> None:
         """Signal every process of procman's."""
+        ...
+
+    def signal_leftovers(self, signum: int) -> None:
+        """Signal what is procman's besides the unreaped leaders: groups that outlive theirs, and strays."""
         ...
 
     def anything_left(self) -> bool:
@@ -84,7 +101,8 @@ class ProcessFactory(Protocol):
 class State(enum.Enum):
     """Where a slot is in its life; ``status`` shows the value."""
 
-    STARTING = "starting"
+    PENDING = "pending"  # waiting for its dependencies
+    STARTING = "starting"  # started, its ready check has not passed yet
     RUNNING = "running"
     WAITING = "waiting"  # for its restart
     STOPPING = "stopping"
@@ -107,22 +125,26 @@ class Policy(NamedTuple):
     restart: frozenset[str] = frozenset()
     restart_limit: int = RESTART_LIMIT
     restart_window: float = RESTART_WINDOW
+    processes: ProcessConfig = NO_CONFIG
 
 
 class Slot:
     """One instance of the formation and its current process (if any)."""
 
-    __slots__ = ("instance", "process", "restarts", "started", "state", "stream", "then", "timer")
+    __slots__ = ("instance", "probe", "process", "reached", "restarts", "started", "state", "stream", "then",
+                 "timer")
 
     def __init__(self, instance: Instance, stream: LineStream) -> None:
         self.instance = instance
         self.stream = stream
         self.process: Process | None = None
-        self.state = State.STARTING
+        self.state = State.PENDING
         self.started = 0.0
         self.restarts: deque[float] = deque()
         self.then: Then | None = None
         self.timer: Timer | None = None
+        self.probe: Probe | None = None
+        self.reached: set[str] = set()  # conditions met at least once: started, ready, exited
 
 
 def describe_exit(code: int) -> str:
@@ -181,6 +203,12 @@ class Supervisor:
             for instance in instances
         ]
         self._by_pid: dict[int, Slot] = {}
+        self._check_exits: dict[int, Callable[[int], None]] = {}
+        names = list(dict.fromkeys(instance.name for instance in instances))
+        self._waits = {name: waits_for(name, policy.processes, names) for name in names}
+        self._one_off = one_off_types(names, policy.processes)
+        self._stages: list[list[Slot]] = []
+        self._stage: list[Slot] = []
         self._stopping = False
         self._killing = False
         self._group_check: Timer | None = None
@@ -192,18 +220,20 @@ class Supervisor:
     # --- events ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Spawn every instance, in Procfile order (stops early if one cannot be started)."""
-        for slot in self._slots:
-            self._spawn(slot)
-            if self._stopping:
-                break
+        """Spawn every instance whose dependencies allow it, in Procfile order (stops early if one cannot be
+        started); the others start as their dependencies are met."""
+        for name, others in missing(list(self._waits), self._policy.processes).items():
+            self._output.system(f"{name} does not wait for {', '.join(others)}: not in this formation")
+        self._start_pending()
 
     def reap(self) -> None:
         """Collect exited processes (on SIGCHLD) and react to each."""
         self._collect()
         self._arm_group_check()
-        if self._stopping and not self.finished and not self._anything_left():
-            self._finish()
+        if self._stopping and not self.finished:
+            self._advance_stage()
+            if not self._anything_left():
+                self._finish()
 
     def stop(self, signum: int) -> None:
         """SIGINT, SIGTERM or SIGHUP to procman: stop everything; the same again kills at once."""
@@ -245,24 +275,81 @@ class Supervisor:
 
     # --- starting and exits ---------------------------------------------------------------------------
 
+    def _start_pending(self) -> None:
+        """Spawn every pending instance whose dependencies are met (until none is left that can start)."""
+        started = True
+        while started and not self._stopping:
+            started = False
+            for slot in self._slots:
+                if slot.state is State.PENDING and self._can_start(slot):
+                    self._spawn(slot)
+                    started = True
+                    if self._stopping:
+                        return
+
+    def _can_start(self, slot: Slot) -> bool:
+        return all(self._met(name, condition) for name, condition in self._waits[slot.instance.name].items())
+
+    def _met(self, name: str, condition: str) -> bool:
+        return all(condition in slot.reached for slot in self._slots if slot.instance.name == name)
+
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
+        env = self._env_for(slot.instance)
         try:
-            process = self._processes.spawn(slot.instance, self._env_for(slot.instance), slot.stream)
+            process = self._processes.spawn(slot.instance, dict(env), slot.stream)
         except OSError as error:
             self._stop_all(1, f"cannot start {slot.instance.label}: {error.strerror or error}")
             return
         slot.process = process
-        slot.state = State.RUNNING
         slot.started = self._clock.time()
         self._by_pid[process.pid] = slot
         self._output.system(f"{slot.instance.label} started with pid {process.pid} (PORT={slot.instance.port})")
+        slot.reached.add("started")
+        options = self._policy.processes.of(slot.instance.name)
+        if options.ready is None:
+            slot.state = State.RUNNING
+            slot.reached.add("ready")
+            return
+        slot.state = State.STARTING
+        try:
+            slot.probe = Probe(options.ready, env, options.ready_interval, options.ready_timeout, self._clock,
+                               slot.stream, self._run_check, lambda text: self._on_ready(slot, text),
+                               lambda text, why: self._on_not_ready(slot, text, why))
+        except (ValueError, OSError) as error:
+            self._stop_all(1, f"{slot.instance.label}: ready = {options.ready.text!r}: {error}; stopping all processes")
+            return
+        slot.probe.start()
+
+    def _run_check(self, command: str, env: dict[str, str], on_exit: Callable[[int], None]) -> Handle:
+        process = self._processes.run_check(command, env)
+        self._check_exits[process.pid] = on_exit
+        return process
+
+    def _on_ready(self, slot: Slot, check: str) -> None:
+        slot.probe = None
+        slot.state = State.RUNNING
+        slot.reached.add("ready")
+        self._output.system(f"{slot.instance.label} is ready ({check}, "
+                            f"{self._clock.time() - slot.started:.1f} s after its start)")
+        self._start_pending()
+
+    def _on_not_ready(self, slot: Slot, check: str, reason: str) -> None:
+        slot.probe = None
+        options = self._policy.processes.of(slot.instance.name)
+        message = f"{slot.instance.label} was not ready within {options.ready_timeout:g} s ({check}: {reason})"
+        if "ready" in slot.reached:  # it was ready before this restart: tell, and leave it running
+            self._output.system(message)
+        else:
+            self._stop_all(1, f"{message}; stopping all processes")
 
     def _collect(self) -> None:
         for pid, code in self._processes.reap():
             slot = self._by_pid.pop(pid, None)
             if slot is not None:
                 self._on_exit(slot, code)
+            elif pid in self._check_exits:
+                self._check_exits.pop(pid)(code)
 
     def _exit_message(self, slot: Slot, code: int, asked_to_stop: bool) -> str:
         label = slot.instance.label
@@ -280,20 +367,41 @@ class Supervisor:
         assert process is not None
         process.drain()
         slot.process = None
+        if slot.probe is not None:
+            slot.probe.cancel()
+            slot.probe = None
         then, slot.then = slot.then, None
         self._output.system(self._exit_message(slot, code, self._stopping or then is not None))
         if self._stopping or then is Then.STOP:
             slot.state = State.STOPPED
         elif then is Then.RESTART:
             self._spawn(slot)
+        elif code == 0 and slot.instance.name in self._one_off:
+            slot.reached.add("exited")
+            self._gone(slot, code)
+            self._start_pending()
         elif slot.instance.name in self._policy.restart:
             self._schedule_restart(slot, code)
         elif slot.instance.name in self._policy.can_die:
-            slot.state = State.DEAD
-            if all(other.state in (State.DEAD, State.STOPPED) for other in self._slots):
-                self._stop_all(code, "every process has exited")
+            self._gone(slot, code)
         else:
             self._stop_all(code, f"stopping all processes because {slot.instance.label} exited")
+
+    def _gone(self, slot: Slot, code: int) -> None:
+        """The instance stays down: stop everything when nothing is left, or when an instance waits for what it
+        will now never do."""
+        slot.state = State.DEAD
+        if all(other.state in (State.DEAD, State.STOPPED) for other in self._slots):
+            self._stop_all(code, "every process has exited")
+            return
+        for waiting in self._slots:
+            if waiting.state is not State.PENDING:
+                continue
+            for name, condition in self._waits[waiting.instance.name].items():
+                if name == slot.instance.name and condition not in slot.reached:
+                    self._stop_all(code, f"stopping all processes: {waiting.instance.label} waits for {name} to "
+                                   f"{WAITS_TO[condition]}, and {slot.instance.label} has exited")
+                    return
 
     def _schedule_restart(self, slot: Slot, code: int) -> None:
         now = self._clock.time()
@@ -337,7 +445,10 @@ class Supervisor:
             return
         slot.then = then
         slot.state = State.STOPPING
-        process.signal_group(signal.SIGTERM)
+        if slot.probe is not None:
+            slot.probe.cancel()
+            slot.probe = None
+        process.signal_group(self._policy.processes.of(slot.instance.name).stop_signal)
 
         def kill_if_still_there() -> None:
             if slot.process is process:
@@ -368,17 +479,53 @@ class Supervisor:
             if slot.timer is not None:
                 slot.timer.cancel()
                 slot.timer = None
-        self._processes.signal_all(signal.SIGTERM)
-        self._deadline = self._clock.call_later(self._policy.timeout, self._on_deadline)
+            if slot.probe is not None:
+                slot.probe.cancel()
+                slot.probe = None
+        by_name = stop_stages(list(self._waits), self._policy.processes)
+        self._stages = [[slot for slot in self._slots if slot.instance.name in names] for names in by_name]
+        self._next_stage(first=True)
         self._poll_shutdown()
 
+    def _next_stage(self, first: bool = False) -> None:
+        """Signal the next stage's groups (each its type's stop signal), the last one with everything else."""
+        while True:
+            self._stage = self._stages.pop(0)
+            running = [slot for slot in self._stage if slot.process is not None]
+            if running or not self._stages:
+                break
+        if running and not first:
+            self._output.system(f"stopping {', '.join(slot.instance.label for slot in running)}")
+        for slot in running:
+            assert slot.process is not None
+            slot.process.signal_group(self._policy.processes.of(slot.instance.name).stop_signal)
+        if not self._stages:
+            self._processes.signal_leftovers(signal.SIGTERM)
+        self._deadline = self._clock.call_later(self._policy.timeout, self._on_deadline)
+
+    def _advance_stage(self) -> None:
+        """Once every process of an earlier stage is gone, stop the next stage."""
+        if self._stages and not self._killing and all(slot.process is None for slot in self._stage):
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._next_stage()
+
     def _on_deadline(self) -> None:
-        left = [slot.instance.label for slot in self._slots if slot.process is not None] or ["leftover processes"]
+        self._deadline = None
+        stage = self._stage if self._stages else self._slots
+        left = [slot.instance.label for slot in stage if slot.process is not None] or ["leftover processes"]
         self._output.system(f"timeout of {self._policy.timeout:g} s reached; sending SIGKILL to {', '.join(left)}")
-        self._kill()
+        if not self._stages:
+            self._kill()
+            return
+        for slot in self._stage:
+            if slot.process is not None:
+                slot.process.signal_group(signal.SIGKILL)
+        self._next_stage()
 
     def _kill(self) -> None:
         self._killing = True
+        self._stages = []
         self._processes.signal_all(signal.SIGKILL)
         if self._deadline is not None:
             self._deadline.cancel()

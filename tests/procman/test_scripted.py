@@ -12,6 +12,7 @@ import signal
 from procman.formation import build_formation
 from procman.loop import Callback, Timer
 from procman.output import LineStream, Output, Style
+from procman.processconfig import ProcessConfig, parse_processes
 from procman.procfile import parse_procfile
 from procman.supervisor import Policy, State, Supervisor
 
@@ -91,6 +92,9 @@ class ScriptedProcesses:
 
     def signal_all(self, signum: int) -> None:
         self.broadcast.append(signum)
+
+    def signal_leftovers(self, signum: int) -> None:
+        self.broadcast.append(signum)  # with each instance's own signal_group: all of procman's processes
 
     def anything_left(self) -> bool:
         return bool(self.running or self._exited)
@@ -195,6 +199,52 @@ def test_a_quick_exit_names_the_port_and_a_stop_by_hand_is_not_an_exit() -> None
     assert "web.1 stopped (SIGTERM)" in _lines(sink)
     assert [p["state"] for p in supervisor.control("status", [])["processes"]] == [State.STOPPED.value,
                                                                                   State.DEAD.value]
+
+
+def _config(procfile: str, tables: dict[str, object]) -> ProcessConfig:
+    return parse_processes(tables, "pyproject.toml", "[tool.procman.processes", parse_procfile(procfile))
+
+
+def test_shutdown_stops_dependents_first_each_stage_with_its_own_deadline_and_signal() -> None:
+    procfile = "db: a\nweb: b\nworker: c\n"
+    config = _config(procfile, {"web": {"depends_on": ["db"]}, "worker": {"depends_on": ["db"], "stop_signal": "INT"}})
+    supervisor, clock, processes, sink = _supervisor(procfile, Policy(timeout=5, processes=config))
+    assert processes.spawned == ["db.1", "web.1", "worker.1"]
+    db, web, worker = (processes.running[label] for label in ("db.1", "web.1", "worker.1"))
+    supervisor.stop(signal.SIGTERM)
+    assert (db.signals, web.signals, worker.signals, processes.broadcast) == ([], [signal.SIGTERM], [signal.SIGINT], [])
+    processes.exit("web.1", 0)
+    supervisor.reap()
+    clock.advance(4.9)
+    assert db.signals == []
+    clock.advance(0.1)
+    assert worker.signals == [signal.SIGINT, signal.SIGKILL]
+    assert (db.signals, processes.broadcast) == ([signal.SIGTERM], [signal.SIGTERM])
+    assert _lines(sink)[-2:] == ["timeout of 5 s reached; sending SIGKILL to worker.1", "stopping db.1"]
+    processes.exit("worker.1", 137)
+    processes.exit("db.1", 0)
+    supervisor.reap()
+    assert supervisor.finished and supervisor.exit_code == 143
+    assert _lines(sink)[-2:] == ["worker.1 was killed by SIGKILL", "db.1 stopped (exit 0)"]
+
+
+def test_a_one_off_that_exits_successfully_is_not_restarted_and_lets_its_dependents_start() -> None:
+    procfile = "migrate: a\nweb: b\n"
+    config = _config(procfile, {"web": {"depends_on": {"migrate": "exited"}}})
+    supervisor, clock, processes, _ = _supervisor(procfile, Policy(restart=frozenset({"migrate", "web"}),
+                                                                      processes=config))
+    assert processes.spawned == ["migrate.1"]
+    assert [p["state"] for p in supervisor.control("status", [])["processes"]] == ["running", "pending"]
+    processes.exit("migrate.1", 1)  # a failed migration is restarted as usual
+    supervisor.reap()
+    clock.advance(0.25)
+    assert processes.spawned == ["migrate.1", "migrate.1"]
+    processes.exit("migrate.1", 0)
+    supervisor.reap()
+    clock.advance(60)
+    assert processes.spawned == ["migrate.1", "migrate.1", "web.1"]
+    assert [p["state"] for p in supervisor.control("status", [])["processes"]] == ["dead", "running"]
+    assert not supervisor.finished
 
 
 def _stream(clock: ScriptedClock) -> tuple[LineStream, io.BytesIO]:
