@@ -280,6 +280,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", Text(entry.command))  # no markup
     console = Console(highlight=False)
     console.print(table)
+    if config.ignored:
+        print(f"ignored (not in this Procfile): {', '.join(config.ignored)} in {config.source}")
     if config.options:
         _print_process_config(console, config, [entry.name for entry in project.entries])
     return 0

@@ -4,7 +4,8 @@
 Keys (``_`` or ``-`` in their names): ``depends_on`` (a list of names, or a table of name -> ``"ready"``,
 ``"exited"`` or ``"started"``), ``ready`` (a check, see :mod:`procman.readiness`), ``ready_interval``,
 ``ready_timeout``, ``stop_signal`` and ``quiet_signal``. Every error names the file and the key; an unknown
-process, an unknown dependency and a dependency cycle are errors too.
+dependency and a dependency cycle are errors too. A table for a process the Procfile does not define is
+ignored (one ``pyproject.toml`` may serve several Procfiles) and ``procman check`` lists it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class ProcessConfig(NamedTuple):
 
     options: Mapping[str, ProcessOptions]
     source: str
+    ignored: tuple[str, ...] = ()
 
     def of(self, name: str) -> ProcessOptions:
         """The options of process type ``name`` (the defaults when it has no table)."""
@@ -99,7 +101,7 @@ _CONVERTERS = {
 }
 
 
-def _options(name: str, table: Any, where: str) -> ProcessOptions:
+def _options(table: Any, where: str) -> ProcessOptions:
     if not isinstance(table, dict):
         raise ConfigError(f"expected a table of options, got {table!r}", where)
     values: dict[str, Any] = {}
@@ -146,12 +148,11 @@ def parse_processes(tables: Any, source: str, table: str, entries: Sequence[Proc
     known = [entry.name for entry in entries]
     options: dict[str, ProcessOptions] = {}
     for name, value in tables.items():
-        where = f"{source} {table}.{name}]"
-        if name not in known:
-            raise ConfigError(f"unknown process {name!r} (the Procfile defines: {', '.join(known)})", where)
-        options[name] = _options(name, value, where)
+        option = _options(value, f"{source} {table}.{name}]")
+        if name in known:
+            options[name] = option
     _check_graph(options, known, f"{source} {table}")
-    return ProcessConfig(options, f"{source} {table}]")
+    return ProcessConfig(options, f"{source} {table}]", tuple(name for name in tables if name not in known))
 
 
 def _load_toml(path: Path) -> dict[str, Any]:

@@ -151,8 +151,9 @@ def test_ctrl_c_stays_responsive_and_nothing_survives_a_staged_shutdown(project)
         ('[tool.procman.processes.web]\ndepends_on = {db = "up"}\n',
          "pyproject.toml [tool.procman.processes.web] depends_on: db = 'up': expected one of 'ready', 'exited', "
          "'started'"),
-        ('[tool.procman.processes.api]\nready = "tcp:1"\n',
-         "pyproject.toml [tool.procman.processes.api]: unknown process 'api' (the Procfile defines: web, db)"),
+        ('[tool.procman.processes.api]\nready = "tcp:1"\n[tool.procman.processes.api2]\nready = "tcp"\n',
+         "pyproject.toml [tool.procman.processes.api2] ready: expected \"tcp:PORT\", \"tcp:HOST:PORT\", "
+         "\"http://HOST:PORT/PATH\", \"log:REGEX\" or \"exec:COMMAND\", got 'tcp'"),
         ('[tool.procman.processes.web]\nreddy = "tcp:1"\n',
          "pyproject.toml [tool.procman.processes.web]: unknown key 'reddy' (known: depends_on, ready, "
          "ready_interval, ready_timeout, stop_signal, quiet_signal)"),
@@ -192,6 +193,9 @@ def test_procman_toml_beside_the_procfile_and_check_prints_the_options(project) 
     assert re.search(r"│ web +│ redis \(ready\) +│ - +│ SIGINT +│ - +│", result.stdout)
     assert re.search(r"│ worker +│ redis \(started\) +│ - +│ SIGTERM +│ SIGTSTP +│", result.stdout)
     assert result.stdout.endswith("shutdown order: web, worker, then redis\n")
+    project.write("procman.toml", '[processes.api]\nready = "tcp:1"\n')  # for another Procfile, say
+    assert project.run("check").stdout.splitlines()[-1] == (f"ignored (not in this Procfile): api in "
+                                                           f"{project.root / 'procman.toml'} [processes]")
     project.write("pyproject.toml", '[tool.procman.processes.web]\nready = "tcp:1"\n')
     both = project.run("check")
     assert both.returncode == 2
