@@ -3,9 +3,10 @@
 :func:`start_cluster` runs 3 primaries with a replica each and forms the cluster itself (CLUSTER MEET,
 ADDSLOTSRANGE, REPLICATE: no ``redis-cli --cluster``); :func:`start_sentinel_group` runs a primary, two
 replicas and three sentinels. Both are context managers that SIGKILL every server they started on exit,
-a failed test included, and check that none survived. Every server runs in a folder of its own under
-``base_dir`` (its configuration, ``server.log``, ``stderr.log`` and, in a cluster, ``nodes.conf``); a
-timeout's message carries the tail of the logs.
+a failed test included, and check that none survived: each server leads a process group of its own, which
+is what they kill (with any child the server forked), and gets SIGKILL should the test process die. Every
+server runs in a folder of its own under ``base_dir`` (its configuration, ``server.log``, ``stderr.log``
+and, in a cluster, ``nodes.conf``); a timeout's message carries the tail of the logs.
 
 Failovers are tuned to be quick and to always happen: node timeout / down-after 1 s; a cluster replica
 may be promoted however long its link was down (``cluster-replica-validity-factor 0``); replicas keep
@@ -136,10 +137,32 @@ class Node:
         return self.connection().info(section)
 
     def kill(self) -> None:
-        """SIGKILL the server and reap it."""
-        if self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL the server and every process it forked (its process group: a replication or snapshot
+        child too, as a crash of its machine would), and reap it."""
+        self._signal_group()
         self.process.wait(timeout=10)
+
+    def _signal_group(self, signum: int = signal.SIGKILL) -> bool:
+        """Send ``signum`` to the server's process group; return whether any process of it was left."""
+        try:
+            os.killpg(self.process.pid, signum)  # the server leads a session (and group) of its own
+        except ProcessLookupError:
+            return False
+        return True
+
+    def group_alive(self) -> bool:
+        """Whether any process of the server's process group still runs (zombies do not count)."""
+        if not self._signal_group(0):
+            return False
+        proc = Path("/proc")
+        if not proc.is_dir():
+            return True
+        for stat in proc.glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp
+                if int(fields[2]) == self.process.pid and fields[0] != "Z":
+                    return True
+        return False
 
     def restart(self, timeout: float = 15.0) -> None:
         """Start the (killed or exited) server again with the same configuration, ports and folder."""
@@ -176,7 +199,7 @@ def _spawn(command: list[str], directory: Path) -> subprocess.Popen[bytes]:
     with open(directory / "stderr.log", "ab") as stderr:
         return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, cwd=directory,
-            preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
 
 
@@ -268,20 +291,22 @@ def _wait_caught_up(primary: Node, replicas: list[Node], timeout: float) -> None
              detail=lambda: "\n".join(node.log() for node in [primary, *live]))
 
 
-def _kill_all(nodes: list[Node]) -> None:
-    """SIGKILL and reap every node; raise if any process is still running afterwards."""
+def _kill_all(nodes: list[Node], timeout: float = 10.0) -> None:
+    """SIGKILL every node's process group and reap the nodes; raise if any process of any group (a server,
+    or a child it forked) is still there after ``timeout`` seconds."""
     for node in nodes:
         node.close()
-        if node.process.poll() is None:
-            node.process.kill()
-    survivors = []
+        node._signal_group()
     for node in nodes:
-        try:
-            node.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            survivors.append(node)
-    if survivors:
-        raise RuntimeError(f"servers survived SIGKILL: {[(n.name, n.process.pid) for n in survivors]}")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            node.process.wait(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while survivors := [node for node in nodes if node.process.poll() is None or node.group_alive()]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"processes survived SIGKILL: {[(n.name, n.process.pid) for n in survivors]}")
+        for node in survivors:
+            node._signal_group()
+        time.sleep(0.02)  # an orphaned fork child is reaped by init at once
 
 
 # --- Redis Cluster -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from ha_support import ClusterGroup, SentinelGroup, start_sentinel_group
+from ha_support import ClusterGroup, Node, SentinelGroup, start_sentinel_group
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -86,11 +86,13 @@ def test_sentinels_fail_over_and_redis_sentinel_follows(sentinel_group: Sentinel
 
 def test_credentials_are_required_and_no_server_outlives_its_group(ha_binary: str, tmp_path: Path) -> None:
     pids: list[int] = []
+    nodes: list[Node] = []
     with pytest.raises(RuntimeError, match="the test failed"), start_sentinel_group(
         tmp_path, binary=ha_binary, replicas=1, sentinels=1, username="wk", password="s3 cret",
     ) as group:
         assert group.url == f"redis+sentinel://wk:s3%20cret@127.0.0.1:{group.sentinels[0].port}/mymaster/0"
-        pids = [node.process.pid for node in group.nodes]
+        nodes = group.nodes
+        pids = [node.process.pid for node in nodes]
         client = group.client(decode_responses=True)
         assert client.set("k", "v") is True
         client.close()
@@ -100,6 +102,7 @@ def test_credentials_are_required_and_no_server_outlives_its_group(ha_binary: st
             anonymous.ping()
         raise RuntimeError("the test failed")
     assert len(pids) == 3
+    assert [node.group_alive() for node in nodes] == [False] * 3
     for pid in pids:
         with pytest.raises(ProcessLookupError):  # killed and reaped: no such process any more
             os.kill(pid, 0)
