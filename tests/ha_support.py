@@ -216,13 +216,23 @@ def _launch(
     directory: Path, binary: str, config: str, port: int, deadline: float, sentinel: bool = False
 ) -> subprocess.Popen[bytes]:
     """Write ``config`` to ``directory`` and start the server on it; return once it answers PING."""
+    process = _start(directory, binary, config, sentinel)
+    _await_ping(process, directory, port, deadline)
+    return process
+
+
+def _start(directory: Path, binary: str, config: str, sentinel: bool = False) -> subprocess.Popen[bytes]:
+    """Write ``config`` to a fresh ``directory`` and start the server on it."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("server.log", "stderr.log", "nodes.conf"):
         (directory / name).unlink(missing_ok=True)
     conf = directory / ("sentinel.conf" if sentinel else "server.conf")
     conf.write_text(config)
-    command = [binary, str(conf), *(["--sentinel"] if sentinel else [])]
-    process = _spawn(command, directory)
+    return _spawn([binary, str(conf), *(["--sentinel"] if sentinel else [])], directory)
+
+
+def _await_ping(process: subprocess.Popen[bytes], directory: Path, port: int, deadline: float) -> None:
+    """Wait until the server answers PING; raise :class:`_PortTaken` if it exited for want of its port."""
     try:
         wait_for_ping(port, deadline, process)
     except ServerExitedError:
@@ -231,12 +241,12 @@ def _launch(
                        if (directory / n).exists())
         if "Address already in use" in logs:
             raise _PortTaken from None
-        raise RuntimeError(f"{binary} exited with code {process.returncode} in {directory}:\n{logs[-3000:]}") from None
+        message = f"the server exited with code {process.returncode} in {directory}:\n{logs[-3000:]}"
+        raise RuntimeError(message) from None
     except TimeoutError:
         process.kill()
         process.wait()
         raise
-    return process
 
 
 def _free_ports(count: int) -> list[int]:
@@ -806,15 +816,19 @@ def start_sentinel_group(
             ids = [secrets.token_hex(20) for _ in ports]
             started: list[Node] = []
             try:
+                # All started before any is awaited: a sentinel that finds a peer not yet listening tries again
+                # only a second later.
                 for index, (port, my_id) in enumerate(zip(ports, ids, strict=True)):
                     directory = base_dir / f"sentinel{index}"
                     peers = [(p, i) for p, i in zip(ports, ids, strict=True) if p != port]
                     config = _sentinel_config(port, directory, my_id, service, group.servers[0], group.replicas,
                                               peers, sentinels // 2 + 1, down_after_ms, failover_timeout_ms,
                                               username, password)
-                    process = _launch(directory, binary, config, port, deadline, sentinel=True)
+                    process = _start(directory, binary, config, sentinel=True)
                     started.append(Node(f"sentinel{index}", port, "sentinel", directory, _command_of(process),
                                         process))
+                for node in started:
+                    _await_ping(node.process, node.directory, node.port, deadline)
             except _PortTaken:
                 _kill_all(started)
                 continue
