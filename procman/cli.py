@@ -29,6 +29,7 @@ examples:
   procman run worker                    run one Procfile entry in the foreground (exec)
   procman run python manage.py shell    run any command with the .env environment
   procman restart 'worker.*'            restart processes of a running 'procman start'
+  procman restart worker --rolling      one instance at a time, each once the one before is ready
   procman status                        list them
   procman export systemd ./units -a myapp -u deploy
   procman check                         validate Procfile and .env, show ports
@@ -94,6 +95,13 @@ def _control_options(command: argparse.ArgumentParser) -> None:
     _project_options(command, formation=False)
 
 
+def _restart_options(restart: argparse.ArgumentParser) -> None:
+    _control_options(restart)
+    restart.add_argument("--rolling", action="store_true",
+                         help="one instance at a time: quiet signal, stop signal, SIGKILL (each after the timeout), "
+                              "then the new one, and the next once it is ready")
+
+
 def _status_options(status: argparse.ArgumentParser) -> None:
     _project_options(status, formation=False)
 
@@ -104,7 +112,7 @@ COMMANDS: dict[str, tuple[str, Any]] = {
     "run": ("run a Procfile entry or a command with the environment (exec)", _run_options),
     "check": ("validate the Procfile and env files, show the formation", _project_options),
     "export": ("write service definitions for the formation", _export_options),
-    "restart": ("restart processes of a running start", _control_options),
+    "restart": ("restart processes of a running start", _restart_options),
     "stop": ("stop processes of a running start", _control_options),
     "status": ("list the processes of a running start", _status_options),
     "version": ("print the version", None),
@@ -335,7 +343,8 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
     options = _resolve(args)
     _, root = locate(options["procfile"], options["root"])
-    reply = request(socket_path(root, os.environ), args.command, getattr(args, "names", []))
+    reply = request(socket_path(root, os.environ), args.command, getattr(args, "names", []),
+                    rolling=getattr(args, "rolling", False))
     if not reply.get("ok"):
         print(f"procman: {reply.get('error', 'request failed')}", file=sys.stderr)
         return 1

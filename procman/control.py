@@ -1,9 +1,10 @@
 """The control socket: ``procman restart/stop/status`` reach a running ``procman start``.
 
 A unix socket (never TCP) named ``.procman.sock`` in the project folder, or ``$PROCMAN_SOCKET``. The
-protocol is one JSON object per line each way: ``{"command": "restart", "names": ["worker.*"]}`` gets
-``{"ok": true, "message": ...}`` or ``{"ok": false, "error": ...}``. A socket file left behind by a
-procman that died is detected (nobody accepts a connection on it) and replaced.
+protocol is one JSON object per line each way: ``{"command": "restart", "names": ["worker.*"]}`` (with
+``"rolling": true`` for one at a time) gets ``{"ok": true, "message": ...}`` or ``{"ok": false, "error":
+...}``. A socket file left behind by a procman that died is detected (nobody accepts a connection on it)
+and replaced.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from procman.child import Readers
 
 SOCKET_NAME = ".procman.sock"
-Handler = Callable[[str, list[str]], dict[str, Any]]
+Handler = Callable[[str, list[str], bool], dict[str, Any]]
+"""Answers a command: its name, the names it is about, and whether a restart is rolling."""
 COMMANDS = ("status", "restart", "stop")
 MAX_REQUEST = 65536
 REPLY_TIMEOUT = 2.0
@@ -125,10 +127,10 @@ class Server:
     def _respond(self, data: bytes) -> dict[str, Any]:
         try:
             request = json.loads(data)
-            command, names = request["command"], request.get("names", [])
-            if command not in COMMANDS or not isinstance(names, list):
+            command, names, rolling = request["command"], request.get("names", []), request.get("rolling", False)
+            if command not in COMMANDS or not isinstance(names, list) or not isinstance(rolling, bool):
                 raise ValueError(command)
-            return self._handler(command, [str(name) for name in names])
+            return self._handler(command, [str(name) for name in names], rolling)
         except (ValueError, KeyError, TypeError):
             return {"ok": False, "error": "bad request"}
 
@@ -163,7 +165,8 @@ def serve(path: Path, handler: Handler, readers: Readers) -> Server:
     return Server(path, handler, readers)
 
 
-def request(path: Path, command: str, names: list[str], timeout: float = 10.0) -> dict[str, Any]:
+def request(path: Path, command: str, names: list[str], timeout: float = 10.0, rolling: bool = False,
+            ) -> dict[str, Any]:
     """Send one command to the procman listening on ``path`` and return its reply."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
@@ -171,7 +174,10 @@ def request(path: Path, command: str, names: list[str], timeout: float = 10.0) -
             client.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
             raise ConfigError("no procman is running here (start one with 'procman start')", str(path)) from None
-        client.sendall(json.dumps({"command": command, "names": names}).encode() + b"\n")
+        message: dict[str, Any] = {"command": command, "names": names}
+        if rolling:
+            message["rolling"] = True
+        client.sendall(json.dumps(message).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = client.recv(65536)

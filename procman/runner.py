@@ -35,7 +35,7 @@ def run_formation(
     server = None
     if control_path is not None:
         try:
-            server = control.serve(control_path, lambda command, names: supervisor.control(command, names), loop)
+            server = control.serve(control_path, lambda *request: supervisor.control(*request), loop)
         except control.SocketUnavailable as error:
             output.system(f"no control socket (status/restart/stop will not reach this procman): {error}")
     become_subreaper()

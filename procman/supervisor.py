@@ -31,6 +31,7 @@ from procman.loop import Clock, Timer
 from procman.output import LineStream, Output
 from procman.processconfig import NO_CONFIG, ProcessConfig
 from procman.readiness import Handle, Probe
+from procman.rolling import RollingRestart
 
 RESTART_LIMIT = 5
 RESTART_WINDOW = 600.0
@@ -204,6 +205,7 @@ class Supervisor:
         ]
         self._by_pid: dict[int, Slot] = {}
         self._check_exits: dict[int, Callable[[int], None]] = {}
+        self._rolling: RollingRestart[Slot] | None = None
         names = list(dict.fromkeys(instance.name for instance in instances))
         self._waits = {name: waits_for(name, policy.processes, names) for name in names}
         self._one_off = one_off_types(names, policy.processes)
@@ -252,8 +254,9 @@ class Supervisor:
                 slot.process.signal_group(signum)
         self._output.system(f"{signal.Signals(signum).name} forwarded to every process")
 
-    def control(self, command: str, patterns: list[str]) -> dict[str, Any]:
-        """A control-socket command: ``status``, or ``restart``/``stop`` of the instances ``patterns`` match."""
+    def control(self, command: str, patterns: list[str], rolling: bool = False) -> dict[str, Any]:
+        """A control-socket command: ``status``, or ``restart``/``stop`` of the instances ``patterns`` match
+        (``rolling``: restart them one at a time, see :meth:`_roll`)."""
         if command == "status":
             return {"ok": True, "processes": [self._status_of(slot) for slot in self._slots]}
         if self._stopping:
@@ -262,10 +265,16 @@ class Supervisor:
         if isinstance(indexes, str):
             return {"ok": False, "error": indexes}
         chosen = [self._slots[index] for index in indexes]
+        labels = ", ".join(slot.instance.label for slot in chosen)
+        if rolling:
+            if self._rolling is not None and not self._rolling.finished:
+                return {"ok": False, "error": f"a rolling restart is under way (left: {self._rolling.labels()})"}
+            self._rolling = RollingRestart(chosen, lambda slot: slot.instance.label, self._roll, self._output.system)
+            self._rolling.next()
+            return {"ok": True, "message": f"restarting {labels} one at a time"}
         for slot in chosen:
             self._act(slot, Then(command))
-        verb = "restarting" if command == "restart" else "stopping"
-        return {"ok": True, "message": f"{verb} {', '.join(slot.instance.label for slot in chosen)}"}
+        return {"ok": True, "message": f"{'restarting' if command == 'restart' else 'stopping'} {labels}"}
 
     def close(self) -> None:
         """Stop reading every process's output (procman is done)."""
@@ -310,6 +319,8 @@ class Supervisor:
         if options.ready is None:
             slot.state = State.RUNNING
             slot.reached.add("ready")
+            if self._rolling is not None:
+                self._rolling.ready(slot)
             return
         slot.state = State.STARTING
         try:
@@ -333,6 +344,8 @@ class Supervisor:
         self._output.system(f"{slot.instance.label} is ready ({check}, "
                             f"{self._clock.time() - slot.started:.1f} s after its start)")
         self._start_pending()
+        if self._rolling is not None:
+            self._rolling.ready(slot)
 
     def _on_not_ready(self, slot: Slot, check: str, reason: str) -> None:
         slot.probe = None
@@ -340,6 +353,8 @@ class Supervisor:
         message = f"{slot.instance.label} was not ready within {options.ready_timeout:g} s ({check}: {reason})"
         if "ready" in slot.reached:  # it was ready before this restart: tell, and leave it running
             self._output.system(message)
+            if self._rolling is not None:
+                self._rolling.abort(slot, f"{slot.instance.label} was not ready in time")
         else:
             self._stop_all(1, f"{message}; stopping all processes")
 
@@ -372,6 +387,8 @@ class Supervisor:
             slot.probe = None
         then, slot.then = slot.then, None
         self._output.system(self._exit_message(slot, code, self._stopping or then is not None))
+        if self._rolling is not None and then is None:
+            self._rolling.abort(slot, f"{slot.instance.label} {describe_exit(code)}")
         if self._stopping or then is Then.STOP:
             slot.state = State.STOPPED
         elif then is Then.RESTART:
@@ -433,7 +450,13 @@ class Supervisor:
 
     # --- control --------------------------------------------------------------------------------------
 
-    def _act(self, slot: Slot, then: Then) -> None:
+    def _roll(self, slot: Slot) -> None:
+        """One step of a rolling restart: quiet signal (if the type has one), stop signal, SIGKILL, each after
+        the timeout; then the new process, and the next step once it is ready."""
+        self._output.system(f"rolling restart: restarting {slot.instance.label}")
+        self._act(slot, Then.RESTART, quiet=True)
+
+    def _act(self, slot: Slot, then: Then, quiet: bool = False) -> None:
         if slot.timer is not None:
             slot.timer.cancel()
             slot.timer = None
@@ -448,13 +471,25 @@ class Supervisor:
         if slot.probe is not None:
             slot.probe.cancel()
             slot.probe = None
-        process.signal_group(self._policy.processes.of(slot.instance.name).stop_signal)
+        options = self._policy.processes.of(slot.instance.name)
+        signals = [options.stop_signal, signal.SIGKILL]
+        if quiet and options.quiet_signal is not None:
+            signals.insert(0, options.quiet_signal)
+        self._escalate(slot, process, signals)
 
-        def kill_if_still_there() -> None:
+    def _escalate(self, slot: Slot, process: Process, signals: list[signal.Signals]) -> None:
+        """Send the first signal; while the process is still there after the timeout, the next."""
+        process.signal_group(signals[0])
+        if len(signals) < 2:
+            return
+
+        def next_if_still_there() -> None:
             if slot.process is process:
-                process.signal_group(signal.SIGKILL)
+                self._output.system(f"{slot.instance.label} still running {self._policy.timeout:g} s after "
+                                    f"{signals[0].name}; sending {signals[1].name}")
+                self._escalate(slot, process, signals[1:])
 
-        self._clock.call_later(self._policy.timeout, kill_if_still_there)
+        self._clock.call_later(self._policy.timeout, next_if_still_there)
 
     def _status_of(self, slot: Slot) -> dict[str, Any]:
         process = slot.process
@@ -474,6 +509,7 @@ class Supervisor:
             return
         self._stopping = True
         self.exit_code = code
+        self._rolling = None
         self._output.system(reason)
         for slot in self._slots:
             if slot.timer is not None:

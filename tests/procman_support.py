@@ -4,13 +4,16 @@ temporary project. A plain module, not a conftest, so every test directory impor
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 from polling import DEADLINE, wait_for
 
 _SCRIPT = Path(sys.executable).with_name("procman")
@@ -96,3 +99,42 @@ def interrupt(process: subprocess.Popen[bytes], timeout: float = 45.0) -> int:
         if process.poll() is None:
             process.kill()
             process.wait(DEADLINE)
+
+
+def system_lines(output: str) -> list[str]:
+    """procman's own lines in a ``--no-color`` output, without the time and the prefix."""
+    return [line.split("| ", 1)[1] for line in output.splitlines() if re.match(r"\S+ system +\| ", line)]
+
+
+def without_pids(lines: list[str]) -> list[str]:
+    """Pids and the time since a start (which vary from run to run) as N and T."""
+    return [re.sub(r"pid \d+", "pid N", re.sub(r"\d+\.\d s after (its start|it started)", r"T s after \1", line))
+            for line in lines]
+
+
+def free_base_port() -> int:
+    """A free port with the ports 100 and 200 above it free too (procman spaces process types by 100)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + 200 < 65536 and all(_free(base + step) for step in (0, 100, 200)):
+            return base
+    raise AssertionError("no free ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def survivors(token: str) -> list[psutil.Process]:
+    """Live processes whose command line contains ``token``."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if any(token in part for part in process.info["cmdline"] or []) and process.status() != "zombie":
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found

@@ -7,9 +7,8 @@ import signal
 import subprocess
 import time
 
-import psutil
 import pytest
-from procman_support import DEADLINE, PROCMAN, clean_env, wait_for
+from procman_support import DEADLINE, PROCMAN, clean_env, survivors, wait_for
 
 LONG = "sleep 600"
 
@@ -100,17 +99,6 @@ def test_restart_respawns_with_backoff_then_gives_up(project) -> None:
     assert "flaky.1 was restarted 5 times in 10 minutes; giving up, stopping all" in output
 
 
-def _survivors(token: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if any(token in part for part in process.info["cmdline"] or []) and process.status() != "zombie":
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_no_descendant_survives_procman(project, signum: int) -> None:
     token = f"{time.monotonic_ns() % 10**6}.{signum}"  # a unique sleep argument, e.g. sleep 123456.9
@@ -120,10 +108,10 @@ def test_no_descendant_survives_procman(project, signum: int) -> None:
         f"daemon: setsid sh -c 'sleep {token} & sleep {token}' & sleep {token}\n"
     )
     running = project.start("--no-color", "-t", "2")
-    wait_for(lambda: len(_survivors(token)) >= 7, what="all sleeps to start")
+    wait_for(lambda: len(survivors(token)) >= 7, what="all sleeps to start")
     running.signal(signum)
     running.wait()
-    wait_for(lambda: not _survivors(token), what=f"no survivors after {signal.Signals(signum).name}")
+    wait_for(lambda: not survivors(token), what=f"no survivors after {signal.Signals(signum).name}")
 
 
 def test_procman_run_execs_with_the_entry_environment(project) -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import time
 
 import pytest
-from procman_support import clean_env, wait_for
-from test_lifecycle import _survivors
+from procman_support import clean_env, free_base_port, survivors, system_lines, wait_for, without_pids
 
 # A "database" that starts listening on its port after 0.3 s, then says so, and stops on TERM after a word.
 DB = ("python3 -c \"import signal, socket, sys, time; time.sleep(0.3); s = socket.socket(); "
@@ -17,32 +15,6 @@ DB = ("python3 -c \"import signal, socket, sys, time; time.sleep(0.3); s = socke
       "signal.signal(signal.SIGTERM, lambda *_: (print('db got TERM', flush=True), sys.exit(0))); "
       "print('accepting connections', flush=True); time.sleep(600)\"")
 WEB = "python3 -m http.server $PORT --bind 127.0.0.1"
-
-
-def _system(output: str) -> list[str]:
-    """procman's own lines, without time and prefix."""
-    return [line.split("| ", 1)[1] for line in output.splitlines() if re.match(r"\S+ system +\| ", line)]
-
-
-def _without_pids(lines: list[str]) -> list[str]:
-    """Pids and durations (which vary from run to run) as N and T."""
-    return [re.sub(r"pid \d+", "pid N", re.sub(r"\d+\.\d s after", "T s after", line)) for line in lines]
-
-
-def _free_base() -> int:
-    """A base port with the two ports 100 and 200 above it free too."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + 200 < 65536 and all(_free(base + step) for step in (0, 100, 200)):
-            return base
-    raise AssertionError("no free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_processes_start_in_dependency_order_and_stop_in_reverse(project) -> None:
@@ -58,12 +30,12 @@ depends_on = {db = "ready", migrate = "exited"}
 ready = "http://127.0.0.1:$PORT/"
 ready_interval = 0.1
 """)
-    base = _free_base()
+    base = free_base_port()
     running = project.start("--no-color", "-p", str(base))
     running.wait_for("web.1 is ready")
     running.signal(signal.SIGINT)
     assert running.wait() == 130
-    assert _without_pids(_system(running.output)) == [
+    assert without_pids(system_lines(running.output)) == [
         f"db.1 started with pid N (PORT={base + 200})",
         f"db.1 is ready (tcp:{base + 200}, T s after its start)",
         f"migrate.1 started with pid N (PORT={base + 100})",
@@ -85,7 +57,7 @@ def test_a_log_check_matches_a_line_written_in_pieces(project) -> None:
                                   '[processes.after]\ndepends_on = ["slow"]\n')
     running = project.start("--no-color")
     running.wait_for("after.1 | after up")
-    lines = _system(running.output)
+    lines = system_lines(running.output)
     assert lines[1].startswith("slow.1 is ready (log:Ready to accept, 0.")
     assert lines[2].startswith("after.1 started with pid")
     running.signal(signal.SIGTERM)
@@ -99,7 +71,7 @@ def test_a_process_never_ready_stops_the_start(project) -> None:
                                     '[tool.procman.processes.web]\ndepends_on = ["db"]\n')
     running = project.start("--no-color")
     assert running.wait() == 1
-    lines = _system(running.output)
+    lines = system_lines(running.output)
     assert lines[1:] == ["db.1 was not ready within 0.5 s (exec:test -e ready-flag: exit code 1); stopping all "
                          "processes", "db.1 stopped (SIGTERM)"]
     assert "web.1" not in running.output
@@ -111,7 +83,7 @@ def test_a_dependency_that_can_die_and_dies_stops_what_waits_for_it(project) -> 
                                     '[tool.procman.processes.db]\nready = "tcp:1"\n')
     blocked = project.start("--no-color", "--can-die", "db")
     assert blocked.wait() == 3
-    assert _system(blocked.output)[-1] == ("stopping all processes: web.1 waits for db to be ready, and db.1 has "
+    assert system_lines(blocked.output)[-1] == ("stopping all processes: web.1 waits for db to be ready, and db.1 has "
                                            "exited")
     assert "web.1 started" not in blocked.output
 
@@ -125,7 +97,7 @@ def test_ctrl_c_stays_responsive_and_nothing_survives_a_staged_shutdown(project)
                                     '[tool.procman.processes.late]\ndepends_on = ["web"]\n')
     running = project.start("--no-color", "-t", "600")
     running.wait_for("web.1  | web up")
-    wait_for(lambda: len(_survivors(token)) == 4, what="db and web to run (a shell and a sleep each)")
+    wait_for(lambda: len(survivors(token)) == 4, what="db and web to run (a shell and a sleep each)")
     started = time.monotonic()
     running.signal(signal.SIGINT)
     running.wait_for("SIGINT received; stopping all processes")
@@ -135,7 +107,7 @@ def test_ctrl_c_stays_responsive_and_nothing_survives_a_staged_shutdown(project)
     assert "SIGINT received again: killing all processes now" in running.output
     assert "late.1" not in running.output  # web never became ready
     assert "stopping db.1" not in running.output  # the second Ctrl-C came while web was still stopping
-    wait_for(lambda: not _survivors(token) and not _survivors("sleep 600"), what="no survivors")
+    wait_for(lambda: not survivors(token) and not survivors("sleep 600"), what="no survivors")
 
 
 @pytest.mark.parametrize(
