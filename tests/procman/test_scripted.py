@@ -247,6 +247,17 @@ def test_a_one_off_that_exits_successfully_is_not_restarted_and_lets_its_depende
     assert not supervisor.finished
 
 
+def test_a_dependency_outside_the_formation_is_not_waited_for() -> None:
+    procfile = "redis: a\nweb: b\n"
+    config = _config(procfile, {"web": {"depends_on": ["redis"]}})
+    clock, processes, sink = ScriptedClock(), ScriptedProcesses(), io.BytesIO()
+    instances = build_formation(parse_procfile(procfile), {}, 5000, selected=["web"])
+    output = Output(sink, Style(color=False, timestamps=False), ["web.1"], clock)  # type: ignore[arg-type]
+    Supervisor(instances, lambda instance: {}, output, Policy(processes=config), clock, processes).start()
+    assert processes.spawned == ["web.1"]
+    assert _lines(sink)[0] == "web does not wait for redis: not in this formation"
+
+
 def _stream(clock: ScriptedClock) -> tuple[LineStream, io.BytesIO]:
     sink = io.BytesIO()
     output = Output(sink, Style(color=False, timestamps=False), ["p.1"], clock)  # type: ignore[arg-type]
