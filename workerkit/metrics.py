@@ -79,7 +79,9 @@ class Flush:
             argv += (minute, len(classes), *[name for name, _ in classes])
             increments: list[Any] = []
             for name, entry in classes:
-                increments += (field_name(name, "n"), entry.runs, field_name(name, "us"), entry.micros)
+                increments += (field_name(name, "n"), entry.runs)
+                if entry.micros:
+                    increments += (field_name(name, "us"), entry.micros)
                 if entry.failures:
                     increments += (field_name(name, "f"), entry.failures)
                 for bucket, count in entry.buckets.items():
