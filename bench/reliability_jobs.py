@@ -98,3 +98,19 @@ class Accept(Job):
 
     def perform(self, *args: Any) -> None:
         """Does nothing."""
+
+
+class Logged(Job):
+    """Appends its jid to the file ``REL_RAN_FILE`` names (one line, one ``write`` in append mode, so lines of
+    several processes never interleave): a record of every run that no Redis failover can take back
+    (bench/chaos_failover.py). Retried after a second, like Mark."""
+
+    @staticmethod
+    def backoff(count: int, exc: BaseException) -> float:
+        return 1.0
+
+    def perform(self, seconds: float) -> None:
+        if seconds:
+            time.sleep(seconds)
+        with open(os.environ["REL_RAN_FILE"], "a", encoding="ascii") as ran:
+            ran.write(self.jid + "\n")

@@ -103,6 +103,8 @@ def configure(
     if payload_format is not None:
         compat.check_payload_format(payload_format)
     check_timeout(result_ttl, "result_ttl")
+    if redis_url is not None:
+        topology.parse(redis_url)  # a bad URL is refused here, naming it, not at the first command
     _check_count(wait_replicas, "wait_replicas", 0)
     _check_count(wait_timeout_ms, "wait_timeout_ms", 1)
     with _lock:

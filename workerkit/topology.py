@@ -131,6 +131,8 @@ def _address(text: str, default_port: int) -> tuple[str, int]:
 
 
 def _db(path: list[str]) -> int:
+    if not path:
+        return 0
     if len(path) > 1 or not path[0].isdigit():
         raise ValueError(f"the database must be one number, not {'/'.join(path)!r}")
     return int(path[0])
