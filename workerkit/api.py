@@ -22,6 +22,7 @@ from workerkit import config
 from workerkit.client import build_payload
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
+from workerkit.metrics_query import MetricsReader
 from workerkit.payload import encode
 from workerkit.periodic import next_tick
 from workerkit.sets import CHUNK, MAX_PER_PAGE, JobSet, NotFound, SortedJobSet
@@ -153,6 +154,10 @@ class Api:
     def sorted_set(self, which: JobSet) -> SortedJobSet:
         """The scheduled, retry or dead set, to page through and act on (``workerkit.sets``)."""
         return SortedJobSet(self.conn, self.keys, which, self.lifecycle)
+
+    def metrics(self) -> MetricsReader:
+        """The per-class metrics and queue latencies the workers record (``workerkit.metrics_query``)."""
+        return MetricsReader(self.conn, self.keys)
 
     # Processes ----------------------------------------------------------------------------------
     def processes(self) -> list[ProcessView]:

@@ -174,3 +174,29 @@ def test_quiet_and_stop_reach_a_real_worker_from_the_busy_page(running: Running,
         page.get_by_role("button", name="Stop").click()
     assert running.worker.wait(timeout=40) == 0
     assert not conn.sismember(KEYS.processes, identity)
+
+
+def test_the_metrics_pages_draw_what_real_workers_recorded(running: Running, page: Any, conn: redis.Redis) -> None:
+    for number in range(5):
+        push(conn, "Quick", [number])
+    push(conn, "Hostile", ["<b>bold</b>"])
+    wait_for(lambda: conn.hget(KEYS.metrics_totals, "browser_jobs.Hostile|f") == b"1", "the failure's metrics")
+    wait_for(lambda: conn.hget(KEYS.metrics_totals, "browser_jobs.Quick|n") == b"5", "the runs' metrics")
+
+    page.goto(running.url + "/")
+    page.get_by_role("link", name="Metrics").click()
+    sync_api.expect(page.locator('tr[data-class="browser_jobs.Quick"] [data-field="runs"]')).to_have_text("5")
+    sync_api.expect(page.locator('tr[data-class="browser_jobs.Hostile"] [data-field="rate"]')).to_have_text("100.0 %")
+    page.select_option('select[name="window"]', "1440")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    assert page.url.endswith("/job-metrics?window=1440")
+
+    page.get_by_role("link", name="browser_jobs.Quick").click()
+    sync_api.expect(page.locator('#summary [data-field="runs"]')).to_have_text("5")
+    box = page.locator("#runs-chart").bounding_box()
+    assert box is not None and box["width"] > 600 and box["height"] > 50
+    assert page.locator("#runs-chart rect").count() == 2 * 60  # 24-minute slots over 24 hours
+    assert page.locator("#runs-chart rect.bar-processed").last.get_attribute("height") == "96.0"
+    assert page.locator("#histogram rect").count() >= 1
+    assert page.locator("main script, main b").count() == 0

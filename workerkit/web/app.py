@@ -29,6 +29,7 @@ from workerkit.api import Api
 from workerkit.sets import JobSet, NotFound
 from workerkit.views import JobView
 from workerkit.web.hosts import HostGuard, allowed_names
+from workerkit.web.metrics_pages import MetricsPages, latency_bars
 from workerkit.web.outage import REDIS_ERRORS, masked_url
 from workerkit.web.routing import QUEUE_NAME
 from workerkit.web.security import CSRF_COOKIE, CSRF_FIELD, Auth, CsrfTokens, RequireAuth, SecurityHeaders
@@ -206,7 +207,10 @@ class Dashboard:
 
     # Queues -------------------------------------------------------------------------------------
     def queues(self, request: Request) -> Response:
-        return self.render(request, "queues.html", queues=self.api.queues())
+        queues = self.api.queues()
+        latency = self.api.metrics().latency([queue.name for queue in queues], 60)
+        return self.render(request, "queues.html", queues=queues,
+                           latency={name: latency_bars(values) for name, values in latency.items()})
 
     def queue(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -352,6 +356,7 @@ def dashboard(
     key = secret or os.environ.get("WORKERKIT_WEB_SECRET") or secrets.token_bytes(32)
     board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key)
     set_path, queue_path, post = "/{set:str}", f"/queues/{{name:{QUEUE_NAME}}}", board.posted
+    metrics = MetricsPages(board)
     routes = [
         Route("/", board.home, name="dashboard"),
         Route("/stats.json", board.stats_json, name="stats_json"),
@@ -363,6 +368,8 @@ def dashboard(
         Route(queue_path + "/clear", post(board.clear_queue), methods=["POST"], name="clear_queue"),
         Route("/periodic", board.periodic, name="periodic"),
         Route("/periodic", post(board.act_on_periodic), methods=["POST"], name="act_on_periodic"),
+        Route("/job-metrics", metrics.classes, name="metrics_classes"),
+        Route("/job-metrics/class", metrics.job_class, name="metrics_class"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         Route(set_path, board.job_set, name="job_set"),
         Route(set_path, post(board.act_on_set), methods=["POST"], name="act_on_set"),
