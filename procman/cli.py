@@ -301,9 +301,10 @@ def _print_process_config(console: Any, config: Any, names: list[str]) -> None:
     from rich.text import Text
 
     from procman.dependencies import stop_stages
+    from procman.memory import describe_size
 
     print(f"process options: {config.source}")  # plain lines, however wide, as the Procfile's
-    table = Table("process", "depends on", "ready", "stop signal", "quiet signal")
+    table = Table("process", "depends on", "ready", "stop signal", "quiet signal", "max memory")
     for name in names:
         if name not in config.options:
             continue
@@ -314,7 +315,8 @@ def _print_process_config(console: Any, config: Any, names: list[str]) -> None:
             every = "" if option.ready.kind == "log" else f"every {option.ready_interval:g} s, "
             ready = f"{option.ready.text} ({every}up to {option.ready_timeout:g} s)"
         quiet = option.quiet_signal.name if option.quiet_signal else "-"
-        table.add_row(name, depends or "-", Text(ready), option.stop_signal.name, quiet)
+        memory = describe_size(option.max_memory) if option.max_memory else "-"
+        table.add_row(name, depends or "-", Text(ready), option.stop_signal.name, quiet, memory)
     console.print(table)
     stages = [", ".join(stage) for stage in stop_stages(names, config)]
     print(f"shutdown order: {', then '.join(stages)}")
@@ -354,11 +356,11 @@ def _cmd_control(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("process", "state", "pid", "port", "uptime", "restarts")
+    table = Table("process", "state", "pid", "port", "uptime", "restarts", "memory")
     for process in reply["processes"]:
         uptime = "-" if process["uptime"] is None else f"{process['uptime']:.0f}s"
         table.add_row(process["name"], process["state"], str(process["pid"] or "-"), str(process["port"]), uptime,
-                      str(process["restarts"]))
+                      str(process["restarts"]), str(process["memory_restarts"]))
     Console().print(table)
     return 0
 

@@ -3,9 +3,10 @@
 
 Keys (``_`` or ``-`` in their names): ``depends_on`` (a list of names, or a table of name -> ``"ready"``,
 ``"exited"`` or ``"started"``), ``ready`` (a check, see :mod:`procman.readiness`), ``ready_interval``,
-``ready_timeout``, ``stop_signal`` and ``quiet_signal``. Every error names the file and the key; an unknown
-dependency and a dependency cycle are errors too. A table for a process the Procfile does not define is
-ignored (one ``pyproject.toml`` may serve several Procfiles) and ``procman check`` lists it.
+``ready_timeout``, ``stop_signal``, ``quiet_signal`` and ``max_memory`` (see :mod:`procman.memory`). Every
+error names the file and the key; an unknown dependency and a dependency cycle are errors too. A table
+for a process the Procfile does not define is ignored (one ``pyproject.toml`` may serve several Procfiles)
+and ``procman check`` lists it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from procman.errors import ConfigError
+from procman.memory import parse_size
 from procman.procfile import ProcfileEntry
 from procman.readiness import Check, parse_check
 
@@ -35,6 +37,7 @@ class ProcessOptions(NamedTuple):
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     stop_signal: signal.Signals = signal.SIGTERM
     quiet_signal: signal.Signals | None = None
+    max_memory: int | None = None  # bytes
 
 
 class ProcessConfig(NamedTuple):
@@ -98,6 +101,7 @@ _CONVERTERS = {
     "ready_timeout": _positive_seconds,
     "stop_signal": parse_signal,
     "quiet_signal": parse_signal,
+    "max_memory": parse_size,
 }
 
 

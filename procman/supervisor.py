@@ -28,6 +28,7 @@ from procman.control import select
 from procman.dependencies import missing, one_off_types, stop_stages, waits_for
 from procman.formation import Instance
 from procman.loop import Clock, Timer
+from procman.memory import MemoryWatch, Target, describe_size
 from procman.output import LineStream, Output
 from procman.processconfig import NO_CONFIG, ProcessConfig
 from procman.readiness import Handle, Probe
@@ -132,8 +133,8 @@ class Policy(NamedTuple):
 class Slot:
     """One instance of the formation and its current process (if any)."""
 
-    __slots__ = ("instance", "probe", "process", "reached", "restarts", "started", "state", "stream", "then",
-                 "timer")
+    __slots__ = ("instance", "memory_restarts", "probe", "process", "reached", "restarts", "started", "state",
+                 "stream", "then", "timer")
 
     def __init__(self, instance: Instance, stream: LineStream) -> None:
         self.instance = instance
@@ -146,6 +147,7 @@ class Slot:
         self.timer: Timer | None = None
         self.probe: Probe | None = None
         self.reached: set[str] = set()  # conditions met at least once: started, ready, exited
+        self.memory_restarts = 0
 
 
 def describe_exit(code: int) -> str:
@@ -207,6 +209,9 @@ class Supervisor:
         self._check_exits: dict[int, Callable[[int], None]] = {}
         self._rolling: RollingRestart[Slot] | None = None
         names = list(dict.fromkeys(instance.name for instance in instances))
+        self._memory: MemoryWatch | None = None
+        if any(policy.processes.of(name).max_memory for name in names):
+            self._memory = MemoryWatch(clock, self._memory_targets, self._over_memory)
         self._waits = {name: waits_for(name, policy.processes, names) for name in names}
         self._one_off = one_off_types(names, policy.processes)
         self._stages: list[list[Slot]] = []
@@ -227,6 +232,8 @@ class Supervisor:
         for name, others in missing(list(self._waits), self._policy.processes).items():
             self._output.system(f"{name} does not wait for {', '.join(others)}: not in this formation")
         self._start_pending()
+        if self._memory is not None:
+            self._memory.start()
 
     def reap(self) -> None:
         """Collect exited processes (on SIGCHLD) and react to each."""
@@ -491,6 +498,25 @@ class Supervisor:
 
         self._clock.call_later(self._policy.timeout, next_if_still_there)
 
+    def _memory_targets(self) -> list[Target]:
+        """The running instances that have a ``max_memory``."""
+        targets: list[Target] = []
+        for slot in self._slots:
+            ceiling = self._policy.processes.of(slot.instance.name).max_memory
+            if ceiling and slot.process is not None and slot.state in (State.STARTING, State.RUNNING):
+                targets.append((slot, slot.process.pid, ceiling))
+        return targets
+
+    def _over_memory(self, slot: Slot, rss: int) -> None:
+        """Restart an instance that stayed above its ceiling, gracefully (quiet signal first); not a crash."""
+        if self._stopping or slot.state not in (State.STARTING, State.RUNNING):
+            return
+        slot.memory_restarts += 1
+        ceiling = self._policy.processes.of(slot.instance.name).max_memory or 0
+        self._output.system(f"{slot.instance.label} uses {describe_size(rss)}, above its max_memory of "
+                            f"{describe_size(ceiling)}; restarting it (memory restart {slot.memory_restarts})")
+        self._act(slot, Then.RESTART, quiet=True)
+
     def _status_of(self, slot: Slot) -> dict[str, Any]:
         process = slot.process
         return {
@@ -500,6 +526,7 @@ class Supervisor:
             "port": slot.instance.port,
             "uptime": round(self._clock.time() - slot.started, 1) if process else None,
             "restarts": len(slot.restarts),
+            "memory_restarts": slot.memory_restarts,
         }
 
     # --- shutdown -------------------------------------------------------------------------------------
@@ -510,6 +537,8 @@ class Supervisor:
         self._stopping = True
         self.exit_code = code
         self._rolling = None
+        if self._memory is not None:
+            self._memory.stop()
         self._output.system(reason)
         for slot in self._slots:
             if slot.timer is not None:

@@ -13,7 +13,7 @@ from procman_support import wait_for
 def _pids(project) -> dict[str, tuple[str, str]]:
     result = project.run("status")
     assert result.returncode == 0, result.stderr
-    return {name: (state, pid) for name, state, pid in re.findall(r"│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│", result.stdout)}
+    return {name: (state, pid) for name, state, pid in re.findall(r"(?m)^│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│", result.stdout)}
 
 
 def test_status_restart_and_stop_with_wildcards(project) -> None:

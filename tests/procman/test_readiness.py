@@ -128,7 +128,7 @@ def test_ctrl_c_stays_responsive_and_nothing_survives_a_staged_shutdown(project)
          "\"http://HOST:PORT/PATH\", \"log:REGEX\" or \"exec:COMMAND\", got 'tcp'"),
         ('[tool.procman.processes.web]\nreddy = "tcp:1"\n',
          "pyproject.toml [tool.procman.processes.web]: unknown key 'reddy' (known: depends_on, ready, "
-         "ready_interval, ready_timeout, stop_signal, quiet_signal)"),
+         "ready_interval, ready_timeout, stop_signal, quiet_signal, max_memory)"),
         ('[tool.procman.processes.web]\nready = "ping:1"\n',
          "pyproject.toml [tool.procman.processes.web] ready: expected \"tcp:PORT\", \"tcp:HOST:PORT\", "
          "\"http://HOST:PORT/PATH\", \"log:REGEX\" or \"exec:COMMAND\", got 'ping:1'"),
@@ -156,14 +156,14 @@ def test_bad_process_options_are_errors_naming_file_and_key(project, table: str,
 def test_procman_toml_beside_the_procfile_and_check_prints_the_options(project) -> None:
     project.procfile("web: true\nworker: true\nredis: true\n")
     project.write("procman.toml", '[processes.redis]\nready = "tcp:$PORT"\n'
-                                  '[processes.web]\ndepends_on = ["redis"]\nstop_signal = "INT"\n'
+                                  '[processes.web]\ndepends_on = ["redis"]\nstop_signal = "INT"\nmax_memory = "2GB"\n'
                                   '[processes.worker]\ndepends_on = {redis = "started"}\nquiet_signal = "TSTP"\n')
     result = project.run("check", env=clean_env(COLUMNS="200"))  # table rows unwrapped
     assert result.returncode == 0, result.stderr
     assert "process options: " + str(project.root / "procman.toml") + " [processes]" in result.stdout
-    assert re.search(r"│ redis +│ - +│ tcp:\$PORT \(every 0\.5 s, up to 60 s\) +│ SIGTERM +│ - +│", result.stdout)
-    assert re.search(r"│ web +│ redis \(ready\) +│ - +│ SIGINT +│ - +│", result.stdout)
-    assert re.search(r"│ worker +│ redis \(started\) +│ - +│ SIGTERM +│ SIGTSTP +│", result.stdout)
+    assert re.search(r"│ redis +│ - +│ tcp:\$PORT \(every 0\.5 s, up to 60 s\) +│ SIGTERM +│ - +│ - +│", result.stdout)
+    assert re.search(r"│ web +│ redis \(ready\) +│ - +│ SIGINT +│ - +│ 2048 MiB +│", result.stdout)
+    assert re.search(r"│ worker +│ redis \(started\) +│ - +│ SIGTERM +│ SIGTSTP +│ - +│", result.stdout)
     assert result.stdout.endswith("shutdown order: web, worker, then redis\n")
     project.write("procman.toml", '[processes.api]\nready = "tcp:1"\n')  # for another Procfile, say
     assert project.run("check").stdout.splitlines()[-1] == (f"ignored (not in this Procfile): api in "
