@@ -13,7 +13,8 @@ from procman_support import wait_for
 def _pids(project) -> dict[str, tuple[str, str]]:
     result = project.run("status")
     assert result.returncode == 0, result.stderr
-    return {name: (state, pid) for name, state, pid in re.findall(r"(?m)^│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│", result.stdout)}
+    rows = re.findall(r"(?m)^│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│", result.stdout)  # the first three columns
+    return {name: (state, pid) for name, state, pid in rows}
 
 
 def test_status_restart_and_stop_with_wildcards(project) -> None:
