@@ -105,14 +105,14 @@ def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> Non
 
 
 def workerkit_peer(concurrency: int = 10, *, name: str = "workerkit", script: Path | None = None,
-                   env: dict[str, str] | None = None) -> Peer:
-    """``workerkit worker -r noop_workerkit -c N``: this installation's, or the ``workerkit`` executable
-    ``script`` of another (an older commit in its own venv), with ``env`` added (e.g. a log level)."""
+                   env: dict[str, str] | None = None, options: tuple[str, ...] = ()) -> Peer:
+    """``workerkit worker -r noop_workerkit -c N [OPTIONS]``: this installation's, or the ``workerkit``
+    executable ``script`` of another (an older commit in its own venv), with ``env`` added (e.g. a log level)."""
     command = script or Path(sys.executable).with_name("workerkit")
     extra = env or {}
     return Peer(
         name,
-        lambda url: [str(command), "worker", "-r", "noop_workerkit", "-c", str(concurrency)],
+        lambda url: [str(command), "worker", "-r", "noop_workerkit", "-c", str(concurrency), *options],
         lambda url: {"WORKERKIT_REDIS_URL": url, "PYTHONPATH": str(PEERS), **extra},
     )
 

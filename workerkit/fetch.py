@@ -149,18 +149,13 @@ class ReliableFetch:
                 self._oldest_ack = time.monotonic()
             self._acks.append((unit.index, unit.raw))
             if seconds is not None and self.metrics is not None:
-                self._record(class_name, seconds, False)
+                self.metrics.record(class_name, seconds, False, time.time())
 
     def record(self, class_name: str, seconds: float, failed: bool) -> None:
         """Count a run of ``class_name`` that took ``seconds`` in the metrics (nothing when they are off)."""
         if self.metrics is not None:
             with self._lock:
-                self._record(class_name, seconds, failed)
-
-    def _record(self, class_name: str, seconds: float, failed: bool) -> None:
-        """(With the lock held and metrics on.)"""
-        assert self.metrics is not None
-        self.metrics.record(class_name, seconds, failed, time.time())
+                self.metrics.record(class_name, seconds, failed, time.time())
 
     def _sample_latency(self, unit: UnitOfWork, now: float) -> None:
         """Record how long the oldest job just taken from a queue waited (with the lock held)."""

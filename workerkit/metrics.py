@@ -37,19 +37,29 @@ def field_name(class_name: str, suffix: str) -> str:
     return f"{class_name}|{suffix}"
 
 
-@dataclass(slots=True)
-class _ClassMinute:
-    runs: int = 0
-    failures: int = 0
-    micros: int = 0
-    buckets: dict[int, int] = field(default_factory=dict)
+Counts = list[Any]
+"""One class in one minute: ``[runs, failures, microseconds, [count per bucket]]`` (a list, not a class:
+it is updated once per job on the worker's hot path)."""
+
+
+def new_counts() -> Counts:
+    """Counts of nothing yet."""
+    return [0, 0, 0, [0] * BUCKETS]
+
+
+def add_counts(into: Counts, other: Counts) -> None:
+    """Add ``other`` to ``into``."""
+    into[0] += other[0]
+    into[1] += other[1]
+    into[2] += other[2]
+    into[3] = [mine + theirs for mine, theirs in zip(into[3], other[3], strict=True)]
 
 
 @dataclass(frozen=True)
 class Flush:
     """Recorded metrics on their way to Redis (``scripts/fetch.lua`` applies them), by minute."""
 
-    runs: dict[tuple[int, str], _ClassMinute] = field(default_factory=dict)
+    runs: dict[tuple[int, str], Counts] = field(default_factory=dict)
     latency: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def minutes(self) -> list[int]:
@@ -75,17 +85,18 @@ class Flush:
             return [0]
         argv: list[Any] = [len(minutes), (RETENTION_MINUTES + 1) * 60, minutes[-1] - RETENTION_MINUTES]
         for minute in minutes:
-            classes = [(name, entry) for (at, name), entry in self.runs.items() if at == minute]
+            classes = [(name, counts) for (at, name), counts in self.runs.items() if at == minute]
             argv += (minute, len(classes), *[name for name, _ in classes])
             increments: list[Any] = []
-            for name, entry in classes:
-                increments += (field_name(name, "n"), entry.runs)
-                if entry.micros:
-                    increments += (field_name(name, "us"), entry.micros)
-                if entry.failures:
-                    increments += (field_name(name, "f"), entry.failures)
-                for bucket, count in entry.buckets.items():
-                    increments += (field_name(name, f"b{bucket}"), count)
+            for name, (runs, failures, micros, buckets) in classes:
+                increments += (field_name(name, "n"), runs)
+                if micros:
+                    increments += (field_name(name, "us"), micros)
+                if failures:
+                    increments += (field_name(name, "f"), failures)
+                for bucket, count in enumerate(buckets):
+                    if count:
+                        increments += (field_name(name, f"b{bucket}"), count)
             argv += (len(increments) // 2, *increments)
             latencies = [(queue, millis) for (at, queue), millis in self.latency.items() if at == minute]
             argv.append(len(latencies))
@@ -95,34 +106,53 @@ class Flush:
 
 
 class MetricsBatch:
-    """Metrics recorded since the last flush. Not thread-safe: its owner (``workerkit.fetch``) locks."""
+    """Metrics recorded since the last flush. Not thread-safe: its owner (``workerkit.fetch``) locks.
+
+    Runs of the current minute are kept by class alone (no key to build per job); when a run ends in a
+    later minute they join the others under their minute.
+    """
 
     def __init__(self) -> None:
         self._pending = Flush()
+        self._minute = 0
+        self._until = 0.0
+        """The end (epoch seconds) of ``_minute``, the minute of ``_current``."""
+        self._current: dict[str, Counts] = {}
         self.since = 0.0
         """``time.monotonic()`` of the first record since the last drain (when the batch is not empty)."""
+
+    def __bool__(self) -> bool:
+        return bool(self._current or self._pending.runs or self._pending.latency)
 
     def _touch(self) -> None:
         if not self:
             self.since = time.monotonic()
 
-    def __bool__(self) -> bool:
-        return bool(self._pending.runs or self._pending.latency)
+    def _settle_current(self) -> None:
+        """Move the current minute's runs under their minute."""
+        for name, counts in self._current.items():
+            key = (self._minute, name)
+            if key in self._pending.runs:
+                add_counts(self._pending.runs[key], counts)
+            else:
+                self._pending.runs[key] = counts
+        self._current = {}
 
     def record(self, class_name: str, seconds: float, failed: bool, now: float) -> None:
         """One run of ``class_name`` that took ``seconds`` and ended at ``now`` (epoch seconds)."""
-        runs = self._pending.runs
-        key = (int(now // 60), class_name)
-        entry = runs.get(key)
-        if entry is None:
+        if not self._until - 60 <= now < self._until:
+            self._settle_current()
+            self._minute = int(now // 60)
+            self._until = (self._minute + 1) * 60.0
+        counts = self._current.get(class_name)
+        if counts is None:
             self._touch()
-            entry = runs[key] = _ClassMinute()
-        micros = max(0, int(seconds * 1e6))
-        entry.runs += 1
-        entry.failures += failed
-        entry.micros += micros
-        bucket = bisect_left(BOUNDS_US, micros)
-        entry.buckets[bucket] = entry.buckets.get(bucket, 0) + 1
+            counts = self._current[class_name] = new_counts()
+        micros = int(seconds * 1e6) if seconds > 0 else 0
+        counts[0] += 1
+        counts[1] += failed
+        counts[2] += micros
+        counts[3][bisect_left(BOUNDS_US, micros)] += 1
 
     def latency(self, queue: str, seconds: float, now: float) -> None:
         """A job taken from ``queue`` at ``now`` had waited ``seconds`` (the minute keeps the longest wait)."""
@@ -134,18 +164,17 @@ class MetricsBatch:
 
     def drain(self) -> Flush:
         """Everything recorded; the batch is empty afterwards."""
+        self._settle_current()
         flush, self._pending = self._pending, Flush()
         return flush
 
     def restore(self, flush: Flush) -> None:
         """Add back a flush that did not reach Redis (it goes with the next fetch)."""
         self._touch()
-        for key, entry in flush.runs.items():
-            mine = self._pending.runs.setdefault(key, _ClassMinute())
-            mine.runs += entry.runs
-            mine.failures += entry.failures
-            mine.micros += entry.micros
-            for bucket, count in entry.buckets.items():
-                mine.buckets[bucket] = mine.buckets.get(bucket, 0) + count
+        for key, counts in flush.runs.items():
+            if key in self._pending.runs:
+                add_counts(self._pending.runs[key], counts)
+            else:
+                self._pending.runs[key] = counts
         for key, millis in flush.latency.items():
             self._pending.latency[key] = max(millis, self._pending.latency.get(key, -1))
