@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from workerkit.api import Api
+from workerkit.prometheus import CONTENT_TYPE, exposition
 from workerkit.sets import JobSet, NotFound
 from workerkit.views import JobView
 from workerkit.web.hosts import HostGuard, allowed_names
@@ -185,6 +186,10 @@ class Dashboard:
             queues=self.api.queues(),
         )
 
+    def prometheus(self, request: Request) -> Response:
+        """``/metrics``: the cluster's figures in Prometheus' text format (``workerkit.prometheus``)."""
+        return Response(exposition(lambda: self.api), media_type=CONTENT_TYPE)
+
     def stats_json(self, request: Request) -> Response:
         body: dict[str, Any] = self.api.stats().as_dict()
         body["queues"] = {queue.name: {"size": queue.size, "latency": queue.latency} for queue in self.api.queues()}
@@ -342,6 +347,7 @@ def dashboard(
     auth: Auth | None = None,
     secret: bytes | str | None = None,
     allowed_hosts: Iterable[str] | None = None,
+    metrics_auth: Auth | None = None,
 ) -> Starlette:
     """The dashboard as an ASGI app: mount it anywhere (``app.mount("/workerkit", dashboard())``).
 
@@ -351,7 +357,9 @@ def dashboard(
     ``WORKERKIT_WEB_SECRET``, else a random one per process (set it when several web processes serve
     the dashboard behind one address). ``allowed_hosts`` lists the host names it answers for besides
     127.0.0.1 and localhost (DNS-rebinding defence, see :mod:`workerkit.web.hosts`); without ``auth`` it
-    answers for those only, with ``auth`` for any host unless ``allowed_hosts`` is given.
+    answers for those only, with ``auth`` for any host unless ``allowed_hosts`` is given. ``/metrics``
+    (Prometheus) is behind ``auth`` too, unless ``metrics_auth`` gives it a hook of its own (a scraper's
+    bearer token; ``lambda request: True`` to open it).
     """
     key = secret or os.environ.get("WORKERKIT_WEB_SECRET") or secrets.token_bytes(32)
     board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key)
@@ -360,6 +368,7 @@ def dashboard(
     routes = [
         Route("/", board.home, name="dashboard"),
         Route("/stats.json", board.stats_json, name="stats_json"),
+        Route("/metrics", board.prometheus, name="prometheus"),
         Route("/busy", board.busy, name="busy"),
         Route("/busy", post(board.signal_process), methods=["POST"], name="signal_process"),
         Route("/queues", board.queues, name="queues"),
@@ -380,7 +389,7 @@ def dashboard(
     middleware = [Middleware(SecurityHeaders)]
     if auth is None or allowed_hosts is not None:
         middleware.append(Middleware(HostGuard, allowed=allowed_names(allowed_hosts or ())))
-    middleware.append(Middleware(RequireAuth, auth=auth))
+    middleware.append(Middleware(RequireAuth, auth=auth, own={"/metrics": metrics_auth} if metrics_auth else None))
     handlers: dict[Any, Any] = {HTTPException: board.http_error}
     handlers.update(dict.fromkeys(REDIS_ERRORS, board.redis_unreachable))
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)

@@ -64,6 +64,20 @@ def basic_auth(user: str, password: str) -> Auth:
     return check
 
 
+def bearer_auth(token: str) -> Auth:
+    """An auth hook accepting only ``Authorization: Bearer <token>`` (compared in constant time): for a
+    Prometheus scraper on ``/metrics`` (``dashboard(metrics_auth=...)``)."""
+    if not token:
+        raise ValueError("the bearer token is empty")
+    expected = hashlib.sha256(token.encode()).digest()
+
+    def check(request: Request) -> bool:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(hashlib.sha256(given.encode()).digest(), expected)
+
+    return check
+
+
 class CsrfTokens:
     """Issues and checks CSRF tokens signed with ``secret``."""
 
@@ -116,28 +130,36 @@ class SecurityHeaders:
 
 
 class RequireAuth:
-    """ASGI middleware asking the auth hook about every request before the dashboard sees it."""
+    """ASGI middleware asking the auth hook about every request before the dashboard sees it; the paths in
+    ``own`` (below the dashboard's mount point, ``/metrics``) ask their own hook instead."""
 
-    def __init__(self, app: ASGIApp, auth: Auth | None) -> None:
+    def __init__(self, app: ASGIApp, auth: Auth | None, own: dict[str, Auth] | None = None) -> None:
         self.app = app
         self.auth = auth
-        self.auth_is_async = inspect.iscoroutinefunction(auth) or inspect.iscoroutinefunction(type(auth).__call__)
+        self.own = own or {}
 
-    async def _verdict(self, request: Request) -> bool | Response:
-        assert self.auth is not None
-        verdict = self.auth(request) if self.auth_is_async else await run_in_threadpool(self.auth, request)
+    async def _verdict(self, auth: Auth, request: Request) -> bool | Response:
+        is_async = inspect.iscoroutinefunction(auth) or inspect.iscoroutinefunction(type(auth).__call__)
+        verdict = auth(request) if is_async else await run_in_threadpool(auth, request)
         if inspect.isawaitable(verdict):
             verdict = await verdict
         return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.auth is not None:
-            verdict = await self._verdict(Request(scope))
+        auth = self.own.get(_route_path(scope), self.auth) if scope["type"] == "http" else None
+        if auth is not None:
+            verdict = await self._verdict(auth, Request(scope))
             if isinstance(verdict, Response) or not verdict:
                 refusal = verdict if isinstance(verdict, Response) else _challenge()
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path below the app's mount point."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _challenge() -> Response:

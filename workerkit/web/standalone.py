@@ -3,7 +3,8 @@
 ``WORKERKIT_WEB_USER`` and ``WORKERKIT_WEB_PASSWORD`` set the credentials (both or neither); without them
 the dashboard only listens on a loopback address. ``WORKERKIT_WEB_ALLOWED_HOSTS`` (comma-separated) or
 ``--allowed-host`` name the hosts it answers for besides 127.0.0.1 and localhost. ``WORKERKIT_WEB_SECRET``
-signs the CSRF cookie (set it when several processes serve one address).
+signs the CSRF cookie (set it when several processes serve one address). ``WORKERKIT_WEB_METRICS_TOKEN``
+lets a Prometheus scraper read ``/metrics`` with that bearer token instead of the dashboard's credentials.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uvicorn
 
 from workerkit.web.app import dashboard
 from workerkit.web.hosts import allowed_names, is_loopback
-from workerkit.web.security import Auth, basic_auth
+from workerkit.web.security import Auth, basic_auth, bearer_auth
 
 
 def auth_from_env(env: Mapping[str, str]) -> Auth | None:
@@ -53,5 +54,6 @@ def serve(host: str, port: int, env: Mapping[str, str], allowed_hosts: Sequence[
         )
     shown = host if ":" not in host else f"[{host}]"
     logging.getLogger("workerkit.web").info("dashboard on http://%s:%d/", shown, port)
-    app = dashboard(auth=auth, allowed_hosts=hosts)
+    token = env.get("WORKERKIT_WEB_METRICS_TOKEN", "")
+    app = dashboard(auth=auth, allowed_hosts=hosts, metrics_auth=bearer_auth(token) if token else None)
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
