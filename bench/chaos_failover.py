@@ -2,7 +2,7 @@
 pushed and run, let a replica take over, and count what was lost.
 
     python3 bench/chaos_failover.py [--topology cluster|sentinel] [--jobs 20000] [--workers 2] [--rounds 3]
-                                    [--binary redis-server|valkey-server]
+                                    [--lag SECONDS] [--binary redis-server|valkey-server]
 
 Each round starts a fresh group (Cluster: 3 primaries + 3 replicas; Sentinel: a primary, 2 replicas,
 3 sentinels; tests/ha_support.py), then runs it twice on the same kind of group: with plain pushes and with
@@ -10,6 +10,9 @@ Each round starts a fresh group (Cluster: 3 primaries + 3 replicas; Sentinel: a 
 workers run them, each appending its jid to a file (a record the failover cannot take back); when about a
 third is pushed, the namespace's primary is killed -9 without waiting for its replicas to catch up; once a
 replica has taken over, the killed server starts again (as an orchestrator would) and rejoins as a replica.
+``--lag 1`` first freezes the primary's replicas (SIGSTOP), writes 48 MB (more than the sockets between them
+buffer) and lets the pushes go on for a second, as a slow network or a busy replica would: the writes of
+that second reach no replica before the kill.
 
 A job counts as **confirmed** when its push returned its jid; **lost** when it was confirmed and never ran,
 once the queues have drained. Pushes that raised (Redis away, or ``NotReplicated``) are reported apart, with
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.append(str(BENCH.parent / "tests"))  # after workerkit is imported: tests/workerkit would shadow it
 
 import reliability_kit as kit  # noqa: E402
-from ha_support import ClusterGroup, SentinelGroup, server_binaries, start_cluster, start_sentinel_group  # noqa: E402
+from ha_support import ClusterGroup, Node, SentinelGroup, server_binaries, start_cluster, start_sentinel_group  # noqa: E402
 from jobs_common import load_note  # noqa: E402
 
 BULK = 20
@@ -84,25 +88,52 @@ class _Target:
     def __init__(self, group: ClusterGroup | SentinelGroup) -> None:
         self.group = group
 
-    def kill_primary(self) -> Callable[[], Any]:
-        """kill -9 the primary of workerkit's keys at once (replicas may lag); returns the wait for the
-        failover, which then starts the killed server again (it rejoins as a replica)."""
+    def kill_primary(self, lag: float) -> Callable[[], Any]:
+        """kill -9 the primary of workerkit's keys at once (replicas may lag; with ``lag``, its replicas are
+        first frozen that many seconds, so the writes of those seconds never reach them); returns the wait
+        for the failover, which then starts the killed server again (it rejoins as a replica)."""
         if isinstance(self.group, ClusterGroup):
             cluster = self.group
             victim = cluster.primary_for(config.keys().queues)
+            frozen = _frozen(cluster.replicas_of(victim), lag)
             cluster.kill(victim, catch_up=False)
+            _thaw(frozen)
 
             def cluster_failover() -> None:
                 cluster.wait_for_failover(victim, timeout=60)
                 cluster.restart(victim)
             return cluster_failover
         sentinel = self.group
+        frozen = _frozen(sentinel.replicas, lag)
         old = sentinel.kill_primary(catch_up=False)
+        _thaw(frozen)
 
         def sentinel_failover() -> None:
             sentinel.wait_for_failover(old, timeout=60)
             old.restart()
         return sentinel_failover
+
+
+BALLAST = 48 * 1024 * 1024
+"""Bytes written while the replicas are frozen, before the lag: more than the kernel's socket buffers hold, so
+what is pushed after it waits in the primary's own memory (its output buffer for the replica)."""
+
+
+def _frozen(replicas: Iterable[Node], seconds: float) -> list[Node]:
+    """SIGSTOP ``replicas`` (none for 0 ``seconds``), write :data:`BALLAST` bytes, and let the pushes go on for
+    ``seconds``: the replicas are that far behind when the primary dies. Returns the replicas stopped."""
+    stopped = [replica for replica in replicas if seconds > 0]
+    for replica in stopped:
+        replica.process.send_signal(signal.SIGSTOP)
+    if stopped:
+        config.redis_client().set(config.keys().queues.removesuffix("queues") + "ballast", b"b" * BALLAST)
+        time.sleep(seconds)
+    return stopped
+
+
+def _thaw(replicas: list[Node]) -> None:
+    for replica in replicas:
+        replica.process.send_signal(signal.SIGCONT)
 
 
 def _push_steadily(result: FailoverResult, jobs: int, pace: float, stop: threading.Event) -> None:
@@ -119,13 +150,27 @@ def _push_steadily(result: FailoverResult, jobs: int, pace: float, stop: threadi
         stop.wait(pace)
 
 
+def _drained() -> bool:
+    """Nothing left to run: every queue, in-flight list, the schedule and the retry set empty (after a wait
+    of 2 s, so a job given back a moment ago counts)."""
+    def empty() -> bool:
+        conn, keys = config.redis_client(), config.keys()
+        queued = sum(int(conn.llen(keys.queue(name.decode()))) for name in conn.smembers(keys.queues))
+        held = sum(int(conn.llen(key)) for key in conn.hkeys(keys.inflight_lists))
+        return queued + held + int(conn.zcard(keys.schedule)) + int(conn.zcard(keys.retry)) == 0
+    if not empty():
+        return False
+    time.sleep(2)
+    return empty()
+
+
 def _runs(folder: Path) -> list[str]:
     path = folder / "ran.txt"
     return path.read_text(encoding="ascii").split() if path.exists() else []
 
 
 def run(folder: Path, group: ClusterGroup | SentinelGroup, jobs: int, workers: int, wait_replicas: int,
-        pace: float = 0.005, timeout: float = 120.0) -> FailoverResult:
+        pace: float = 0.005, lag: float = 0.0, timeout: float = 120.0) -> FailoverResult:
     """One drain with a failover after about a third of ``jobs`` was pushed (see the module's docstring)."""
     folder.mkdir(parents=True, exist_ok=True)
     config.reset()
@@ -142,15 +187,15 @@ def run(folder: Path, group: ClusterGroup | SentinelGroup, jobs: int, workers: i
         kit.wait_until(lambda: len(result.confirmed) + len(result.unconfirmed) >= jobs // 3, timeout, "pushes")
         before = len(_runs(folder))
         started = time.monotonic()
-        wait_for_failover = _Target(group).kill_primary()
+        wait_for_failover = _Target(group).kill_primary(lag)
         result.kill_at = started
         wait_for_failover()
         result.failover_seconds = time.monotonic() - started  # the killed server included
         kit.wait_until(lambda: len(_runs(folder)) > before, timeout, "a job to run after the failover")
         result.first_run_after_kill = time.monotonic() - started
         pusher.join(timeout)
-        kit.wait_until(lambda: result.confirmed <= set(_runs(folder)), timeout,
-                       "every confirmed job to run", poll=0.2)
+        kit.wait_until(lambda: result.confirmed <= set(_runs(folder)) or _drained(), timeout,
+                       "every confirmed job to run, or nothing left to run", poll=0.2)
         result.exit_codes = pool.stop()
     except TimeoutError:
         print(f"# timed out; {len(result.confirmed - set(_runs(folder)))} confirmed jobs had not run",
@@ -180,19 +225,24 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--lag", type=float, default=0.0,
+                        help="freeze the primary's replicas this many seconds before the kill (default 0)")
     parser.add_argument("--binary", choices=sorted(server_binaries()), default=sorted(server_binaries())[0])
     args = parser.parse_args()
     print(f"# {load_note()}")
-    print("| topology | wait_replicas | confirmed | lost | unconfirmed (ran) | refused while away | repeated "
+    print("| topology | replicas frozen before the kill | wait_replicas | confirmed | lost | unconfirmed (ran) "
+          "| refused while away | repeated "
           "| failover | first job after the kill | tracebacks |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for round_number in range(args.rounds):
         for wait_replicas in (0, 1):
             with tempfile.TemporaryDirectory() as tmp, _group(args.topology, Path(tmp) / "group",
                                                               server_binaries()[args.binary]) as group:
-                result = run(Path(tmp) / f"run-{round_number}", group, args.jobs, args.workers, wait_replicas)
+                result = run(Path(tmp) / f"run-{round_number}", group, args.jobs, args.workers, wait_replicas,
+                             lag=args.lag)
             ran = result.ran
-            print(f"| {args.topology} | {wait_replicas} | {len(result.confirmed):,} | {len(result.lost)} | "
+            print(f"| {args.topology} | {args.lag:g} s | {wait_replicas} | {len(result.confirmed):,} | "
+                  f"{len(result.lost)} | "
                   f"{len(result.unconfirmed)} ({len(result.unconfirmed & ran)}) | {result.refused} | "
                   f"{result.repeated} | {result.failover_seconds:.1f} s | "
                   f"{result.first_run_after_kill or 0:.1f} s | {result.tracebacks} |")

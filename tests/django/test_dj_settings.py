@@ -40,6 +40,9 @@ def test_every_setting_reaches_the_configuration(site: redis.Redis) -> None:
         "DEAD_MAX_JOBS": 50,
         "DEAD_TIMEOUT": 3600,
         "PAYLOAD_FORMAT": "sidekiq8",
+        "RESULT_TTL": 60,
+        "WAIT_REPLICAS": 1,
+        "WAIT_TIMEOUT_MS": 250,
         "JOB_MODULES": ["wkdj_app.jobs"],
     })
     from wkdj_app.jobs import stamp
@@ -51,6 +54,7 @@ def test_every_setting_reaches_the_configuration(site: redis.Redis) -> None:
     assert (configured.error_handlers, configured.death_handlers) == ([on_error], [stamp])
     assert (configured.max_retries, configured.dead_max_jobs, configured.dead_timeout) == (0, 50, 3600.0)
     assert configured.payload_format == "sidekiq8"
+    assert (configured.result_ttl, configured.wait_replicas, configured.wait_timeout_ms) == (60.0, 1, 250)
 
 
 def test_settings_left_out_keep_their_values_and_the_connection_middleware_comes_once(site: redis.Redis) -> None:
@@ -69,6 +73,12 @@ def test_settings_left_out_keep_their_values_and_the_connection_middleware_comes
     ({"REDIS": "redis://x"}, "settings.WORKERKIT['REDIS'] is not a workerkit setting (known: REDIS_URL, NAMESPACE,"),
     ({"REDIS_URL": 6379}, "settings.WORKERKIT['REDIS_URL'] must be a string, not 6379 (int)"),
     ({"REDIS_URL": ""}, "settings.WORKERKIT['REDIS_URL'] must be a Redis URL such as redis://127.0.0.1:6379/0"),
+    ({"REDIS_URL": "redis+sentinel://u:pw@s1:26379"}, "settings.WORKERKIT['REDIS_URL']: Redis URL "
+     "redis+sentinel://u:***@s1:26379: the Sentinel service name is missing"),
+    ({"WAIT_REPLICAS": -1}, "settings.WORKERKIT['WAIT_REPLICAS'] must be a whole number of 0 or more, not -1"),
+    ({"WAIT_TIMEOUT_MS": 0.5},
+     "settings.WORKERKIT['WAIT_TIMEOUT_MS'] must be a whole number of milliseconds, 1 or more, not 0.5 (float)"),
+    ({"RESULT_TTL": -3}, "settings.WORKERKIT['RESULT_TTL'] must be a number of seconds above 0, not -3 (int)"),
     ({"NAMESPACE": None}, "settings.WORKERKIT['NAMESPACE'] must be a string, not None (NoneType)"),
     ({"MAX_RETRIES": "10"}, "settings.WORKERKIT['MAX_RETRIES'] must be a whole number of 0 or more, not '10' (str)"),
     ({"MAX_RETRIES": True}, "settings.WORKERKIT['MAX_RETRIES'] must be a whole number of 0 or more, not True"),

@@ -26,7 +26,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from workerkit import compat, config
+from workerkit import compat, config, topology
 from workerkit.contrib.django.db import close_old_connections_middleware
 
 Parse = Callable[[str, object], Any]
@@ -55,12 +55,22 @@ def _url(where: str, value: object) -> str:
     url = _string(where, value)
     if not url:
         raise ImproperlyConfigured(f"{where} must be a Redis URL such as redis://127.0.0.1:6379/0, not ''")
+    try:
+        topology.parse(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{where}: {exc}") from None
     return url
 
 
 def _count(where: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ImproperlyConfigured(f"{where} must be a whole number of 0 or more, not {_shown(value)}")
+    return value
+
+
+def _milliseconds(where: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{where} must be a whole number of milliseconds, 1 or more, not {_shown(value)}")
     return value
 
 
@@ -119,6 +129,9 @@ SETTINGS: dict[str, tuple[str, Parse]] = {
     "DEAD_MAX_JOBS": ("dead_max_jobs", _count),
     "DEAD_TIMEOUT": ("dead_timeout", _seconds),
     "PAYLOAD_FORMAT": ("payload_format", _payload_format),
+    "RESULT_TTL": ("result_ttl", _seconds),
+    "WAIT_REPLICAS": ("wait_replicas", _count),
+    "WAIT_TIMEOUT_MS": ("wait_timeout_ms", _milliseconds),
 }
 """Each key of ``settings.WORKERKIT`` but ``JOB_MODULES``: the ``configure`` argument it sets, and its parser."""
 JOB_MODULES = "JOB_MODULES"
