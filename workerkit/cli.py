@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: WORKERKIT_SWEEP_INTERVAL, else 2)")
     worker.add_argument("--no-metrics", dest="metrics", action="store_false",
                         help="record no per-class metrics (runs, failures, execution times, queue latency)")
+    worker.add_argument("--no-job-logs", dest="job_logs", action="store_false",
+                        help="keep no log lines with the payload of a job that fails")
     _common_options(worker)
 
     run = commands.add_parser("run", help="run one job once in the foreground")
@@ -156,7 +158,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = WorkerSettings(
         queues=queues, concurrency=args.concurrency, timeout=args.timeout, prefetch=args.prefetch,
         name=args.name, tag=args.tag, job_timeout=args.job_timeout, async_concurrency=args.async_concurrency,
-        metrics=args.metrics,
+        metrics=args.metrics, job_logs=args.job_logs,
         heartbeat_interval=_interval(args.heartbeat, "WORKERKIT_HEARTBEAT_INTERVAL", "--heartbeat"),
         sweep_interval=_interval(args.sweep_interval, "WORKERKIT_SWEEP_INTERVAL", "--sweep-interval"),
         poll_interval=_interval(None, "WORKERKIT_POLL_INTERVAL", "WORKERKIT_POLL_INTERVAL", 1.0),

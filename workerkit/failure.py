@@ -143,7 +143,8 @@ def decide(raw: bytes, payload: Payload, exc: BaseException, job_class: JobClass
 
 def _fetched_with_errors(raw: bytes, changed: Payload) -> Payload:
     payload = decode(raw)
-    for name in ("error_class", "error_message", "error_backtrace", "retry_count", "failed_at", "retried_at"):
+    for name in ("error_class", "error_message", "error_backtrace", "error_log", "retry_count", "failed_at",
+                 "retried_at"):
         if name in changed:
             payload[name] = changed[name]
     return payload

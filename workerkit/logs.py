@@ -31,6 +31,12 @@ def set_job_context(jid: str | None, class_name: str | None) -> None:
     _context.set((jid, class_name))
 
 
+def current_context() -> tuple[str | None, str | None]:
+    """The (jid, class) this thread (or asyncio task) runs, as last set: a new object each time it is set,
+    so each run of a job has its own."""
+    return _context.get()
+
+
 @contextmanager
 def job_context(jid: str, class_name: str) -> Iterator[None]:
     """Tag every log line of this thread (or asyncio task) with ``jid`` and ``class`` while the block runs."""

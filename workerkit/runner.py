@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from workerkit import config, failure, registry, results
+from workerkit import config, failure, job_logs, registry, results
 from workerkit.connection import REDIS_DOWN, until_done
 from workerkit.fetch import UnitOfWork
 from workerkit.heartbeat import RunningJob
@@ -99,7 +99,7 @@ class Runner:
                 if keeps and not self._keep_value(ready, value):
                     return None
             except (Exception, JobTimeout) as exc:
-                return self._failed(ready, exc, started)
+                return self._failed(ready, exc, started, job_logs.lines_of_run())
             return self._succeeded(ready, started)
         finally:
             set_job_context(None, None)
@@ -130,9 +130,11 @@ class Runner:
             except asyncio.CancelledError as exc:
                 if task is None or task.cancelling():
                     raise  # stopped from outside: not a failure of the job
-                return await loop.run_in_executor(None, self._failed, ready, exc, started)
+                return await loop.run_in_executor(None, self._failed, ready, exc, started,
+                                                  job_logs.lines_of_run())
             except (Exception, JobTimeout) as exc:
-                return await loop.run_in_executor(None, self._failed, ready, exc, started)
+                return await loop.run_in_executor(None, self._failed, ready, exc, started,
+                                                  job_logs.lines_of_run())
             return self._succeeded(ready, started) if kept else None
         finally:
             del self.running[key]
@@ -215,10 +217,15 @@ class Runner:
         ready.unit.ack(ready.class_name, seconds)
         return Outcome.DONE
 
-    def _failed(self, ready: _Ready, exc: BaseException, started: float) -> Outcome | None:
-        """Log the failure, decide its outcome once, write it (logged under the job's context)."""
+    def _failed(self, ready: _Ready, exc: BaseException, started: float, lines: list[str]) -> Outcome | None:
+        """Log the failure, keep the run's last log ``lines`` with the payload (``error_log``; none: the
+        field goes), decide its outcome once, write it (logged under the job's context)."""
         with job_context(ready.jid, ready.class_name):
             seconds = time.perf_counter() - started
+            if lines:
+                ready.payload["error_log"] = lines
+            else:
+                ready.payload.pop("error_log", None)
             ready.unit.count_failure(ready.class_name, seconds)
             log.warning("fail: %.3f sec", seconds)
             settlement = failure.decide(ready.unit.raw, ready.payload, exc, ready.job_class, time.time())

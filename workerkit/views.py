@@ -95,6 +95,12 @@ class JobView:
         """Identifies the job inside its sorted set: ``<score>-<jid>``."""
         return f"{self.score!r}-{self.jid}"
 
+    @property
+    def log_lines(self) -> list[str]:
+        """The last lines the job logged in its failed run (``error_log``, see ``workerkit.job_logs``)."""
+        lines = self.payload.get("error_log")
+        return [str(line) for line in lines] if isinstance(lines, list) else []
+
     def time(self, name: str) -> float | None:
         """A timestamp field (``created_at``, ``enqueued_at``, ``failed_at``, ...) as epoch seconds."""
         return to_seconds(self.payload.get(name))  # Sidekiq 8 writes milliseconds

@@ -29,7 +29,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from workerkit import __version__, config, registry, topology
+from workerkit import __version__, config, job_logs, registry, topology
 from workerkit.async_lane import AsyncLane
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
@@ -79,6 +79,8 @@ class WorkerSettings:
     """How many ``async def`` jobs may await at once on the worker's event loop (``--async-concurrency``)."""
     metrics: bool = True
     """Record per-class metrics and queue latency (``workerkit.metrics``; ``--no-metrics`` turns them off)."""
+    job_logs: bool = True
+    """Keep a failed job's last log lines with its payload (``workerkit.job_logs``; ``--no-job-logs``: not)."""
 
 
 class Worker:
@@ -179,6 +181,8 @@ class Worker:
         )
         if until_done(self._register, "starting the worker", self.stopping) is None:
             return 0
+        if self.settings.job_logs:
+            job_logs.install()
         for thread in self.threads:
             thread.start()
         self.heartbeat.start()

@@ -77,3 +77,15 @@ async def async_add(a: int, b: int) -> int:
     """Keeps its result: the sum, after an await."""
     await asyncio.sleep(0)
     return a + b
+
+
+class AsyncLogsThenFails(Job):
+    """Logs two lines between awaits, then fails for good (straight to the dead set)."""
+
+    retry = 0
+
+    async def perform(self, key: str) -> None:
+        log.info("before the await %s", key)
+        await asyncio.sleep(0)
+        log.info("after the await %s", key)
+        raise RuntimeError("async failure")

@@ -5,6 +5,7 @@ Each job records what it did in Redis, so tests count runs without looking insid
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -136,3 +137,21 @@ def fails_keeping(message: str) -> None:
 @job(result_ttl=60, retry=0)
 def returns_a_set() -> Any:
     return {1, 2}
+
+
+class LogsThenFails(Job):
+    """Logs ``lines`` lines naming its attempt (the last one hostile), then fails; retried once at once."""
+
+    retry = 1
+
+    @staticmethod
+    def backoff(count: int, exc: BaseException) -> float:
+        return 0.0
+
+    def perform(self, lines: int) -> None:
+        attempt = int(self.payload.get("retry_count", -1)) + 2
+        log = logging.getLogger("wk_jobs.logs")
+        for number in range(lines - 1):
+            log.info("attempt %d line %d", attempt, number)
+        log.warning("attempt %d: <b>bad</b> \ud800 %s", attempt, "x" * 10_000)
+        raise RuntimeError(f"attempt {attempt} failed")
