@@ -2,7 +2,7 @@
 pushed and run, let a replica take over, and count what was lost.
 
     python3 bench/chaos_failover.py [--topology cluster|sentinel] [--jobs 20000] [--workers 2] [--rounds 3]
-                                    [--lag SECONDS] [--binary redis-server|valkey-server]
+                                    [--lag SECONDS] [--job-seconds S] [--binary redis-server|valkey-server]
 
 Each round starts a fresh group (Cluster: 3 primaries + 3 replicas; Sentinel: a primary, 2 replicas,
 3 sentinels; tests/ha_support.py), then runs it twice on the same kind of group: with plain pushes and with
@@ -136,12 +136,12 @@ def _thaw(replicas: list[Node]) -> None:
         replica.process.send_signal(signal.SIGCONT)
 
 
-def _push_steadily(result: FailoverResult, jobs: int, pace: float, stop: threading.Event) -> None:
+def _push_steadily(result: FailoverResult, jobs: int, pace: float, job_seconds: float, stop: threading.Event) -> None:
     """Push ``jobs`` Logged jobs, ``BULK`` at a time, one bulk every ``pace`` seconds, counting each
     outcome; a refused push is not repeated (its jobs may be in Redis already)."""
     while len(result.confirmed) + len(result.unconfirmed) + result.refused < jobs and not stop.is_set():
         try:
-            result.confirmed.update(workerkit.push_bulk("reliability_jobs.Logged", [[0.001]] * BULK))
+            result.confirmed.update(workerkit.push_bulk("reliability_jobs.Logged", [[job_seconds]] * BULK))
         except workerkit.NotReplicated as exc:
             result.unconfirmed.update(exc.jids)
         except RedisUnreachable:
@@ -170,7 +170,7 @@ def _runs(folder: Path) -> list[str]:
 
 
 def run(folder: Path, group: ClusterGroup | SentinelGroup, jobs: int, workers: int, wait_replicas: int,
-        pace: float = 0.005, lag: float = 0.0, timeout: float = 120.0) -> FailoverResult:
+        pace: float = 0.005, lag: float = 0.0, job_seconds: float = 0.001, timeout: float = 120.0) -> FailoverResult:
     """One drain with a failover after about a third of ``jobs`` was pushed (see the module's docstring)."""
     folder.mkdir(parents=True, exist_ok=True)
     config.reset()
@@ -179,7 +179,7 @@ def run(folder: Path, group: ClusterGroup | SentinelGroup, jobs: int, workers: i
     pool = kit.WorkerPool(folder, env, workers, worker_args="-c 5")
     result = FailoverResult()
     stop = threading.Event()
-    pusher = threading.Thread(target=_push_steadily, args=(result, jobs, pace, stop), daemon=True)
+    pusher = threading.Thread(target=_push_steadily, args=(result, jobs, pace, job_seconds, stop), daemon=True)
     try:
         kit.wait_until(lambda: len(config.redis_client().smembers(config.keys().processes)) == workers, 60,
                        "the workers to register")
@@ -227,6 +227,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lag", type=float, default=0.0,
                         help="freeze the primary's replicas this many seconds before the kill (default 0)")
+    parser.add_argument("--job-seconds", type=float, default=0.001,
+                        help="each job sleeps this long (0.01: the workers fall behind the pushes)")
     parser.add_argument("--binary", choices=sorted(server_binaries()), default=sorted(server_binaries())[0])
     args = parser.parse_args()
     print(f"# {load_note()}")
@@ -239,7 +241,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp, _group(args.topology, Path(tmp) / "group",
                                                               server_binaries()[args.binary]) as group:
                 result = run(Path(tmp) / f"run-{round_number}", group, args.jobs, args.workers, wait_replicas,
-                             lag=args.lag)
+                             lag=args.lag, job_seconds=args.job_seconds)
             ran = result.ran
             print(f"| {args.topology} | {args.lag:g} s | {wait_replicas} | {len(result.confirmed):,} | "
                   f"{len(result.lost)} | "
