@@ -113,15 +113,35 @@ def _open_pty() -> tuple[int, int]:
 
 
 class Silent:
-    """A command whose output nobody reads (an ``exec:`` readiness check), started like an instance."""
+    """A command started like an instance whose output is not relayed: discarded (an ``exec:`` readiness
+    check), or, with ``capture``, kept in a pipe for :meth:`read_output` once it has exited (an autoscale
+    command; it may write up to a pipe's capacity, 64 KiB on Linux)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str, capture: bool = False) -> None:
         self.started_at = time.time()
         devnull = os.open(os.devnull, os.O_RDWR)
+        self._read_fd: int | None = None
+        output = devnull
+        if capture:
+            self._read_fd, output = os.pipe()
         try:
-            self.pid = _fork_exec(argv, env, cwd, devnull, devnull, tty=False)
+            self.pid = _fork_exec(argv, env, cwd, devnull, output, tty=False)
         finally:
             os.close(devnull)
+            if output != devnull:
+                os.close(output)
+
+    def read_output(self) -> bytes:
+        """What a captured command wrote (call once, after it exited)."""
+        if self._read_fd is None:
+            return b""
+        os.set_blocking(self._read_fd, False)
+        chunks = []
+        while (chunk := read_chunk(self._read_fd)):
+            chunks.append(chunk)
+        os.close(self._read_fd)
+        self._read_fd = None
+        return b"".join(chunks)
 
     def signal_group(self, signum: int) -> bool:
         """Signal its process group (while it is unreaped)."""

@@ -24,6 +24,7 @@ examples:
   procman start                         run every process in ./Procfile
   procman start web worker              run only these two
   procman start -c web=2,worker=4       two web and four worker instances (all=N sets the rest)
+  procman start -c worker=auto:1..8     as many workers as the worker's autoscale command says
   procman start -r worker --can-die migrate
                                         respawn worker when it dies; let migrate finish
   procman run worker                    run one Procfile entry in the foreground (exec)
@@ -50,7 +51,7 @@ def _project_options(parser: argparse.ArgumentParser, formation: bool = True) ->
     if formation:
         parser.add_argument(
             "-c", "--concurrency", "-m", "--formation", dest="concurrency", metavar="FORMATION",
-            help="instances per process, e.g. web=2,worker=4,all=1 (name=0 disables)",
+            help="instances per process, e.g. web=2,worker=4,all=1 (name=0 disables; worker=auto:1..8 autoscales)",
         )
 
 
@@ -206,6 +207,20 @@ def _process_config(project: Any) -> Any:
     return load_process_config(read_pyproject(pyproject), pyproject, project.procfile, project.entries)
 
 
+def _autoscaled(concurrency: str, instances: list[Any], config: Any) -> dict[str, Any]:
+    """The ``NAME=auto:LOW..HIGH`` counts of the formation; each needs an ``autoscale`` command."""
+    from procman.formation import autoscaled, parse_concurrency
+
+    present = {instance.name for instance in instances}
+    ranges = {name: scale for name, scale in autoscaled(parse_concurrency(concurrency)).items() if name in present}
+    for name, scale in ranges.items():
+        if config.of(name).autoscale is None:
+            raise ConfigError(f"{name}=auto:{scale.low}..{scale.high} needs autoscale = \"COMMAND\" in its process "
+                              f"options ([tool.procman.processes.{name}], or [processes.{name}] in procman.toml)",
+                              "-c/--concurrency")
+    return ranges
+
+
 def _cmd_start(args: argparse.Namespace) -> int:
     from procman.control import socket_path
     from procman.formation import check_names
@@ -228,8 +243,9 @@ def _cmd_start(args: argparse.Namespace) -> int:
     loop = Loop()
     output = Output(sys.stdout.buffer, Style(color, options["timestamp"], options["prefix"]),
                     [instance.label for instance in instances], loop)
-    policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart),
-                    processes=_process_config(project))
+    config = _process_config(project)
+    policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart), processes=config,
+                    autoscale=_autoscaled(options["concurrency"], instances, config))
     if options["restart-limit"] is not None:
         limit, window = options["restart-limit"]
         policy = policy._replace(restart_limit=limit, restart_window=window)
@@ -272,6 +288,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     project = _load(options)
     instances = project.formation(options["concurrency"] or "")
     config = _process_config(project)
+    from procman.formation import autoscaled, parse_concurrency
+
+    ranges = autoscaled(parse_concurrency(options["concurrency"] or ""))
     names = ", ".join(entry.name for entry in project.entries)
     print(f"valid Procfile detected ({names}): {project.procfile}")  # one line, however wide: scripts grep it
     for path in project.env_files:
@@ -285,7 +304,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     table = Table("process", "instances", "ports", "command")
     for entry in project.entries:
         ports = [str(instance.port) for instance in instances if instance.entry == entry]
-        table.add_row(entry.name, str(len(ports)), ", ".join(ports) or "-", Text(entry.command))  # no markup
+        scale = ranges.get(entry.name)
+        count = f"auto {scale.low}..{scale.high}" if scale else str(len(ports))
+        table.add_row(entry.name, count, ", ".join(ports) or "-", Text(entry.command))  # no markup
     console = Console(highlight=False)
     console.print(table)
     if config.ignored:
@@ -327,6 +348,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     options = _resolve(args)
     project = _load(options)
+    from procman.formation import autoscaled, parse_concurrency
+
+    if autoscaled(parse_concurrency(options["concurrency"])):
+        raise ConfigError("an autoscaled count (auto:LOW..HIGH) cannot be exported; give a number", "-c/--concurrency")
     instances = project.formation(options["concurrency"])
     if not instances:
         raise ConfigError("nothing to export: the formation has no instances", "-c/--concurrency")

@@ -1,4 +1,8 @@
-"""The formation: how many instances of each process run, their names and ports (Foreman's rules)."""
+"""The formation: how many instances of each process run, their names and ports (Foreman's rules).
+
+A count may also be a range, ``worker=auto:1..8``: the formation then holds the most instances (so their
+names and ports are fixed), and the autoscaler (:mod:`procman.autoscale`) runs between the two.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,27 @@ from procman.procfile import ProcfileEntry
 DEFAULT_PORT = 5000
 PORT_STEP_PER_ENTRY = 100
 MAX_PORT = 65535
+
+
+class AutoRange(NamedTuple):
+    """``auto:LOW..HIGH``: at least ``low`` and at most ``high`` instances, as the autoscale command says."""
+
+    low: int
+    high: int
+
+
+Counts = dict[str, int | AutoRange]
+
+
+def _auto_range(name: str, text: str, argument: str) -> AutoRange:
+    low, dots, high = text.removeprefix("auto:").partition("..")
+    try:
+        scale = AutoRange(int(low), int(high))
+    except ValueError:
+        scale = AutoRange(0, -1)
+    if not dots or scale.low < 1 or scale.high < scale.low:
+        raise ConfigError(f"expected auto:LOW..HIGH with 1 <= LOW <= HIGH, got {text!r} for {name}", argument)
+    return scale
 
 
 class Instance(NamedTuple):
@@ -36,9 +61,9 @@ class Instance(NamedTuple):
         return self.entry.command
 
 
-def parse_concurrency(text: str, argument: str = "-c/--concurrency") -> dict[str, int]:
-    """Parse ``web=2,worker=4,all=1`` into counts; ``all`` sets the default for unnamed entries."""
-    counts: dict[str, int] = {}
+def parse_concurrency(text: str, argument: str = "-c/--concurrency") -> Counts:
+    """Parse ``web=2,worker=auto:1..8,all=1`` into counts; ``all`` sets the default for unnamed entries."""
+    counts: Counts = {}
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
@@ -48,6 +73,11 @@ def parse_concurrency(text: str, argument: str = "-c/--concurrency") -> dict[str
             raise ConfigError(f"expected NAME=COUNT, got {item!r} (Foreman's -c meant --color; use --color)", argument)
         if not name:
             raise ConfigError(f"missing process name in {item!r}", argument)
+        if number.strip().startswith("auto:"):
+            if name == "all":
+                raise ConfigError("all=auto is not supported: name the process to autoscale", argument)
+            counts[name] = _auto_range(name, number.strip(), argument)
+            continue
         try:
             count = int(number)
         except ValueError:
@@ -84,14 +114,20 @@ def port_for(entry: ProcfileEntry, number: int, base: int) -> int:
     return base + PORT_STEP_PER_ENTRY * entry.position + number - 1
 
 
+def autoscaled(counts: Mapping[str, int | AutoRange]) -> dict[str, AutoRange]:
+    """The process types given a range."""
+    return {name: count for name, count in counts.items() if isinstance(count, AutoRange)}
+
+
 def build_formation(
     entries: Sequence[ProcfileEntry],
-    counts: Mapping[str, int],
+    counts: Mapping[str, int | AutoRange],
     base: int,
     selected: Sequence[str] = (),
     ignored: Sequence[str] = (),
 ) -> list[Instance]:
-    """Expand the entries into instances. ``selected`` limits to those names; ``ignored`` drops names."""
+    """Expand the entries into instances (an autoscaled type: its most). ``selected`` limits to those names;
+    ``ignored`` drops names."""
     check_names((name for name in counts if name != "all"), entries, "-c/--concurrency")
     check_names(selected, entries, "process name")
     check_names(ignored, entries, "-x/--ignore")
@@ -100,7 +136,8 @@ def build_formation(
     for entry in entries:
         if (selected and entry.name not in selected) or entry.name in ignored:
             continue
-        count = counts.get(entry.name, default)
+        given = counts.get(entry.name, default)
+        count = given.high if isinstance(given, AutoRange) else given
         first, last = port_for(entry, 1, base), port_for(entry, count, base)
         if count and not 0 < first <= MAX_PORT:
             raise ConfigError(f"base port {base} gives {entry.name} port {first}; ports run from 1 to {MAX_PORT}",

@@ -52,10 +52,11 @@ class ProcessGroups:
         self._track(child.pid)
         return child
 
-    def run_check(self, command: str, env: dict[str, str]) -> Silent:
-        """Start a readiness check command, in a group of its own like an instance, its output discarded."""
+    def run_check(self, command: str, env: dict[str, str], capture: bool = False) -> Silent:
+        """Start a readiness check or autoscale command, in a group of its own like an instance, its output
+        discarded or (``capture``) kept for ``read_output``."""
         env[proctable.MARKER_VARIABLE] = self._marker
-        check = Silent(shell_argv(command), env, self._cwd)
+        check = Silent(shell_argv(command), env, self._cwd, capture)
         self._track(check.pid)
         return check
 

@@ -3,7 +3,8 @@
 
 Keys (``_`` or ``-`` in their names): ``depends_on`` (a list of names, or a table of name -> ``"ready"``,
 ``"exited"`` or ``"started"``), ``ready`` (a check, see :mod:`procman.readiness`), ``ready_interval``,
-``ready_timeout``, ``stop_signal``, ``quiet_signal`` and ``max_memory`` (see :mod:`procman.memory`). Every
+``ready_timeout``, ``stop_signal``, ``quiet_signal``, ``max_memory`` (see :mod:`procman.memory`), and
+``autoscale``, ``autoscale_interval`` and ``autoscale_cooldown`` (see :mod:`procman.autoscale`). Every
 error names the file and the key; an unknown dependency and a dependency cycle are errors too. A table
 for a process the Procfile does not define is ignored (one ``pyproject.toml`` may serve several Procfiles)
 and ``procman check`` lists it.
@@ -26,6 +27,8 @@ PROCMAN_TOML = "procman.toml"
 CONDITIONS = ("ready", "exited", "started")
 DEFAULT_READY_INTERVAL = 0.5
 DEFAULT_READY_TIMEOUT = 60.0
+DEFAULT_AUTOSCALE_INTERVAL = 5.0
+DEFAULT_AUTOSCALE_COOLDOWN = 30.0
 
 
 class ProcessOptions(NamedTuple):
@@ -38,6 +41,9 @@ class ProcessOptions(NamedTuple):
     stop_signal: signal.Signals = signal.SIGTERM
     quiet_signal: signal.Signals | None = None
     max_memory: int | None = None  # bytes
+    autoscale: str | None = None
+    autoscale_interval: float = DEFAULT_AUTOSCALE_INTERVAL
+    autoscale_cooldown: float = DEFAULT_AUTOSCALE_COOLDOWN
 
 
 class ProcessConfig(NamedTuple):
@@ -88,6 +94,12 @@ def parse_signal(value: Any) -> signal.Signals:
     raise ValueError(f"expected a signal name such as \"TERM\", \"INT\" or \"TSTP\" (not KILL), got {value!r}")
 
 
+def _command(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a command line, got {value!r}")
+    return value
+
+
 def _check(value: Any) -> Check:
     if not isinstance(value, str):
         raise ValueError(f"expected a string such as \"tcp:$PORT\", got {value!r}")
@@ -102,6 +114,9 @@ _CONVERTERS = {
     "stop_signal": parse_signal,
     "quiet_signal": parse_signal,
     "max_memory": parse_size,
+    "autoscale": _command,
+    "autoscale_interval": _positive_seconds,
+    "autoscale_cooldown": _positive_seconds,
 }
 
 

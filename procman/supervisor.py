@@ -21,17 +21,18 @@ from __future__ import annotations
 import enum
 import signal
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from procman.autoscale import Autoscaler, Captured
 from procman.control import select
 from procman.dependencies import missing, one_off_types, stop_stages, waits_for
-from procman.formation import Instance
+from procman.formation import AutoRange, Instance
 from procman.loop import Clock, Timer
 from procman.memory import MemoryWatch, Target, describe_size
 from procman.output import LineStream, Output
 from procman.processconfig import NO_CONFIG, ProcessConfig
-from procman.readiness import Handle, Probe
+from procman.readiness import Probe
 from procman.rolling import RollingRestart
 
 RESTART_LIMIT = 5
@@ -64,6 +65,20 @@ class Process(Protocol):
         ...
 
 
+class Command(Protocol):
+    """A readiness check or autoscale command started by the factory; ``pid`` is its process group id."""
+
+    pid: int
+
+    def signal_group(self, signum: int) -> bool:
+        """Signal its group."""
+        ...
+
+    def read_output(self) -> bytes:
+        """What it wrote, when captured (once it has exited)."""
+        ...
+
+
 class ProcessFactory(Protocol):
     """How the supervisor starts, reaps and signals processes (the real one: ``procman.groups.ProcessGroups``)."""
 
@@ -83,8 +98,9 @@ class ProcessFactory(Protocol):
         """Forget groups that are empty or no longer verifiably procman's."""
         ...
 
-    def run_check(self, command: str, env: dict[str, str]) -> Process:
-        """Start an ``exec:`` readiness check command (output discarded); ``reap`` reports its exit."""
+    def run_check(self, command: str, env: dict[str, str], capture: bool = False) -> Command:
+        """Start an ``exec:`` readiness check (output discarded) or an autoscale command (output captured);
+        ``reap`` reports its exit."""
         ...
 
     def signal_all(self, signum: int) -> None:
@@ -110,6 +126,7 @@ class State(enum.Enum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     DEAD = "dead"
+    SCALED_DOWN = "scaled-down"  # an autoscaled type's instance that is not wanted now
 
 
 class Then(enum.Enum):
@@ -117,6 +134,7 @@ class Then(enum.Enum):
 
     STOP = "stop"
     RESTART = "restart"
+    SCALE_DOWN = "scale-down"
 
 
 class Policy(NamedTuple):
@@ -128,6 +146,7 @@ class Policy(NamedTuple):
     restart_limit: int = RESTART_LIMIT
     restart_window: float = RESTART_WINDOW
     processes: ProcessConfig = NO_CONFIG
+    autoscale: Mapping[str, AutoRange] = {}
 
 
 class Slot:
@@ -212,6 +231,8 @@ class Supervisor:
         self._memory: MemoryWatch | None = None
         if any(policy.processes.of(name).max_memory for name in names):
             self._memory = MemoryWatch(clock, self._memory_targets, self._over_memory)
+        self._autoscalers = [self._autoscaler(name, scale) for name, scale in policy.autoscale.items()
+                             if name in names]
         self._waits = {name: waits_for(name, policy.processes, names) for name in names}
         self._one_off = one_off_types(names, policy.processes)
         self._stages: list[list[Slot]] = []
@@ -231,9 +252,14 @@ class Supervisor:
         started); the others start as their dependencies are met."""
         for name, others in missing(list(self._waits), self._policy.processes).items():
             self._output.system(f"{name} does not wait for {', '.join(others)}: not in this formation")
+        for name, scale in self._policy.autoscale.items():
+            for slot in self._of_type(name)[scale.low:]:
+                slot.state = State.SCALED_DOWN
         self._start_pending()
         if self._memory is not None:
             self._memory.start()
+        for autoscaler in self._autoscalers:
+            autoscaler.start()
 
     def reap(self) -> None:
         """Collect exited processes (on SIGCHLD) and react to each."""
@@ -271,7 +297,9 @@ class Supervisor:
         indexes = select([slot.instance.label for slot in self._slots], patterns)
         if isinstance(indexes, str):
             return {"ok": False, "error": indexes}
-        chosen = [self._slots[index] for index in indexes]
+        chosen = [self._slots[index] for index in indexes if self._slots[index].state is not State.SCALED_DOWN]
+        if not chosen:
+            return {"ok": False, "error": "every process matched is scaled down (the autoscaler has not started it)"}
         labels = ", ".join(slot.instance.label for slot in chosen)
         if rolling:
             if self._rolling is not None and not self._rolling.finished:
@@ -307,7 +335,10 @@ class Supervisor:
         return all(self._met(name, condition) for name, condition in self._waits[slot.instance.name].items())
 
     def _met(self, name: str, condition: str) -> bool:
-        return all(condition in slot.reached for slot in self._slots if slot.instance.name == name)
+        return all(condition in slot.reached for slot in self._of_type(name) if slot.state is not State.SCALED_DOWN)
+
+    def _of_type(self, name: str) -> list[Slot]:
+        return [slot for slot in self._slots if slot.instance.name == name]
 
     def _spawn(self, slot: Slot) -> None:
         slot.timer = None
@@ -339,10 +370,43 @@ class Supervisor:
             return
         slot.probe.start()
 
-    def _run_check(self, command: str, env: dict[str, str], on_exit: Callable[[int], None]) -> Handle:
-        process = self._processes.run_check(command, env)
+    def _run_check(self, command: str, env: dict[str, str], on_exit: Callable[[int], None],
+                   capture: bool = False) -> Command:
+        process = self._processes.run_check(command, env, capture)
         self._check_exits[process.pid] = on_exit
         return process
+
+    # --- autoscaling ----------------------------------------------------------------------------------
+
+    def _autoscaler(self, name: str, scale: AutoRange) -> Autoscaler:
+        options = self._policy.processes.of(name)
+        assert options.autoscale is not None, "the command line checks that an auto count has a command"
+        env = self._env_for(self._of_type(name)[0].instance)
+
+        def run(command: str, on_exit: Callable[[int], None]) -> Captured:
+            return self._run_check(command, dict(env), on_exit, capture=True)
+
+        return Autoscaler(name, options.autoscale, scale, options.autoscale_interval, options.autoscale_cooldown,
+                          self._clock, run, lambda: len(self._active(name)),
+                          lambda count, wanted: self._scale(name, count, wanted), self._output.system)
+
+    def _active(self, name: str) -> list[Slot]:
+        """The instances of ``name`` that count: neither scaled down nor being scaled down."""
+        return [slot for slot in self._of_type(name)
+                if slot.state is not State.SCALED_DOWN and slot.then is not Then.SCALE_DOWN]
+
+    def _scale(self, name: str, count: int, wanted: int) -> None:
+        """Start scaled-down instances (the lowest numbers first), or stop the highest-numbered ones."""
+        active = self._active(name)
+        asked = "" if wanted == count else f" (the command asked for {wanted})"
+        self._output.system(f"autoscaling {name}: {len(active)} -> {count} instances{asked}")
+        if count > len(active):
+            idle = [slot for slot in self._of_type(name) if slot.state is State.SCALED_DOWN]
+            for slot in idle[: count - len(active)]:
+                self._spawn(slot)
+        else:
+            for slot in active[count:]:
+                self._act(slot, Then.SCALE_DOWN)
 
     def _on_ready(self, slot: Slot, check: str) -> None:
         slot.probe = None
@@ -398,6 +462,8 @@ class Supervisor:
             self._rolling.abort(slot, f"{slot.instance.label} {describe_exit(code)}")
         if self._stopping or then is Then.STOP:
             slot.state = State.STOPPED
+        elif then is Then.SCALE_DOWN:
+            slot.state = State.SCALED_DOWN
         elif then is Then.RESTART:
             self._spawn(slot)
         elif code == 0 and slot.instance.name in self._one_off:
@@ -415,7 +481,7 @@ class Supervisor:
         """The instance stays down: stop everything when nothing is left, or when an instance waits for what it
         will now never do."""
         slot.state = State.DEAD
-        if all(other.state in (State.DEAD, State.STOPPED) for other in self._slots):
+        if all(other.state in (State.DEAD, State.STOPPED, State.SCALED_DOWN) for other in self._slots):
             self._stop_all(code, "every process has exited")
             return
         for waiting in self._slots:
@@ -469,7 +535,7 @@ class Supervisor:
             slot.timer = None
         process = slot.process
         if process is None:
-            slot.state = State.STOPPED
+            slot.state = State.SCALED_DOWN if then is Then.SCALE_DOWN else State.STOPPED
             if then is Then.RESTART:
                 self._spawn(slot)
             return
@@ -539,6 +605,8 @@ class Supervisor:
         self._rolling = None
         if self._memory is not None:
             self._memory.stop()
+        for autoscaler in self._autoscalers:
+            autoscaler.stop()
         self._output.system(reason)
         for slot in self._slots:
             if slot.timer is not None:

@@ -128,7 +128,8 @@ def test_ctrl_c_stays_responsive_and_nothing_survives_a_staged_shutdown(project)
          "\"http://HOST:PORT/PATH\", \"log:REGEX\" or \"exec:COMMAND\", got 'tcp'"),
         ('[tool.procman.processes.web]\nreddy = "tcp:1"\n',
          "pyproject.toml [tool.procman.processes.web]: unknown key 'reddy' (known: depends_on, ready, "
-         "ready_interval, ready_timeout, stop_signal, quiet_signal, max_memory)"),
+         "ready_interval, ready_timeout, stop_signal, quiet_signal, max_memory, autoscale, autoscale_interval, "
+         "autoscale_cooldown)"),
         ('[tool.procman.processes.web]\nready = "ping:1"\n',
          "pyproject.toml [tool.procman.processes.web] ready: expected \"tcp:PORT\", \"tcp:HOST:PORT\", "
          "\"http://HOST:PORT/PATH\", \"log:REGEX\" or \"exec:COMMAND\", got 'ping:1'"),
