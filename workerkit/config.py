@@ -8,6 +8,7 @@ Sentinel (``redis+sentinel://``) and Cluster (``redis+cluster://``): the URL for
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import threading
@@ -227,4 +228,9 @@ def timestamp(epoch_seconds: float) -> float | int:
 
 def keys() -> Keys:
     """The :class:`Keys` of the configured namespace (hash-tagged on a Redis Cluster: ``workerkit.keys``)."""
-    return Keys(_config.namespace, hash_tag=topology.parse(_config.redis_url).is_cluster)
+    return _keys_of(_config.namespace, _config.redis_url)
+
+
+@functools.lru_cache(maxsize=16)
+def _keys_of(namespace: str, url: str) -> Keys:
+    return Keys(namespace, hash_tag=topology.parse(url).is_cluster)
