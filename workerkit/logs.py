@@ -15,11 +15,14 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO, Literal
 
 LogFormat = Literal["text", "json"]
+json_fields: list[Callable[[], dict[str, str]]] = []
+"""Functions whose fields every JSON line formatted from a log record carries (``workerkit.otel`` adds the
+trace and span ids)."""
 
 logger = logging.getLogger("workerkit")
 _context: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
@@ -107,6 +110,8 @@ class JsonFormatter(logging.Formatter):
         jid = getattr(record, "jid", None)
         if jid:
             entry["ctx"] = {"class": getattr(record, "job_class", None), "jid": jid}
+        for fields in json_fields:
+            entry.update(fields())
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
