@@ -1,4 +1,4 @@
-"""The workerkit command line: ``workerkit worker``, ``workerkit run``, ``workerkit web``, ``workerkit redis``.
+"""The workerkit command line: ``workerkit worker``, ``run``, ``web``, ``scale-hint`` and ``redis``.
 
 Usage and configuration errors print one clear line and exit 2; they never show a traceback.
 """
@@ -90,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="also answer requests for this host name (repeatable; default: "
                           "WORKERKIT_WEB_ALLOWED_HOSTS, comma-separated); 127.0.0.1 and localhost always work")
     _common_options(web)
+
+    hint = commands.add_parser("scale-hint", help="print how many worker processes would keep the oldest "
+                                                  "waiting job younger than a target (for autoscalers)")
+    hint.add_argument("--target-latency", type=_seconds, default=5.0, metavar="SECONDS",
+                      help="the longest the oldest waiting job should wait (default 5)")
+    hint.add_argument("-q", "--queue", action="append", default=[], metavar="NAME",
+                      help="consider only these queues and the processes that take them (repeatable; default all)")
+    hint.add_argument("--busy-ceiling", type=float, default=0.8, metavar="FRACTION",
+                      help="the share of threads that may be busy before another process is asked for "
+                           "(default 0.8)")
+    hint.add_argument("--explain", action="store_true", help="say why on stderr")
+    _common_options(hint)
 
     redis_cmd = commands.add_parser("redis", help="run a Redis-compatible server in the foreground")
     redis_cmd.add_argument("--port", type=int, default=6379)
@@ -271,6 +283,28 @@ def _setup_django() -> None:
         raise UsageError(str(exc)) from None
 
 
+def _scale_hint(args: argparse.Namespace) -> int:
+    from workerkit import scale_hint
+    from workerkit.api import Api
+    from workerkit.connection import REDIS_DOWN
+
+    if args.target_latency <= 0:
+        raise UsageError("--target-latency must be above 0")
+    if not 0 < args.busy_ceiling <= 1:
+        raise UsageError(f"--busy-ceiling must be above 0 and at most 1, not {args.busy_ceiling:g}")
+    _configure(args)
+    try:
+        seen = scale_hint.observe(Api(), args.queue or None)
+    except REDIS_DOWN as exc:
+        print(f"workerkit scale-hint: Redis is unreachable ({exc})", file=sys.stderr)
+        return 1
+    desired = scale_hint.desired_processes(seen, args.target_latency, args.busy_ceiling)
+    if args.explain:
+        print(scale_hint.explain(seen, args.target_latency, desired), file=sys.stderr)
+    print(desired)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workerkit`` command."""
     args = _parser().parse_args(argv)
@@ -285,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "web":
             return _web(args)
+        if args.command == "scale-hint":
+            return _scale_hint(args)
         return _redis(args)
     except UsageError as exc:
         print(f"workerkit {args.command}: {exc}", file=sys.stderr)
