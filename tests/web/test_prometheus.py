@@ -21,8 +21,7 @@ from test_standalone import CREDENTIALS, clean_env, standalone
 from workerkit.api import Api
 from workerkit.lifecycle import Lifecycle
 from workerkit.metrics import MetricsBatch
-from workerkit.web import basic_auth, dashboard
-from workerkit.web.security import bearer_auth
+from workerkit.web import basic_auth, bearer_auth, dashboard
 
 HOSTILE = 'a"b\\c\nd|n'
 

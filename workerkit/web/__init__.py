@@ -1,6 +1,6 @@
 """The workerkit dashboard: ``app.mount("/workerkit", workerkit.web.dashboard())`` or ``workerkit web``."""
 
 from workerkit.web.app import dashboard
-from workerkit.web.security import Auth, basic_auth
+from workerkit.web.security import Auth, basic_auth, bearer_auth
 
-__all__ = ["Auth", "basic_auth", "dashboard"]
+__all__ = ["Auth", "basic_auth", "bearer_auth", "dashboard"]
