@@ -131,6 +131,11 @@ class Silent:
             if output != devnull:
                 os.close(output)
 
+    @property
+    def output_fd(self) -> int | None:
+        """The read end of a captured command's output, for a caller that reads it as it comes (and closes it)."""
+        return self._read_fd
+
     def read_output(self) -> bytes:
         """What a captured command wrote (call once, after it exited)."""
         if self._read_fd is None:

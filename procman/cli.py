@@ -31,6 +31,7 @@ examples:
   procman run python manage.py shell    run any command with the .env environment
   procman restart 'worker.*'            restart processes of a running 'procman start'
   procman restart worker --rolling      one instance at a time, each once the one before is ready
+  procman start --watch 'web=**/*.py'   restart web when a .py file changes (development)
   procman status                        list them
   procman export systemd ./units -a myapp -u deploy
   procman check                         validate Procfile and .env, show ports
@@ -74,6 +75,9 @@ def _start_options(start: argparse.ArgumentParser) -> None:
                             "SECONDS (default 5/600: 5 times in 10 minutes)")
     start.add_argument("--tty", action="store_true", default=None,
                        help="give each process a pseudo-terminal (line-buffered output, colours kept)")
+    start.add_argument("--watch", action="append", metavar="NAME=PATTERN", default=[],
+                       help="restart NAME (one instance at a time) when files matching PATTERN change, e.g. "
+                            "'web=**/*.py' (repeat for more; for development)")
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
@@ -249,8 +253,13 @@ def _cmd_start(args: argparse.Namespace) -> int:
     if options["restart-limit"] is not None:
         limit, window = options["restart-limit"]
         policy = policy._replace(restart_limit=limit, restart_window=window)
+    watch = []
+    if args.watch:
+        from procman.watch import parse_watch
+
+        watch = parse_watch(args.watch, project.entries)
     return run_formation(instances, project.environment, project.root, output, loop, policy, options["tty"],
-                         socket_path(project.root, os.environ))
+                         socket_path(project.root, os.environ), watch)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -44,6 +44,7 @@ class ProcessGroups:
         self._leaders: set[int] = set()
         self._lingering: set[int] = set()
         self._strays: set[int] = set()
+        self._helpers: set[int] = set()  # leaders that are no instance: checks, autoscale commands, the watcher
 
     def spawn(self, instance: Instance, env: dict[str, str], stream: LineStream) -> Child:
         """Start ``instance``; its pid is its group's id, registered with the guardian before anything else."""
@@ -53,11 +54,12 @@ class ProcessGroups:
         return child
 
     def run_check(self, command: str, env: dict[str, str], capture: bool = False) -> Silent:
-        """Start a readiness check or autoscale command, in a group of its own like an instance, its output
-        discarded or (``capture``) kept for ``read_output``."""
+        """Start a helper (a readiness check, an autoscale command, the file watcher) in a group of its own like
+        an instance, its output discarded or (``capture``) kept in a pipe. ``signal_leftovers`` reaches it."""
         env[proctable.MARKER_VARIABLE] = self._marker
         check = Silent(shell_argv(command), env, self._cwd, capture)
         self._track(check.pid)
+        self._helpers.add(check.pid)
         return check
 
     def _track(self, pid: int) -> None:
@@ -77,6 +79,7 @@ class ProcessGroups:
             reaped.append((pid, exit_code_of(status)))
             if pid in self._leaders:
                 self._leaders.discard(pid)
+                self._helpers.discard(pid)
                 self._lingering.add(pid)
         if reaped:
             self.forget_gone()
@@ -103,7 +106,10 @@ class ProcessGroups:
         self.signal_leftovers(signum)
 
     def signal_leftovers(self, signum: int) -> None:
-        """Signal the groups that outlive their leaders, then any marked descendant that left its group."""
+        """Signal the helpers, the groups that outlive their leaders, then any marked descendant that left its
+        group."""
+        for helper in self._helpers:
+            signal_leader(helper, signum)
         self.forget_gone()
         groups = self._leaders | self._lingering
         for pgid in self._lingering:

@@ -14,14 +14,16 @@ Item = TypeVar("Item")
 
 
 class RollingRestart(Generic[Item]):
-    """Restarts ``items`` one after the other: ``restart(item)`` begins one, ``ready(item)`` moves on."""
+    """Restarts ``items`` one after the other: ``restart(item)`` begins one, ``ready(item)`` moves on; ``done()``
+    is called once it has finished or stopped."""
 
     def __init__(self, items: Sequence[Item], label: Callable[[Item], str], restart: Callable[[Item], None],
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], done: Callable[[], None] = lambda: None) -> None:
         self._waiting = deque(items)
         self._label = label
         self._restart = restart
         self._say = say
+        self._on_done = done
         self._done: list[Item] = []
         self.current: Item | None = None
 
@@ -42,6 +44,7 @@ class RollingRestart(Generic[Item]):
         if not self._waiting:
             self.current = None
             self._say(f"rolling restart done: {', '.join(self._label(item) for item in self._done)}")
+            self._on_done()
             return
         self.current = self._waiting.popleft()
         self._restart(self.current)
@@ -59,3 +62,4 @@ class RollingRestart(Generic[Item]):
         self._say(f"rolling restart stopped: {why}" + (f"; not restarted: {rest}" if rest else ""))
         self.current = None
         self._waiting.clear()
+        self._on_done()

@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from procman import control
 from procman.child import become_subreaper
@@ -16,6 +17,9 @@ from procman.groups import ProcessGroups
 from procman.loop import Loop
 from procman.output import Output
 from procman.supervisor import Policy, Supervisor
+
+if TYPE_CHECKING:
+    from procman.watch import WatchSpec
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FORWARDED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
@@ -30,6 +34,7 @@ def run_formation(
     policy: Policy,
     tty: bool = False,
     control_path: Path | None = None,
+    watch: Sequence[WatchSpec] = (),
 ) -> int:
     """Run the formation until it stops; return procman's exit code."""
     server = None
@@ -47,11 +52,19 @@ def run_formation(
         loop.add_signal_handler(signum, functools.partial(supervisor.stop, signum))
     for signum in FORWARDED_SIGNALS:
         loop.add_signal_handler(signum, functools.partial(supervisor.forward, signum))
+    watcher = None
     try:
         supervisor.start()
+        if watch and not supervisor.finished:
+            from procman.watch import Watcher  # only now: development
+
+            watcher = Watcher(cwd, watch, os.environ, processes, loop, supervisor.files_changed, output.system,
+                              lambda: supervisor.stopping)
         loop.run(lambda: supervisor.finished)
         return supervisor.exit_code
     finally:
+        if watcher is not None:
+            watcher.close()
         if server is not None:
             server.close()
         supervisor.close()

@@ -227,6 +227,7 @@ class Supervisor:
         self._by_pid: dict[int, Slot] = {}
         self._check_exits: dict[int, Callable[[int], None]] = {}
         self._rolling: RollingRestart[Slot] | None = None
+        self._to_roll: set[str] = set()  # process types whose files changed (--watch), for the next rolling restart
         names = list(dict.fromkeys(instance.name for instance in instances))
         self._memory: MemoryWatch | None = None
         if any(policy.processes.of(name).max_memory for name in names):
@@ -244,6 +245,11 @@ class Supervisor:
         self._deadline: Timer | None = None
         self.finished = False
         self.exit_code = 0
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the shutdown has begun."""
+        return self._stopping
 
     # --- events ---------------------------------------------------------------------------------------
 
@@ -304,12 +310,35 @@ class Supervisor:
         if rolling:
             if self._rolling is not None and not self._rolling.finished:
                 return {"ok": False, "error": f"a rolling restart is under way (left: {self._rolling.labels()})"}
-            self._rolling = RollingRestart(chosen, lambda slot: slot.instance.label, self._roll, self._output.system)
+            self._rolling = RollingRestart(chosen, lambda slot: slot.instance.label, self._roll, self._output.system,
+                                           self._roll_changed)
             self._rolling.next()
             return {"ok": True, "message": f"restarting {labels} one at a time"}
         for slot in chosen:
             self._act(slot, Then(command))
         return {"ok": True, "message": f"{'restarting' if command == 'restart' else 'stopping'} {labels}"}
+
+    def files_changed(self, changed: Mapping[str, list[str]]) -> None:
+        """``--watch``: files of these process types changed; restart them one instance at a time (after the
+        rolling restart under way, if any)."""
+        if self._stopping:
+            return
+        files = sorted({path for paths in changed.values() for path in paths})
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        self._output.system(f"changed: {shown}; restarting {', '.join(changed)} one instance at a time")
+        self._to_roll.update(changed)
+        self._roll_changed()
+
+    def _roll_changed(self) -> None:
+        if self._stopping or (self._rolling is not None and not self._rolling.finished):
+            return
+        chosen = [slot for slot in self._slots
+                  if slot.instance.name in self._to_roll and slot.state is not State.SCALED_DOWN]
+        self._to_roll.clear()
+        if chosen:
+            self._rolling = RollingRestart(chosen, lambda slot: slot.instance.label, self._roll, self._output.system,
+                                           self._roll_changed)
+            self._rolling.next()
 
     def close(self) -> None:
         """Stop reading every process's output (procman is done)."""
