@@ -157,15 +157,22 @@ class ReliableFetch:
             with self._lock:
                 self.metrics.record(class_name, seconds, failed, time.time())
 
-    def _sample_latency(self, unit: UnitOfWork, now: float) -> None:
-        """Record how long the oldest job just taken from a queue waited (with the lock held)."""
-        assert self.metrics is not None
-        try:
-            enqueued = to_seconds(unit.payload().get("enqueued_at"))
-        except PayloadError:
+    def _sample_latency(self, units: list[UnitOfWork], now: float) -> None:
+        """Record how long each of ``units``, the oldest job just taken from its queue, had waited (each
+        payload decoded here is the one the runner uses)."""
+        if self.metrics is None:
             return
-        if enqueued is not None:
-            self.metrics.latency(unit.queue, now - enqueued, now)
+        waits = []
+        for unit in units:
+            try:
+                enqueued = to_seconds(unit.payload().get("enqueued_at"))
+            except PayloadError:
+                continue
+            if enqueued is not None:
+                waits.append((unit.queue, now - enqueued))
+        with self._lock:
+            for queue, seconds in waits:
+                self.metrics.latency(queue, seconds, now)
 
     def ack_due(self) -> float | None:
         """Seconds until pending acknowledgements or metrics must be flushed (0: now), or None when there
@@ -204,9 +211,7 @@ class ReliableFetch:
             for ack in acks:
                 self._drop(ack)
             self._held.update((unit.index, unit.raw) for unit in units)
-            if self.metrics is not None:
-                for unit in oldest:
-                    self._sample_latency(unit, now)
+        self._sample_latency(oldest, now)
         return units
 
     def wait_for_job(self, index: int, timeout: float, register: bool = False) -> UnitOfWork | None:
@@ -224,8 +229,7 @@ class ReliableFetch:
         unit = UnitOfWork(self, index, raw if isinstance(raw, bytes) else raw.encode())
         with self._lock:
             self._held[(index, unit.raw)] += 1
-            if self.metrics is not None:
-                self._sample_latency(unit, time.time())
+        self._sample_latency([unit], time.time())
         return unit
 
     def release(self, unit: UnitOfWork) -> None:
