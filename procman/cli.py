@@ -348,6 +348,11 @@ def _print_process_config(console: Any, config: Any, names: list[str]) -> None:
         memory = describe_size(option.max_memory) if option.max_memory else "-"
         table.add_row(name, depends or "-", Text(ready), option.stop_signal.name, quiet, memory)
     console.print(table)
+    for name in names:
+        option = config.of(name)
+        if option.autoscale is not None:
+            print(f"{name} autoscale: {option.autoscale} (every {option.autoscale_interval:g} s, cool-down "
+                  f"{option.autoscale_cooldown:g} s)")
     stages = [", ".join(stage) for stage in stop_stages(names, config)]
     print(f"shutdown order: {', then '.join(stages)}")
 

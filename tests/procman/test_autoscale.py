@@ -50,6 +50,16 @@ def test_the_count_follows_the_command_within_the_range_and_scales_down_after_th
     assert running.wait() == 130
 
 
+def test_check_shows_the_range_and_the_command(project) -> None:
+    project.procfile("worker: true\n")
+    project.write("procman.toml", '[processes.worker]\nautoscale = "echo 2"\nautoscale_cooldown = 10\n')
+    result = project.run("check", "-c", "worker=auto:2..5")
+    assert result.returncode == 0, result.stderr
+    assert "│ worker  │ auto 2..5 │ 5000, 5001, 5002, 5003, 5004 │ true    │" in result.stdout
+    assert result.stdout.splitlines()[-2:] == ["worker autoscale: echo 2 (every 5 s, cool-down 10 s)",
+                                               "shutdown order: worker"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
