@@ -110,6 +110,7 @@ class _SocketTry:
         self._sock.setblocking(False)
         code = self._sock.connect_ex(address)
         if code not in (0, errno.EINPROGRESS):
+            self.close()
             raise OSError(code, os.strerror(code))
 
     def poll(self, now: float) -> str | None:

@@ -425,14 +425,16 @@ class Supervisor:
                 if slot.state is not State.SCALED_DOWN and slot.then is not Then.SCALE_DOWN]
 
     def _scale(self, name: str, count: int, wanted: int) -> None:
-        """Start scaled-down instances (the lowest numbers first), or stop the highest-numbered ones."""
+        """Start scaled-down instances (the lowest numbers first, once their dependencies allow), or stop the
+        highest-numbered ones."""
         active = self._active(name)
         asked = "" if wanted == count else f" (the command asked for {wanted})"
         self._output.system(f"autoscaling {name}: {len(active)} -> {count} instances{asked}")
         if count > len(active):
             idle = [slot for slot in self._of_type(name) if slot.state is State.SCALED_DOWN]
             for slot in idle[: count - len(active)]:
-                self._spawn(slot)
+                slot.state = State.PENDING
+            self._start_pending()
         else:
             for slot in active[count:]:
                 self._act(slot, Then.SCALE_DOWN)
@@ -705,6 +707,7 @@ class Supervisor:
         if not self._anything_left():
             self._finish()
             return
+        self._advance_stage()  # _anything_left has reaped what exited: an earlier stage may be done
         if self._killing:
             self._processes.signal_all(signal.SIGKILL)
         self._poll = self._clock.call_later(POLL_INTERVAL, self._poll_shutdown)
