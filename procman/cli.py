@@ -231,7 +231,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     from procman.loop import Loop
     from procman.output import Output, Style, wants_color
     from procman.runner import run_formation
-    from procman.supervisor import Policy
+    from procman.slots import Policy
 
     options = _resolve(args)
     project = _load(options)

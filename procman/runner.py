@@ -16,7 +16,8 @@ from procman.formation import Instance
 from procman.groups import ProcessGroups
 from procman.loop import Loop
 from procman.output import Output
-from procman.supervisor import Policy, Supervisor
+from procman.slots import Policy
+from procman.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from procman.watch import WatchSpec

@@ -14,7 +14,8 @@ from procman.loop import Callback, Timer
 from procman.output import LineStream, Output, Style
 from procman.processconfig import ProcessConfig, parse_processes
 from procman.procfile import parse_procfile
-from procman.supervisor import Policy, State, Supervisor
+from procman.slots import Policy, State
+from procman.supervisor import Supervisor
 
 
 class ScriptedClock:
