@@ -60,6 +60,9 @@ def test_a_class_page_draws_its_series_and_histogram(client: TestClient, redis_c
     assert "≤ 1 ms / ≤ 128 ms / ≤ 128 ms" in page.text
     runs_chart = page.text.split('id="runs-chart"')[1].split("</svg>")[0]
     assert runs_chart.count("<rect") == 2 * 60  # succeeded and failed bars in 60 one-minute slots
+    p95 = re.findall(r'height="([\d.]+)"><title>[^<]*p95 ([^<]*)</title>', page.text.split('id="p95-chart"')[1])
+    assert p95[-1] == ("96.0", "128 ms") and p95[-31] == ("12.0", "1 ms")  # 8 and 1 steps above 0.5 ms
+    assert "log scale, from 0.5 ms" in page.text
     histogram = page.text.split('id="histogram"')[1].split("</svg>")[0]
     assert histogram.count("<rect") == 8  # from the 1 ms bucket to the 128 ms one
     assert "≤ 1 ms: 4 runs" in histogram and "≤ 128 ms: 1 runs" in histogram

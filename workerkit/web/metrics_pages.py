@@ -60,14 +60,16 @@ def run_bars(series: Series) -> tuple[list[Bar], list[Bar]]:
     return bars(succeeded, titles), bars(failed, titles, base=succeeded)
 
 
-def p95_bars(series: Series) -> list[Bar]:
-    """Each slot's p95 on a log scale (one step per histogram bucket)."""
-    values, titles = [], []
-    for index, slot in enumerate(series.slots):
-        p95 = slot.percentile(0.95)
-        values.append(0.0 if p95 is None else float(_bucket_index(p95) + 1))
-        titles.append(f"{_clock(series.first_minute + index * series.slot_minutes)}: p95 {duration(p95)}")
-    return bars(values, titles)
+def p95_bars(series: Series) -> tuple[list[Bar], str]:
+    """Each slot's p95 on a log scale, one step per histogram bucket above the bucket below the lowest p95
+    (so changes show), and that floor's label."""
+    found = [slot.percentile(0.95) for slot in series.slots]
+    steps = [None if p95 is None else _bucket_index(p95) for p95 in found]
+    floor = min([step for step in steps if step is not None], default=1) - 1
+    titles = [f"{_clock(series.first_minute + index * series.slot_minutes)}: p95 {duration(p95)}"
+              for index, p95 in enumerate(found)]
+    values = [0.0 if step is None else float(step - floor) for step in steps]
+    return bars(values, titles), duration(BOUNDS_US[floor] / 1e6) if floor >= 0 else "0"
 
 
 def _bucket_index(seconds: float) -> int:
@@ -111,8 +113,9 @@ class MetricsPages:
         series = self.board.api.metrics().series(name, window, SLOTS)
         succeeded, failed = run_bars(series)
         histogram, labels = histogram_bars(series.total)
+        p95, p95_floor = p95_bars(series)
         return self.board.render(
             request, "metrics_class.html", window=window, windows=WINDOWS, name=name, series=series,
-            succeeded=succeeded, failed=failed, p95=p95_bars(series), histogram=histogram, labels=labels,
+            succeeded=succeeded, failed=failed, p95=p95, p95_floor=p95_floor, histogram=histogram, labels=labels,
             duration=duration, first=_clock(series.first_minute),
         )
