@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import signal
 
-from procman_support import system_lines, without_pids
+import pytest
+from procman_support import system_lines, wait_for, without_pids
+from worker_formation import WorkerFormation
 
 # The shell is the leader; the memory is its child's, so only a measure of the whole tree sees it. The first
 # run grows to about 80 MiB, the one after the restart stays small.
@@ -41,3 +43,21 @@ def test_max_memory_must_be_a_size(project) -> None:
     assert result.returncode == 2
     assert result.stderr == (f"procman: error: {project.root / 'procman.toml'} [processes.hog] max_memory: expected a "
                              "size such as \"512MB\" or \"2GB\" (KB, MB, GB: powers of 1024), got 'lots'\n")
+
+
+@pytest.mark.slow
+def test_a_worker_over_its_ceiling_is_restarted_gracefully_and_loses_no_job(project) -> None:
+    formation = WorkerFormation(project, 2, 'max_memory = "20MB"\n')  # a workerkit worker needs more
+    with formation.load():
+        old = {p["pid"] for p in formation.workers()}
+        wait_for(lambda: all(p["memory_restarts"] and p["state"] == "running" and p["pid"] not in old
+                             for p in formation.workers()), what="both workers restarted for their memory",
+                 detail=lambda: formation.running.output)
+    runs = formation.runs()
+    assert sorted(n for n, _ in runs) == list(range(formation.pushed))  # none lost, none twice
+    assert [p["restarts"] for p in formation.workers()] == [0, 0]  # not counted as crashes
+    output = formation.running.output
+    assert "worker.1 still running 1 s after SIGTSTP; sending SIGTERM" in output  # quiet first, then TERM
+    assert "worker.1 was killed by SIGKILL" not in output
+    formation.running.signal(signal.SIGINT)
+    assert formation.running.wait() == 130

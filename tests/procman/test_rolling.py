@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
-from pathlib import Path
 
 import pytest
-import redis
-from procman_support import clean_env, free_base_port, system_lines, wait_for, without_pids
-
-from procman.control import request
-from workerkit import config
-
-HERE = Path(__file__).resolve().parent
+from procman_support import system_lines, wait_for, without_pids
+from worker_formation import WorkerFormation
 
 
 def test_a_rolling_restart_quiets_then_stops_each_in_turn_and_refuses_a_second(project) -> None:
@@ -45,62 +37,26 @@ def test_a_rolling_restart_quiets_then_stops_each_in_turn_and_refuses_a_second(p
 
 @pytest.mark.slow
 def test_a_rolling_restart_of_workers_under_load_loses_no_job_and_keeps_n_minus_1_working(project) -> None:
-    port, workers = free_base_port(), 3
-    project.procfile(f"redis: workerkit redis --port {port} --dir redis-data\n"
-                     "worker: workerkit worker -r rolling_jobs -c 2\n")
-    project.write("procman.toml", '[processes.redis]\nready = "log:Ready to accept connections"\n'
-                                  '[processes.worker]\ndepends_on = ["redis"]\nquiet_signal = "TSTP"\n'
-                                  'ready = "log:workerkit .* starting"\n')
-    url = f"redis://127.0.0.1:{port}/0"
-    env = clean_env(PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-                    WORKERKIT_REDIS_URL=url)
-    env = {key: value for key, value in env.items() if key not in ("REDIS_URL", "WORKERKIT_POLL_INTERVAL")}
-    running = project.start("--no-color", "-c", f"worker={workers}", "-t", "1", "-p", str(port + 100), env=env)
-    wait_for(lambda: running.output.count("is ready") == 1 + workers or running.process.poll() is not None,
-             what="Redis and the workers to be ready", detail=lambda: running.output)
-    socket_file = project.root / ".procman.sock"
-    config.reset()
-    config.configure(redis_url=url)
-    from rolling_jobs import Tick
-
-    pushed, stop, fewest = [0], threading.Event(), [workers]
-
-    def push() -> None:
-        while not stop.wait(0.01):
-            Tick.perform_async(pushed[0])
-            pushed[0] += 1
+    workers = 3
+    formation = WorkerFormation(project, workers)
+    fewest = [workers]
 
     def sample() -> None:
-        while not stop.wait(0.02):
-            states = [p["state"] for p in request(socket_file, "status", [])["processes"] if p["name"] != "redis.1"]
-            fewest[0] = min(fewest[0], states.count("running"))
+        fewest[0] = min(fewest[0], [p["state"] for p in formation.workers()].count("running"))
 
-    threads = [threading.Thread(target=push), threading.Thread(target=sample)]
-    client = redis.Redis.from_url(url)
-    try:
-        for thread in threads:
-            thread.start()
-        wait_for(lambda: client.llen("rolling:runs") > 20, what="jobs to run")
-        old = {p["pid"] for p in request(socket_file, "status", [])["processes"] if p["name"] != "redis.1"}
-        result = project.run("restart", "worker", "--rolling", env=env)
+    with formation.load(sample):
+        old = {p["pid"] for p in formation.workers()}
+        result = project.run("restart", "worker", "--rolling", env=formation.env)
         assert result.stdout == "restarting worker.1, worker.2, worker.3 one at a time\n", result.stderr
-        running.wait_for("rolling restart done: worker.1, worker.2, worker.3")
-        new = {p["pid"] for p in request(socket_file, "status", [])["processes"] if p["name"] != "redis.1"}
-        done_at = pushed[0]
-        wait_for(lambda: pushed[0] > done_at + 30, what="more jobs after the restart")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
-    wait_for(lambda: client.llen("rolling:runs") >= pushed[0], what="every job to run",
-             detail=lambda: f"{client.llen('rolling:runs')} of {pushed[0]}")
-    runs = [entry.decode().split(":") for entry in client.lrange("rolling:runs", 0, -1)]
-    client.close()
-    config.reset()
-    assert sorted(int(n) for n, _ in runs) == list(range(pushed[0]))  # none lost, none twice
-    runners = {int(pid) for _, pid in runs}
+        formation.running.wait_for("rolling restart done: worker.1, worker.2, worker.3")
+        new = {p["pid"] for p in formation.workers()}
+        done_at = formation.pushed
+        wait_for(lambda: formation.pushed > done_at + 30, what="more jobs after the restart")
+    runs = formation.runs()
+    assert sorted(n for n, _ in runs) == list(range(formation.pushed))  # none lost, none twice
+    runners = {pid for _, pid in runs}
     assert old & runners and new & runners and not old & new
     assert fewest[0] == workers - 1  # one at a time: never fewer, and the sampler saw each step
-    assert running.output.count("sending SIGTERM") == workers  # each was quiet until its timeout
-    running.signal(signal.SIGINT)
-    assert running.wait() == 130
+    assert formation.running.output.count("sending SIGTERM") == workers  # each was quiet until its timeout
+    formation.running.signal(signal.SIGINT)
+    assert formation.running.wait() == 130
