@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import redis
 
-from workerkit import config, registry, topology
+from workerkit import config, registry, topology, unique
 from workerkit.connection import REDIS_DOWN
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
@@ -75,7 +75,14 @@ def build_payload(job: object, args: Sequence[Any], overrides: dict[str, Any]) -
         value = fields.pop(option, getattr(defaults, option))
         if value is not None:
             fields[option] = value
+    chosen = {name: fields.pop(name, getattr(defaults, name)) for name in _UNIQUE_OPTIONS}
+    if chosen["unique_for"] is not None:
+        fields.update(unique.fields(defaults.name, queue, args, chosen["unique_for"], chosen["unique_until"],
+                                    chosen["unique_args"], chosen["unique_while_retrying"]))
     return new_payload(defaults.name, args, queue, retry, fields, created_at=config.timestamp(time.time()))
+
+
+_UNIQUE_OPTIONS = ("unique_for", "unique_until", "unique_args", "unique_while_retrying")
 
 
 class RedisUnreachable(redis.ConnectionError):
@@ -163,9 +170,18 @@ def _write(lifecycle: Lifecycle, payload: Payload, at: float | None, client: Any
     """Push to the payload's queue, or to the schedule set when ``at`` is in the future (through ``client``,
     a pipeline, when given; an awaitable on an asyncio client)."""
     now = time.time()
-    if at is not None and at > now:
+    scheduled = at is not None and at > now
+    if "unique_digest" in payload:  # with its lock, in one script: the reply says whether it was pushed
+        encoded = encode(payload if scheduled else stamped(payload, now))
+        return lifecycle.push_unique(*unique.push_arguments(lifecycle.keys, payload, encoded, at, now), client=client)
+    if at is not None and scheduled:
         return lifecycle.schedule({encode(payload): at}, client=client)
     return lifecycle.enqueue(payload["queue"], [encode(stamped(payload, now))], client=client)
+
+
+def _pushed(payload: Payload, reply: Any) -> bool:
+    """Whether the write's ``reply`` means the job went in (only a unique job's push can be refused)."""
+    return "unique_digest" not in payload or bool(int(reply))
 
 
 def _replicated(pipe: Any) -> Any:
@@ -202,8 +218,9 @@ class _Confirmations:
 def push_payload(payload: Payload, at: float | None = None) -> str | None:
     """Push a built payload (to its queue, or to the schedule set when ``at`` is in the future).
 
-    Returns its jid, or None when a client middleware dropped it. With ``wait_replicas`` configured it
-    returns once that many replicas have the job, or raises :class:`NotReplicated`.
+    Returns its jid, or None when it was not pushed: a client middleware dropped it, or it duplicates a unique
+    job (``workerkit.unique``). With ``wait_replicas`` configured it returns once that many replicas have the
+    job, or raises :class:`NotReplicated`.
     """
     jid: str = payload["jid"]
     kept, outgoing = _outgoing(payload, at)
@@ -213,9 +230,11 @@ def push_payload(payload: Payload, at: float | None = None) -> str | None:
             if config.current().wait_replicas:
                 pipe = lifecycle.conn.pipeline(transaction=False)
                 _write(lifecycle, outgoing, at, pipe)
-                _Confirmations().add(_replicated(pipe).execute(), [jid]).check()
+                replies = _replicated(pipe).execute()
+                _Confirmations().add(replies, [jid]).check()
+                kept = _pushed(outgoing, replies[0])
             else:
-                _write(lifecycle, outgoing, at)
+                kept = _pushed(outgoing, _write(lifecycle, outgoing, at))
     return jid if kept else None
 
 
@@ -231,9 +250,11 @@ async def apush_payload(payload: Payload, at: float | None = None) -> str | None
                 queued = _write(lifecycle, outgoing, at, pipe)
                 if inspect.isawaitable(queued):  # a script queued on an asyncio pipeline is awaited to queue it
                     await queued
-                _Confirmations().add(await _replicated(pipe).execute(), [jid]).check()
+                replies = await _replicated(pipe).execute()
+                _Confirmations().add(replies, [jid]).check()
+                kept = _pushed(outgoing, replies[0])
             else:
-                await _write(lifecycle, outgoing, at)
+                kept = _pushed(outgoing, await _write(lifecycle, outgoing, at))
     return jid if kept else None
 
 
@@ -254,17 +275,15 @@ def push(
     at: float | datetime | None = None,
     retry: bool | int | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """Push a job by class name (a registered job or a foreign one) and return its jid.
 
     ``queue`` and ``retry`` default to the registered class's options (else ``default`` and True); ``at``
     (epoch seconds or datetime) schedules it; other keyword options become payload fields (``tags=[...]``).
-    A client middleware that drops the job still gets its jid returned.
+    Returns None when the job was not pushed: a client middleware dropped it, or it duplicates a unique job.
     """
     payload, when = _by_name(class_name, args, queue, at, retry, options)
-    push_payload(payload, when)
-    jid: str = payload["jid"]
-    return jid
+    return push_payload(payload, when)
 
 
 async def apush(
@@ -275,12 +294,10 @@ async def apush(
     at: float | datetime | None = None,
     retry: bool | int | None = None,
     **options: Any,
-) -> str:
+) -> str | None:
     """:func:`push`, awaitable: ``await workerkit.apush("app.jobs.Cleanup", [42])``."""
     payload, when = _by_name(class_name, args, queue, at, retry, options)
-    await apush_payload(payload, when)
-    jid: str = payload["jid"]
-    return jid
+    return await apush_payload(payload, when)
 
 
 @dataclass
@@ -297,6 +314,10 @@ class _Bulk:
 
 
 def _bulk(job: object, args_list: Iterable[Sequence[Any]], overrides: dict[str, Any], at: float | None) -> _Bulk:
+    defaults = registry.options(job)
+    if overrides.get("unique_for") is not None or defaults.unique_for is not None:
+        raise TypeError(f"{defaults.name} is a unique job (unique_for): push it one job at a time, with "
+                        "perform_async or push, which return None for a duplicate; push_bulk cannot say which were")
     base = build_payload(job, (), overrides)
     class_name, queue = base.pop("class"), base["queue"]
     del base["jid"], base["args"], base["created_at"]

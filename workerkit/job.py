@@ -33,16 +33,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
-from workerkit import registry
+from workerkit import registry, unique
 from workerkit.client import apush_payload, build_payload, epoch, push_payload, seconds
 from workerkit.payload import Payload
 from workerkit.protocols import Backoff
 from workerkit.timelimit import check_timeout
+from workerkit.unique import UniqueArgs
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_OPTION_NAMES = ("queue", "retry", "tags", "timeout", "result_ttl")
+_OPTION_NAMES = ("queue", "retry", "tags", "timeout", "result_ttl", "unique_for", "unique_until", "unique_args",
+                 "unique_while_retrying")
 
 
 def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +53,7 @@ def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
         raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))} (known: {', '.join(_OPTION_NAMES)})")
     check_timeout(options.get("timeout"))
     check_timeout(options.get("result_ttl"), "result_ttl")
+    unique.check(options.get("unique_for"), options.get("unique_until", "success"), options.get("unique_args"), "")
     return options
 
 
@@ -70,7 +73,10 @@ class Job:
     ``backoff`` (a function ``(retry_count, exc) -> seconds``), ``tags`` (shown in the dashboard),
     ``timeout`` (seconds a run may take before the worker interrupts it with ``workerkit.JobTimeout``;
     None = no limit), ``result_ttl`` (seconds to keep the value ``perform`` returns, for
-    ``workerkit.result(jid)``; None = keep none) and ``name`` (an alias to register besides the dotted path).
+    ``workerkit.result(jid)``; None = keep none), ``unique_for`` (seconds a push refuses duplicates of the
+    job: same class, queue and arguments, or what ``unique_args(args)`` returns; ``unique_until`` "success"
+    or "start"; ``unique_while_retrying``: see ``workerkit.unique``) and ``name`` (an alias to register
+    besides the dotted path).
     """
 
     queue: ClassVar[str] = "default"
@@ -79,6 +85,10 @@ class Job:
     tags: ClassVar[list[str] | None] = None
     timeout: ClassVar[float | None] = None
     result_ttl: ClassVar[float | None] = None
+    unique_for: ClassVar[float | None] = None
+    unique_until: ClassVar[str] = "success"
+    unique_args: ClassVar[UniqueArgs | None] = None
+    unique_while_retrying: ClassVar[bool] = True
     name: ClassVar[str | None] = None
 
     jid: str
@@ -91,6 +101,7 @@ class Job:
         refuse_async_generator(cls.__dict__.get("perform"), f"{cls.__qualname__}.perform")
         check_timeout(cls.timeout, f"{cls.__qualname__}.timeout")
         check_timeout(cls.result_ttl, f"{cls.__qualname__}.result_ttl")
+        unique.check(cls.unique_for, cls.unique_until, cls.unique_args, f"{cls.__qualname__}.")
         registry.register(cls.job_name(), cls)
         if cls.__dict__.get("name"):
             registry.register(str(cls.name), cls)
@@ -114,32 +125,32 @@ class Job:
         return JobSetter(cls, _option_fields(options))
 
     @classmethod
-    def perform_async(cls, *args: Any, **kwargs: Any) -> str:
+    def perform_async(cls, *args: Any, **kwargs: Any) -> str | None:
         """Push the job to run as soon as a worker is free; return its jid."""
         return JobSetter(cls, {}).perform_async(*args, **kwargs)
 
     @classmethod
-    def perform_in(cls, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
+    def perform_in(cls, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str | None:
         """Schedule the job to run after ``interval`` (seconds or timedelta); return its jid."""
         return JobSetter(cls, {}).perform_in(interval, *args, **kwargs)
 
     @classmethod
-    def perform_at(cls, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
+    def perform_at(cls, when: float | datetime, /, *args: Any, **kwargs: Any) -> str | None:
         """Schedule the job to run at ``when`` (epoch seconds or datetime); return its jid."""
         return JobSetter(cls, {}).perform_at(when, *args, **kwargs)
 
     @classmethod
-    async def aperform_async(cls, *args: Any, **kwargs: Any) -> str:
+    async def aperform_async(cls, *args: Any, **kwargs: Any) -> str | None:
         """:meth:`perform_async` without blocking the running event loop."""
         return await JobSetter(cls, {}).aperform_async(*args, **kwargs)
 
     @classmethod
-    async def aperform_in(cls, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
+    async def aperform_in(cls, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str | None:
         """:meth:`perform_in` without blocking the running event loop."""
         return await JobSetter(cls, {}).aperform_in(interval, *args, **kwargs)
 
     @classmethod
-    async def aperform_at(cls, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
+    async def aperform_at(cls, when: float | datetime, /, *args: Any, **kwargs: Any) -> str | None:
         """:meth:`perform_at` without blocking the running event loop."""
         return await JobSetter(cls, {}).aperform_at(when, *args, **kwargs)
 
@@ -175,41 +186,29 @@ class JobSetter:
         registry.bind_arguments(self.job_class, [args])
         return payload
 
-    def perform_async(self, *args: Any, **kwargs: Any) -> str:
-        """Push now; return the jid."""
-        payload = self.payload(args, kwargs)
-        push_payload(payload)
-        jid: str = payload["jid"]
-        return jid
+    def perform_async(self, *args: Any, **kwargs: Any) -> str | None:
+        """Push now; return the jid (None: not pushed, see :func:`workerkit.client.push_payload`)."""
+        return push_payload(self.payload(args, kwargs))
 
-    def perform_in(self, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
+    def perform_in(self, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str | None:
         """Push to run after ``interval``; return the jid."""
         return self.perform_at(time.time() + seconds(interval), *args, **kwargs)
 
-    def perform_at(self, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
-        """Push to run at ``when``; return the jid."""
-        payload = self.payload(args, kwargs)
-        push_payload(payload, epoch(when))
-        jid: str = payload["jid"]
-        return jid
+    def perform_at(self, when: float | datetime, /, *args: Any, **kwargs: Any) -> str | None:
+        """Push to run at ``when``; return the jid (None: not pushed)."""
+        return push_payload(self.payload(args, kwargs), epoch(when))
 
-    async def aperform_async(self, *args: Any, **kwargs: Any) -> str:
-        """Push now without blocking the running event loop; return the jid."""
-        payload = self.payload(args, kwargs)
-        await apush_payload(payload)
-        jid: str = payload["jid"]
-        return jid
+    async def aperform_async(self, *args: Any, **kwargs: Any) -> str | None:
+        """Push now without blocking the running event loop; return the jid (None: not pushed)."""
+        return await apush_payload(self.payload(args, kwargs))
 
-    async def aperform_in(self, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str:
+    async def aperform_in(self, interval: float | timedelta, /, *args: Any, **kwargs: Any) -> str | None:
         """Push to run after ``interval`` without blocking the running event loop; return the jid."""
         return await self.aperform_at(time.time() + seconds(interval), *args, **kwargs)
 
-    async def aperform_at(self, when: float | datetime, /, *args: Any, **kwargs: Any) -> str:
-        """Push to run at ``when`` without blocking the running event loop; return the jid."""
-        payload = self.payload(args, kwargs)
-        await apush_payload(payload, epoch(when))
-        jid: str = payload["jid"]
-        return jid
+    async def aperform_at(self, when: float | datetime, /, *args: Any, **kwargs: Any) -> str | None:
+        """Push to run at ``when`` without blocking the running event loop; return the jid (None: not pushed)."""
+        return await apush_payload(self.payload(args, kwargs), epoch(when))
 
     def perform_async_on_commit(self, *args: Any, using: str | None = None, **kwargs: Any) -> str:
         """Push once the current Django transaction (of database ``using``) commits; never if it rolls back;
@@ -248,27 +247,27 @@ class JobFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
 
-    def delay(self, *args: P.args, **kwargs: P.kwargs) -> str:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> str | None:
         """Push to run as soon as a worker is free; return the jid."""
         return self.job_class.perform_async(*args, **kwargs)
 
-    def delay_for(self, interval: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str:
+    def delay_for(self, interval: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str | None:
         """Push to run after ``interval`` (seconds or timedelta); return the jid."""
         return self.job_class.perform_in(interval, *args, **kwargs)
 
-    def delay_until(self, when: float | datetime, /, *args: P.args, **kwargs: P.kwargs) -> str:
+    def delay_until(self, when: float | datetime, /, *args: P.args, **kwargs: P.kwargs) -> str | None:
         """Push to run at ``when`` (epoch seconds or datetime); return the jid."""
         return self.job_class.perform_at(when, *args, **kwargs)
 
-    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> str:
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> str | None:
         """:meth:`delay` without blocking the running event loop."""
         return await self.job_class.aperform_async(*args, **kwargs)
 
-    async def adelay_for(self, interval: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str:
+    async def adelay_for(self, interval: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str | None:
         """:meth:`delay_for` without blocking the running event loop."""
         return await self.job_class.aperform_in(interval, *args, **kwargs)
 
-    async def adelay_until(self, when: float | datetime, /, *args: P.args, **kwargs: P.kwargs) -> str:
+    async def adelay_until(self, when: float | datetime, /, *args: P.args, **kwargs: P.kwargs) -> str | None:
         """:meth:`delay_until` without blocking the running event loop."""
         return await self.job_class.aperform_at(when, *args, **kwargs)
 
@@ -314,7 +313,7 @@ def _job_class_for(func: Callable[..., Any], options: dict[str, Any]) -> type[Jo
         "perform": perform,
     }
     for option, value in options.items():
-        attributes[option] = staticmethod(value) if option == "backoff" else value
+        attributes[option] = staticmethod(value) if option in ("backoff", "unique_args") else value
     return type(func.__name__, (Job,), attributes)
 
 
@@ -329,6 +328,10 @@ def job(
     tags: list[str] | None = ...,
     timeout: float | None = ...,
     result_ttl: float | None = ...,
+    unique_for: float | None = ...,
+    unique_until: str = ...,
+    unique_args: UniqueArgs | None = ...,
+    unique_while_retrying: bool = ...,
     name: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 def job(

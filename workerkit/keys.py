@@ -120,6 +120,10 @@ class Keys:
         (what to rebuild its ``TaskResult`` from), with a TTL."""
         return self._k(f"task:{jid}")
 
+    def unique(self, digest: str) -> str:
+        """STRING lock of a unique job (``workerkit.unique``): the jid of the job holding it, with a TTL."""
+        return self._k(f"unique:{digest}")
+
     # Periodic jobs ------------------------------------------------------------------------------
     def periodic_tick(self, name: str, tick_epoch: int) -> str:
         """STRING set NX once per (periodic job, tick) so each tick is enqueued exactly once."""

@@ -81,12 +81,18 @@ class Lifecycle:
         self._forget_list = conn.register_script(script("forget_list"))
         self._move_entry = conn.register_script(script("move_entry"))
         self._enqueue_tick = conn.register_script(script("periodic_enqueue"))
+        self._push_unique = conn.register_script(script("push_unique"))
 
     # Push ---------------------------------------------------------------------------------------
     def enqueue(self, queue: str, payloads: Sequence[str], client: Any = None) -> Any:
         """Push encoded payloads (already stamped) to ``queue``, in order (through ``client``, a pipeline,
         when given). On a ``redis.asyncio`` client it returns the awaitable that does it."""
         return self._enqueue(keys=[self.keys.queues, self.keys.queue(queue)], args=[queue, *payloads], client=client)
+
+    def push_unique(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        """Push one unique job with its lock (``scripts/push_unique.lua``; arguments from
+        ``workerkit.unique.push_arguments``): 1 if pushed, 0 if a duplicate (an awaitable on an asyncio client)."""
+        return self._push_unique(keys=keys, args=args, client=client)
 
     def schedule(self, entries: Mapping[str, float], client: Any = None) -> Any:
         """Put encoded payloads in the schedule set, each scored by the epoch second it is due (an awaitable

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -111,6 +111,15 @@ class JobOptions:
     tags: list[str] | None = None
     timeout: float | None = None
     result_ttl: float | None = None
+    unique_for: float | None = None
+    unique_until: str = "success"
+    unique_args: Callable[[list[Any]], Any] | None = None
+    unique_while_retrying: bool = True
+
+
+def _unique_options(job_class: Any) -> tuple[Any, ...]:
+    return (getattr(job_class, "unique_for", None), getattr(job_class, "unique_until", "success"),
+            getattr(job_class, "unique_args", None), getattr(job_class, "unique_while_retrying", True))
 
 
 def options(job: object) -> JobOptions:
@@ -122,8 +131,9 @@ def options(job: object) -> JobOptions:
             raise TypeError("a job class name must not be empty")
         found = get(job_class)
         return JobOptions(job_class) if found is None else JobOptions(
-            job_class, found.queue, found.retry, found.tags, found.timeout, found.result_ttl)
+            job_class, found.queue, found.retry, found.tags, found.timeout, found.result_ttl, *_unique_options(found))
     if isinstance(job_class, type) and callable(getattr(job_class, "job_name", None)):
         known = cast(JobClass, job_class)
-        return JobOptions(known.job_name(), known.queue, known.retry, known.tags, known.timeout, known.result_ttl)
+        return JobOptions(known.job_name(), known.queue, known.retry, known.tags, known.timeout, known.result_ttl,
+                          *_unique_options(known))
     raise TypeError(f"{job!r} is not a job class, @job function or job class name")

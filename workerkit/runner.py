@@ -11,13 +11,14 @@ retried with backoff (a deploy that forgot a module loses nothing) and logged as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from workerkit import config, failure, job_logs, registry, results
+from workerkit import config, failure, job_logs, registry, results, unique
 from workerkit.connection import REDIS_DOWN, until_done
 from workerkit.fetch import UnitOfWork
 from workerkit.heartbeat import RunningJob
@@ -72,6 +73,8 @@ class Runner:
         self.watchdog = watchdog
         """Enforces the plain jobs' time limits (None: no limits, as for a Runner outside a worker)."""
         self.job_timeout = job_timeout
+        self.unique = unique.Releaser(config.redis_client(), config.keys())
+        """Releases the locks of unique jobs as they start or end (``workerkit.unique``)."""
         self.running: dict[int, RunningJob] = {}
         """What runs, by thread id (plain jobs) or task id (async jobs)."""
 
@@ -88,6 +91,7 @@ class Runner:
         keeps = ready.result_ttl is not None  # the hot path of most jobs: no result, few calls
         try:
             job_info("start", ready.jid, ready.class_name)
+            self.unique.started(ready.payload)
             if keeps:
                 self._keep_running(ready)
             started = time.perf_counter()
@@ -100,7 +104,9 @@ class Runner:
                     return None
             except (Exception, JobTimeout) as exc:
                 return self._failed(ready, exc, started, job_logs.lines_of_run())
-            return self._succeeded(ready, started)
+            outcome = self._succeeded(ready, started)
+            self.unique.ended(ready.payload, will_run_again=False)
+            return outcome
         finally:
             set_job_context(None, None)
             del self.running[key]
@@ -120,6 +126,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         try:
             job_info("start", ready.jid, ready.class_name)
+            if "unique_digest" in ready.payload:
+                await loop.run_in_executor(None, self.unique.started, ready.payload)
             if ready.result_ttl is not None:
                 await loop.run_in_executor(None, self._keep_running, ready)
             started = time.perf_counter()
@@ -135,7 +143,12 @@ class Runner:
             except (Exception, JobTimeout) as exc:
                 return await loop.run_in_executor(None, self._failed, ready, exc, started,
                                                   job_logs.lines_of_run())
-            return self._succeeded(ready, started) if kept else None
+            if not kept:
+                return None
+            outcome = self._succeeded(ready, started)
+            if "unique_digest" in ready.payload:
+                await loop.run_in_executor(None, self.unique.ended, ready.payload, False)
+            return outcome
         finally:
             del self.running[key]
 
@@ -247,4 +260,6 @@ class Runner:
                         "its outcome is not recorded twice")
             return None
         failure.buried(settlement)
+        with contextlib.suppress(PayloadError):  # bytes that are not a job hold no lock
+            self.unique.ended(unit.payload(), will_run_again=settlement.outcome is Outcome.RETRY)
         return settlement.outcome

@@ -155,3 +155,33 @@ class LogsThenFails(Job):
             log.info("attempt %d line %d", attempt, number)
         log.warning("attempt %d: <b>bad</b> \ud800 %s", attempt, "x" * 10_000)
         raise RuntimeError(f"attempt {attempt} failed")
+
+
+class UniqueHold(Job):
+    """A unique job (60 s) that records its start in ``unique:started``, then waits for the key
+    ``unique:release`` (up to 30 s), then appends ``value`` to ``unique:ran``."""
+
+    unique_for = 60
+
+    def perform(self, value: str) -> None:
+        conn = _redis()
+        conn.rpush("unique:started", value)
+        deadline = time.monotonic() + 30
+        while not conn.exists("unique:release") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        conn.rpush("unique:ran", value)
+
+
+class UniqueFail(Job):
+    """A unique job that always fails; one retry after 0.2 s, then dead."""
+
+    unique_for = 60
+    retry = 1
+
+    @staticmethod
+    def backoff(count: int, exc: BaseException) -> float:
+        return 0.2
+
+    def perform(self, value: str) -> None:
+        _redis().rpush("unique:failed", value)
+        raise RuntimeError("unique and failing")
