@@ -127,6 +127,8 @@ def test_hostile_text_is_inert_on_every_get_route(client: TestClient, conn: redi
             assert not [text for text in XSS if text in response.text], path
             tags = [re.sub(r'"[^"]*"', '""', tag) for tag in re.findall(r"<[a-z][^>]*>", response.text)]
             assert not [tag for tag in tags if re.search(r"\son\w+=", tag)], path
+        elif path == PREFIX + "/metrics":  # Prometheus' text format: plain text, never sniffed as HTML
+            assert kind.startswith("text/plain; version=0.0.4"), (path, kind)
         else:
             assert kind.startswith(("application/json", "text/css")), (path, kind)
         assert response.headers["x-content-type-options"] == "nosniff"
