@@ -71,7 +71,7 @@ def build_payload(job: object, args: Sequence[Any], overrides: dict[str, Any]) -
     tags = fields.pop("tags", defaults.tags)
     if tags:
         fields["tags"] = list(tags)
-    for option in ("timeout", "result_ttl"):
+    for option in ("timeout", "result_ttl", "expires_in"):
         value = fields.pop(option, getattr(defaults, option))
         if value is not None:
             fields[option] = value
@@ -171,6 +171,9 @@ def _write(lifecycle: Lifecycle, payload: Payload, at: float | None, client: Any
     a pipeline, when given; an awaitable on an asyncio client)."""
     now = time.time()
     scheduled = at is not None and at > now
+    expires_in = payload.pop("expires_in", None)
+    if expires_in is not None:  # counted from when the job is due
+        payload["expires_at"] = (at if at is not None and scheduled else now) + expires_in
     if "unique_digest" in payload:  # with its lock, in one script: the reply says whether it was pushed
         encoded = encode(payload if scheduled else stamped(payload, now))
         return lifecycle.push_unique(*unique.push_arguments(lifecycle.keys, payload, encoded, at, now), client=client)
@@ -332,6 +335,9 @@ def _bulk(job: object, args_list: Iterable[Sequence[Any]], overrides: dict[str, 
                     for jid, args in zip(jids, checked, strict=True)]
         return _Bulk(jids, at, payloads, [], queue, None)
     score = at if at is not None and at > now else None
+    expires_in = base.pop("expires_in", None)
+    if expires_in is not None:  # counted from when the jobs are due, as for one push
+        base["expires_at"] = (score if score is not None else now) + expires_in
     encoded = _encode_all(class_name, checked, jids, base, stamp, None if score is not None else stamp)
     return _Bulk(jids, at, [], encoded, queue, score)
 

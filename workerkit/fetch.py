@@ -106,6 +106,12 @@ class UnitOfWork:
         self.fetcher.release(self)
         return moved
 
+    def drop_expired(self) -> bool:
+        """The job expired before it started: drop it unrun (``stat:expired``); False if not held any more."""
+        dropped = self.fetcher.lifecycle.drop_expired(self.inflight, self.raw)
+        self.fetcher.release(self)
+        return dropped
+
     def settle(self, settlement: Settlement, now: float) -> bool:
         """Write a failure's decided outcome; False (and nothing written) if the job was not held any more."""
         landed = self.fetcher.lifecycle.settle(self.inflight, self.raw, settlement, now)

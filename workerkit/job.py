@@ -44,15 +44,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _OPTION_NAMES = ("queue", "retry", "tags", "timeout", "result_ttl", "unique_for", "unique_until", "unique_args",
-                 "unique_while_retrying")
+                 "unique_while_retrying", "expires_in")
+_PUSH_ONLY_OPTIONS = ("expires_at",)
+"""Options of one push (``.set(...)``), never of a class: a moment, not a duration."""
 
 
 def _option_fields(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(_OPTION_NAMES)
+    known = (*_OPTION_NAMES, *_PUSH_ONLY_OPTIONS)
+    unknown = set(options) - set(known)
     if unknown:
-        raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))} (known: {', '.join(_OPTION_NAMES)})")
+        raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))} (known: {', '.join(known)})")
     check_timeout(options.get("timeout"))
     check_timeout(options.get("result_ttl"), "result_ttl")
+    check_timeout(options.get("expires_in"), "expires_in")
+    if options.get("expires_at") is not None:
+        options = {**options, "expires_at": epoch(options["expires_at"])}
     unique.check(options.get("unique_for"), options.get("unique_until", "success"), options.get("unique_args"), "")
     return options
 
@@ -76,7 +82,8 @@ class Job:
     ``workerkit.result(jid)``; None = keep none), ``unique_for`` (seconds a push refuses duplicates of the
     job: same class, queue and arguments, or what ``unique_args(args)`` returns; ``unique_until`` "success"
     or "start"; ``unique_while_retrying``: see ``workerkit.unique``) and ``name`` (an alias to register
-    besides the dotted path).
+    besides the dotted path). ``expires_in``: seconds after it is due that a job not yet started is dropped
+    unrun (``.set(expires_at=...)`` for one push: a moment).
     """
 
     queue: ClassVar[str] = "default"
@@ -89,6 +96,7 @@ class Job:
     unique_until: ClassVar[str] = "success"
     unique_args: ClassVar[UniqueArgs | None] = None
     unique_while_retrying: ClassVar[bool] = True
+    expires_in: ClassVar[float | None] = None
     name: ClassVar[str | None] = None
 
     jid: str
@@ -102,6 +110,7 @@ class Job:
         check_timeout(cls.timeout, f"{cls.__qualname__}.timeout")
         check_timeout(cls.result_ttl, f"{cls.__qualname__}.result_ttl")
         unique.check(cls.unique_for, cls.unique_until, cls.unique_args, f"{cls.__qualname__}.")
+        check_timeout(cls.expires_in, f"{cls.__qualname__}.expires_in")
         registry.register(cls.job_name(), cls)
         if cls.__dict__.get("name"):
             registry.register(str(cls.name), cls)
@@ -332,6 +341,7 @@ def job(
     unique_until: str = ...,
     unique_args: UniqueArgs | None = ...,
     unique_while_retrying: bool = ...,
+    expires_in: float | None = ...,
     name: str | None = ...,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 def job(

@@ -44,6 +44,8 @@ class Outcome(enum.Enum):
     """It failed for good (retries exhausted, poison pill, unreadable): the dead set."""
     DISCARDED = "discarded"
     """It failed and allows no retries (``retry: false``): dropped after the error handlers."""
+    EXPIRED = "expired"
+    """It was not started before its ``expires_at``: dropped unrun, counted in ``stat:expired``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +84,17 @@ class Lifecycle:
         self._move_entry = conn.register_script(script("move_entry"))
         self._enqueue_tick = conn.register_script(script("periodic_enqueue"))
         self._push_unique = conn.register_script(script("push_unique"))
+        self._drop_expired = conn.register_script(script("drop_expired"))
 
     # Push ---------------------------------------------------------------------------------------
     def enqueue(self, queue: str, payloads: Sequence[str], client: Any = None) -> Any:
         """Push encoded payloads (already stamped) to ``queue``, in order (through ``client``, a pipeline,
         when given). On a ``redis.asyncio`` client it returns the awaitable that does it."""
         return self._enqueue(keys=[self.keys.queues, self.keys.queue(queue)], args=[queue, *payloads], client=client)
+
+    def drop_expired(self, inflight: str, raw: bytes) -> bool:
+        """Drop an expired job from its in-flight list, counted in ``stat:expired``; False if it was gone."""
+        return bool(self._drop_expired(keys=[inflight, self.keys.stat("expired")], args=[raw]))
 
     def push_unique(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
         """Push one unique job with its lock (``scripts/push_unique.lua``; arguments from

@@ -115,11 +115,14 @@ class JobOptions:
     unique_until: str = "success"
     unique_args: Callable[[list[Any]], Any] | None = None
     unique_while_retrying: bool = True
+    expires_in: float | None = None
 
 
 def _unique_options(job_class: Any) -> tuple[Any, ...]:
+    """The options of uniqueness and expiry (a job class written before them lacks the attributes)."""
     return (getattr(job_class, "unique_for", None), getattr(job_class, "unique_until", "success"),
-            getattr(job_class, "unique_args", None), getattr(job_class, "unique_while_retrying", True))
+            getattr(job_class, "unique_args", None), getattr(job_class, "unique_while_retrying", True),
+            getattr(job_class, "expires_in", None))
 
 
 def options(job: object) -> JobOptions:

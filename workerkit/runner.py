@@ -162,6 +162,9 @@ class Runner:
             return self._settle(unit, failure.unreadable(unit.raw, unit.queue, exc, now))
         jid = str(payload.get("jid", ""))
         class_name = str(payload["class"])
+        expires_at = payload.get("expires_at")
+        if isinstance(expires_at, int | float) and not isinstance(expires_at, bool) and now > expires_at:
+            return self._expired(unit, payload, jid, class_name, expires_at)
         try:
             job_class = lookup(payload)
         except UnknownJobError as exc:
@@ -169,6 +172,17 @@ class Runner:
                 log.error("%s", exc)
                 return self._settle(unit, failure.decide(unit.raw, payload, exc, None, now))
         return _Ready(unit, job_class, payload, jid, class_name, results.ttl_of(payload, job_class.result_ttl), now)
+
+    def _expired(self, unit: UnitOfWork, payload: Payload, jid: str, class_name: str,
+                 expires_at: float) -> Outcome | None:
+        """Drop a job that was not started before ``expires_at``, unrun, with a log line and a count."""
+        with job_context(jid, class_name):
+            late = time.time() - expires_at
+            if not until_done(unit.drop_expired, "dropping an expired job", self.stop):
+                return None  # recovered by another process meanwhile, or Redis away at shutdown
+            log.warning("expired: not started by its expires_at, %.1f s ago; dropped without running", late)
+        self.unique.ended(payload, will_run_again=False)
+        return Outcome.EXPIRED
 
     def _limit(self, ready: _Ready) -> float | None:
         if self.watchdog is None:
