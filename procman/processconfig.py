@@ -16,12 +16,13 @@ import math
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from procman.errors import ConfigError
-from procman.memory import parse_size
 from procman.procfile import ProcfileEntry
-from procman.readiness import Check, parse_check
+
+if TYPE_CHECKING:  # imported when a key needs them: a start without options loads neither
+    from procman.readiness import Check
 
 PROCMAN_TOML = "procman.toml"
 CONDITIONS = ("ready", "exited", "started")
@@ -101,9 +102,17 @@ def _command(value: Any) -> str:
 
 
 def _check(value: Any) -> Check:
+    from procman.readiness import parse_check
+
     if not isinstance(value, str):
         raise ValueError(f"expected a string such as \"tcp:$PORT\", got {value!r}")
     return parse_check(value)
+
+
+def _size(value: Any) -> int:
+    from procman.memory import parse_size
+
+    return parse_size(value)
 
 
 _CONVERTERS = {
@@ -113,7 +122,7 @@ _CONVERTERS = {
     "ready_timeout": _positive_seconds,
     "stop_signal": parse_signal,
     "quiet_signal": parse_signal,
-    "max_memory": parse_size,
+    "max_memory": _size,
     "autoscale": _command,
     "autoscale_interval": _positive_seconds,
     "autoscale_cooldown": _positive_seconds,

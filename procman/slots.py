@@ -7,13 +7,15 @@ import enum
 import signal
 from collections import deque
 from collections.abc import Mapping
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from procman.formation import AutoRange, Instance
 from procman.loop import Timer
 from procman.output import LineStream
 from procman.processconfig import NO_CONFIG, ProcessConfig
-from procman.readiness import Probe
+
+if TYPE_CHECKING:
+    from procman.readiness import Probe
 
 RESTART_LIMIT = 5
 RESTART_WINDOW = 600.0

@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from procman.autoscale import Autoscaler, Captured
 from procman.control import select
 from procman.dependencies import missing, one_off_types, stop_stages, waits_for
 from procman.formation import AutoRange, Instance
 from procman.loop import Clock, Timer
-from procman.memory import MemoryWatch, Target, describe_size
 from procman.output import Output
-from procman.readiness import Probe
-from procman.rolling import RollingRestart
 from procman.slots import (
     COMMAND_NOT_FOUND,
     Command,
@@ -44,6 +40,11 @@ from procman.slots import (
     describe_stop,
     describe_window,
 )
+
+if TYPE_CHECKING:  # the modules of the process options are imported when a formation uses them
+    from procman.autoscale import Autoscaler, Captured
+    from procman.memory import MemoryWatch, Target
+    from procman.rolling import RollingRestart
 
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 30.0
@@ -82,6 +83,8 @@ class Supervisor:
         names = list(dict.fromkeys(instance.name for instance in instances))
         self._memory: MemoryWatch | None = None
         if any(policy.processes.of(name).max_memory for name in names):
+            from procman.memory import MemoryWatch
+
             self._memory = MemoryWatch(clock, self._memory_targets, self._over_memory)
         self._autoscalers = [self._autoscaler(name, scale) for name, scale in policy.autoscale.items()
                              if name in names]
@@ -161,9 +164,7 @@ class Supervisor:
         if rolling:
             if self._rolling is not None and not self._rolling.finished:
                 return {"ok": False, "error": f"a rolling restart is under way (left: {self._rolling.labels()})"}
-            self._rolling = RollingRestart(chosen, lambda slot: slot.instance.label, self._roll, self._output.system,
-                                           self._roll_changed)
-            self._rolling.next()
+            self._start_rolling(chosen)
             return {"ok": True, "message": f"restarting {labels} one at a time"}
         for slot in chosen:
             self._act(slot, Then(command))
@@ -187,9 +188,15 @@ class Supervisor:
                   if slot.instance.name in self._to_roll and slot.state is not State.SCALED_DOWN]
         self._to_roll.clear()
         if chosen:
-            self._rolling = RollingRestart(chosen, lambda slot: slot.instance.label, self._roll, self._output.system,
-                                           self._roll_changed)
-            self._rolling.next()
+            self._start_rolling(chosen)
+
+    def _start_rolling(self, chosen: list[Slot]) -> None:
+        """Restart ``chosen`` one at a time (:meth:`_roll`); files changed meanwhile are restarted after."""
+        from procman.rolling import RollingRestart
+
+        self._rolling = RollingRestart(chosen, lambda slot: slot.instance.label, self._roll, self._output.system,
+                                       self._roll_changed)
+        self._rolling.next()
 
     def close(self) -> None:
         """Stop reading every process's output (procman is done)."""
@@ -241,6 +248,8 @@ class Supervisor:
                 self._rolling.ready(slot)
             return
         slot.state = State.STARTING
+        from procman.readiness import Probe
+
         try:
             slot.probe = Probe(options.ready, env, options.ready_interval, options.ready_timeout, self._clock,
                                slot.stream, self._run_check, lambda text: self._on_ready(slot, text),
@@ -259,6 +268,8 @@ class Supervisor:
     # --- autoscaling ----------------------------------------------------------------------------------
 
     def _autoscaler(self, name: str, scale: AutoRange) -> Autoscaler:
+        from procman.autoscale import Autoscaler
+
         options = self._policy.processes.of(name)
         assert options.autoscale is not None, "the command line checks that an auto count has a command"
         env = self._env_for(self._of_type(name)[0].instance)
@@ -461,6 +472,8 @@ class Supervisor:
             return
         slot.memory_restarts += 1
         ceiling = self._policy.processes.of(slot.instance.name).max_memory or 0
+        from procman.memory import describe_size
+
         self._output.system(f"{slot.instance.label} uses {describe_size(rss)}, above its max_memory of "
                             f"{describe_size(ceiling)}; restarting it (memory restart {slot.memory_restarts})")
         self._act(slot, Then.RESTART, quiet=True)
