@@ -9,7 +9,7 @@ import io
 import itertools
 import signal
 
-from procman.formation import build_formation
+from procman.formation import AutoRange, build_formation
 from procman.loop import Callback, Timer
 from procman.output import LineStream, Output, Style
 from procman.processconfig import ProcessConfig, parse_processes
@@ -62,6 +62,21 @@ class ScriptedProcess:
         pass
 
 
+class ScriptedCommand:
+    """A readiness check or autoscale command: ``ScriptedProcesses.finish`` scripts its exit and output."""
+
+    def __init__(self, pid: int, command: str) -> None:
+        self.pid = pid
+        self.command = command
+        self.output = b""
+
+    def signal_group(self, signum: int) -> bool:
+        return True
+
+    def read_output(self) -> bytes:
+        return self.output
+
+
 class ScriptedProcesses:
     """The process factory: ``exit(label, code)`` scripts an exit, which the next ``reap`` reports."""
 
@@ -70,6 +85,7 @@ class ScriptedProcesses:
         self.running: dict[str, ScriptedProcess] = {}
         self.spawned: list[str] = []
         self.broadcast: list[int] = []
+        self.commands: list[ScriptedCommand] = []
         self._exited: list[tuple[int, int]] = []
 
     def spawn(self, instance, env, stream):  # type: ignore[no-untyped-def]
@@ -80,6 +96,14 @@ class ScriptedProcesses:
 
     def exit(self, label: str, code: int) -> None:
         self._exited.append((self.running.pop(label).pid, code))
+
+    def run_check(self, command: str, env: dict[str, str], capture: bool = False) -> ScriptedCommand:
+        self.commands.append(ScriptedCommand(next(self._pids), command))
+        return self.commands[-1]
+
+    def finish(self, command: ScriptedCommand, code: int, output: bytes = b"") -> None:
+        command.output = output
+        self._exited.append((command.pid, code))
 
     def reap(self) -> list[tuple[int, int]]:
         exited, self._exited = self._exited, []
@@ -257,6 +281,29 @@ def test_a_dependency_outside_the_formation_is_not_waited_for() -> None:
     Supervisor(instances, lambda instance: {}, output, Policy(processes=config), clock, processes).start()
     assert processes.spawned == ["web.1"]
     assert _lines(sink)[0] == "web does not wait for redis: not in this formation"
+
+
+def test_autoscaled_instances_wait_for_their_dependencies_like_the_first() -> None:
+    procfile = "db: a\nworker: b\n"
+    config = _config(procfile, {"db": {"ready": "exec:db-ready"},
+                                "worker": {"depends_on": ["db"], "autoscale": "wanted", "autoscale_interval": 1}})
+    clock, processes, sink = ScriptedClock(), ScriptedProcesses(), io.BytesIO()
+    instances = build_formation(parse_procfile(procfile), {"worker": AutoRange(1, 3)}, 5000)
+    output = Output(sink, Style(color=False, timestamps=False), [i.label for i in instances], clock)  # type: ignore[arg-type]
+    policy = Policy(processes=config, autoscale={"worker": AutoRange(1, 3)})
+    supervisor = Supervisor(instances, lambda instance: {}, output, policy, clock, processes)
+    supervisor.start()
+    db_check = processes.commands[0]
+    assert (processes.spawned, db_check.command) == (["db.1"], "db-ready")
+    clock.advance(1)
+    processes.finish(processes.commands[1], 0, b"3\n")
+    supervisor.reap()
+    assert _lines(sink)[-1] == "autoscaling worker: 1 -> 3 instances"
+    assert processes.spawned == ["db.1"]  # db is not ready yet
+    assert [p["state"] for p in supervisor.control("status", [])["processes"]] == ["starting"] + ["pending"] * 3
+    processes.finish(db_check, 0)
+    supervisor.reap()
+    assert processes.spawned == ["db.1", "worker.1", "worker.2", "worker.3"]
 
 
 def _stream(clock: ScriptedClock) -> tuple[LineStream, io.BytesIO]:
