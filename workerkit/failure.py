@@ -21,6 +21,7 @@ import traceback
 from workerkit import config
 from workerkit.compat import compress_backtrace
 from workerkit.lifecycle import Outcome, Settlement
+from workerkit.limiter import OverLimit
 from workerkit.payload import Payload, decode, encode, quarantined, readable
 from workerkit.protocols import JobClass
 
@@ -139,6 +140,23 @@ def decide(raw: bytes, payload: Payload, exc: BaseException, job_class: JobClass
         except Exception:
             log.exception("retries_exhausted hook of %r failed", payload.get("class"))
     return Settlement(Outcome.DEAD, member, now, payload, exc)
+
+
+def deferral(payload: Payload, exc: OverLimit, now: float) -> Settlement | None:
+    """The settlement that puts a job a limiter turned away back in the schedule, after a jittered wait
+    that grows with each deferral; None once it used its ``max_deferrals`` (it then fails as usual)."""
+    done = payload.get("limited")
+    done = done if isinstance(done, int) and not isinstance(done, bool) and done >= 0 else 0
+    if done >= exc.max_deferrals:
+        return None
+    payload["limited"] = done + 1
+    wait = min(MAX_DEFERRAL_WAIT, max(exc.retry_after, MIN_DEFERRAL_WAIT) * (1 + 0.25 * done))
+    return Settlement(Outcome.DEFERRED, encode(payload), now + wait * random.uniform(1.0, 1.5), payload, exc)
+
+
+MIN_DEFERRAL_WAIT = 0.5
+"""Seconds a deferred job waits at least (the schedule is polled about once a second anyway)."""
+MAX_DEFERRAL_WAIT = 300.0
 
 
 def _fetched_with_errors(raw: bytes, changed: Payload) -> Payload:

@@ -124,6 +124,11 @@ class Keys:
         """STRING lock of a unique job (``workerkit.unique``): the jid of the job holding it, with a TTL."""
         return self._k(f"unique:{digest}")
 
+    def limiter(self, name: str, kind: str) -> str:
+        """The state of a rate limiter (``workerkit.limiter``): ``concurrent`` and ``window`` a ZSET, ``bucket``
+        a HASH, each expiring when unused."""
+        return self._k(f"limiter:{kind}:{name}")
+
     # Periodic jobs ------------------------------------------------------------------------------
     def periodic_tick(self, name: str, tick_epoch: int) -> str:
         """STRING set NX once per (periodic job, tick) so each tick is enqueued exactly once."""

@@ -44,6 +44,8 @@ class Outcome(enum.Enum):
     """It failed for good (retries exhausted, poison pill, unreadable): the dead set."""
     DISCARDED = "discarded"
     """It failed and allows no retries (``retry: false``): dropped after the error handlers."""
+    DEFERRED = "deferred"
+    """A limiter had no room (``workerkit.limiter.OverLimit``): back to the schedule, not a failure."""
     EXPIRED = "expired"
     """It was not started before its ``expires_at``: dropped unrun, counted in ``stat:expired``."""
 
@@ -188,8 +190,10 @@ class Lifecycle:
         if settlement.outcome is Outcome.DONE:
             raise ValueError("a job that succeeded is acknowledged, not settled")
         day = datetime.fromtimestamp(now, UTC).date()
-        destination = self.keys.retry if settlement.outcome is Outcome.RETRY else self.keys.dead
-        mode = {Outcome.RETRY: "retry", Outcome.DEAD: "dead", Outcome.DISCARDED: "discard"}[settlement.outcome]
+        destination = {Outcome.RETRY: self.keys.retry, Outcome.DEFERRED: self.keys.schedule}.get(
+            settlement.outcome, self.keys.dead)
+        mode = {Outcome.RETRY: "retry", Outcome.DEAD: "dead", Outcome.DISCARDED: "discard",
+                Outcome.DEFERRED: "defer"}[settlement.outcome]
         settings = config.current()
         keys = [inflight, destination, self.keys.stat("processed"), self.keys.stat("processed", day),
                 self.keys.stat("failed"), self.keys.stat("failed", day)]

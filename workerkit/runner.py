@@ -24,6 +24,7 @@ from workerkit.fetch import UnitOfWork
 from workerkit.heartbeat import RunningJob
 from workerkit.invoke import aexecute, execute
 from workerkit.lifecycle import Outcome, Settlement
+from workerkit.limiter import OverLimit
 from workerkit.logs import job_context, job_info, set_job_context
 from workerkit.payload import Payload, PayloadError
 from workerkit.protocols import JobClass
@@ -247,6 +248,13 @@ class Runner:
     def _failed(self, ready: _Ready, exc: BaseException, started: float, lines: list[str]) -> Outcome | None:
         """Log the failure, keep the run's last log ``lines`` with the payload (``error_log``; none: the
         field goes), decide its outcome once, write it (logged under the job's context)."""
+        if isinstance(exc, OverLimit):
+            deferred = failure.deferral(ready.payload, exc, time.time())
+            if deferred is not None:
+                with job_context(ready.jid, ready.class_name):
+                    log.info("deferred: %s; runs again in %.1f s (deferral %d of %d)", exc,
+                             deferred.score - time.time(), ready.payload["limited"], exc.max_deferrals)
+                    return self._settle(ready.unit, deferred)
         with job_context(ready.jid, ready.class_name):
             seconds = time.perf_counter() - started
             if lines:
@@ -274,6 +282,7 @@ class Runner:
                         "its outcome is not recorded twice")
             return None
         failure.buried(settlement)
-        with contextlib.suppress(PayloadError):  # bytes that are not a job hold no lock
-            self.unique.ended(unit.payload(), will_run_again=settlement.outcome is Outcome.RETRY)
+        if settlement.outcome is not Outcome.DEFERRED:  # deferred: it still waits to run, holding its lock
+            with contextlib.suppress(PayloadError):  # bytes that are not a job hold no lock
+                self.unique.ended(unit.payload(), will_run_again=settlement.outcome is Outcome.RETRY)
         return settlement.outcome

@@ -185,3 +185,40 @@ class UniqueFail(Job):
     def perform(self, value: str) -> None:
         _redis().rpush("unique:failed", value)
         raise RuntimeError("unique and failing")
+
+
+class LimitedConcurrent(Job):
+    """At most 3 inside at once across every worker: records how many were inside when it entered."""
+
+    def perform(self, seconds: float) -> None:
+        from workerkit import limiter
+
+        conn = _redis()
+        with limiter.concurrent("three", 3, lock_timeout=20):
+            conn.rpush("limited:inside", conn.incr("limited:now"))
+            time.sleep(seconds)
+            conn.decr("limited:now")
+        conn.rpush("limited:done", self.jid)
+
+
+class LimitedWindow(Job):
+    """At most 100 admitted in any second: records the limiter's admission time (server clock, seconds)."""
+
+    def perform(self) -> None:
+        from workerkit import limiter
+
+        window = limiter.window("hundred", 100, 1.0)
+        with window:
+            _redis().rpush("limited:admitted", repr(window.admitted_at.get()))
+
+
+class AlwaysOverLimit(Job):
+    """Its limiter is always full (the test holds the only slot): deferred twice, then it fails."""
+
+    retry = 0
+
+    def perform(self) -> None:
+        from workerkit import limiter
+
+        with limiter.concurrent("full", 1, lock_timeout=60, max_deferrals=2):
+            _redis().rpush("limited:never", self.jid)
