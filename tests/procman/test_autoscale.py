@@ -42,7 +42,8 @@ def test_the_count_follows_the_command_within_the_range_and_scales_down_after_th
     project.write("backlog", "2\n")
     running.wait_for("autoscaling worker: 1 -> 2 instances")
     assert running.output.count(failure) == 1  # said once, not at every interval
-    assert running.output.count("worker.2 | worker up") == 2  # the lowest free number is started again
+    wait_for(lambda: running.output.count("worker.2 | worker up") == 2,  # the lowest free number starts again
+             what="worker.2 started a second time")
     restarted = project.run("restart", "worker.4")
     assert (restarted.returncode, restarted.stderr) == (1, "procman: every process matched is scaled down (the "
                                                            "autoscaler has not started it)\n")
