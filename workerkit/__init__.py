@@ -1,5 +1,6 @@
 """workerkit: a Sidekiq-class background-job runtime on Redis."""
 
+from workerkit.cancellation import Cancelled, cancel
 from workerkit.client import NotReplicated, apush, apush_bulk, push, push_bulk
 from workerkit.config import configure
 from workerkit.job import Job, job
@@ -9,6 +10,6 @@ from workerkit.timelimit import JobTimeout
 
 __version__ = "0.1.0"
 __all__ = [
-    "Job", "JobResult", "JobTimeout", "NotReplicated", "ResultNotFound", "__version__", "apush", "apush_bulk",
-    "aresult", "configure", "job", "periodic", "push", "push_bulk", "result",
+    "Cancelled", "Job", "JobResult", "JobTimeout", "NotReplicated", "ResultNotFound", "__version__", "apush",
+    "apush_bulk", "aresult", "cancel", "configure", "job", "periodic", "push", "push_bulk", "result",
 ]

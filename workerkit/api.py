@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import redis
 
-from workerkit import config
+from workerkit import cancellation, config
 from workerkit.client import build_payload
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
@@ -204,6 +204,11 @@ class Api:
             rss_kb=int(as_float(beat.get(b"rss"))),
             work=running,
         )
+
+    def cancel(self, jid: str) -> cancellation.Found:
+        """Cancel a job (``workerkit.cancellation``): taken out of its queue or set, or, when a worker holds it,
+        asked to stop; where it was found."""
+        return cancellation.cancel(jid, self.conn, self.keys)
 
     def signal(self, identity: str, signal: str) -> None:
         """Ask a worker process to quiet (``TSTP``) or stop (``TERM``); its heartbeat picks it up."""

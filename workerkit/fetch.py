@@ -22,7 +22,7 @@ import redis
 
 from workerkit.compat import to_seconds
 from workerkit.keys import Keys
-from workerkit.lifecycle import Lifecycle, Settlement
+from workerkit.lifecycle import Lifecycle, Outcome, Settlement
 from workerkit.metrics import FLUSH_SECONDS, MetricsBatch
 from workerkit.payload import Payload, PayloadError, decode
 
@@ -106,9 +106,10 @@ class UnitOfWork:
         self.fetcher.release(self)
         return moved
 
-    def drop_expired(self) -> bool:
-        """The job expired before it started: drop it unrun (``stat:expired``); False if not held any more."""
-        dropped = self.fetcher.lifecycle.drop_expired(self.inflight, self.raw)
+    def drop(self, reason: Outcome, jid: str) -> bool:
+        """The job expired before it started, or was cancelled: drop it (``stat:expired``,
+        ``stat:cancelled``); False if not held any more."""
+        dropped = self.fetcher.lifecycle.drop(self.inflight, self.raw, reason, jid)
         self.fetcher.release(self)
         return dropped
 

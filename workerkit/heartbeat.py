@@ -10,6 +10,7 @@ the queue, the payload exactly as fetched, and the start time, never a dict a jo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -39,6 +40,9 @@ class RunningJob:
     raw: bytes
     """The payload exactly as fetched (valid JSON: only decodable jobs run)."""
     run_at: float
+    jid: str = ""
+    task: asyncio.Task[Any] | None = None
+    """The task of an ``async def`` job (None: a plain job in a thread)."""
 
     def to_json(self) -> str:
         """The work hash's value: ``{"queue", "payload", "run_at"}``, the payload embedded as fetched."""
@@ -90,6 +94,7 @@ class Heartbeat:
         quiet: Callable[[], bool],
         on_signal: Callable[[str], None],
         interval: float = 2.0,
+        on_cancel: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.conn = conn
         self.keys = keys
@@ -98,6 +103,8 @@ class Heartbeat:
         self.inflight_lists = dict(inflight_lists)
         self.quiet = quiet
         self.on_signal = on_signal
+        self.on_cancel = on_cancel
+        """Called with the running jobs a cancellation flag asks to stop (``workerkit.cancellation``)."""
         self.interval = interval
         self.ttl_ms = max(1000, int(interval * TTL_BEATS * 1000))
         self.last_beat = 0.0
@@ -114,7 +121,9 @@ class Heartbeat:
         """Write the heartbeat and the in-flight registry now, and act on one pending remote signal."""
         identity = self.info.identity
         started = time.monotonic()
-        work: dict[Any, Any] = {f"{tid:x}": job.to_json() for tid, job in list(self.running().items())}
+        running = list(self.running().items())
+        work: dict[Any, Any] = {f"{tid:x}": job.to_json() for tid, job in running}
+        jids = [job.jid for _, job in running if job.jid]
         pipe = self.conn.pipeline(transaction=True)
         pipe.sadd(self.keys.processes, identity)
         fields: dict[Any, Any] = {
@@ -134,9 +143,16 @@ class Heartbeat:
                 pipe.pexpire(work_key, self.ttl_ms)
         if self.inflight_lists:
             pipe.hset(self.keys.inflight_lists, mapping=self.inflight_lists)
+        if jids and self.on_cancel is not None:
+            pipe.mget([self.keys.cancel(jid) for jid in jids])
         pipe.rpop(self.keys.signals(identity))
-        signal = pipe.execute()[-1]
+        replies = pipe.execute()
+        signal = replies[-1]
         self.last_beat = started
+        if jids and self.on_cancel is not None:
+            flagged = [jid for jid, flag in zip(jids, replies[-2], strict=True) if flag is not None]
+            if flagged:
+                self.on_cancel(flagged)
         if signal:
             self.on_signal(signal.decode("utf-8", "replace") if isinstance(signal, bytes) else str(signal))
 

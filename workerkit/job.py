@@ -33,7 +33,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
-from workerkit import registry, unique
+from workerkit import cancellation, registry, unique
 from workerkit.client import apush_payload, build_payload, epoch, push_payload, seconds
 from workerkit.payload import Payload
 from workerkit.protocols import Backoff
@@ -114,6 +114,12 @@ class Job:
         registry.register(cls.job_name(), cls)
         if cls.__dict__.get("name"):
             registry.register(str(cls.name), cls)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``workerkit.cancel`` asked this running job to stop (seen within a heartbeat, 2 s); raise
+        ``workerkit.Cancelled`` to stop: the job then ends cancelled, neither failed nor retried."""
+        return cancellation.is_requested(self.jid)
 
     @classmethod
     def job_name(cls) -> str:

@@ -124,6 +124,10 @@ class Keys:
         """STRING lock of a unique job (``workerkit.unique``): the jid of the job holding it, with a TTL."""
         return self._k(f"unique:{digest}")
 
+    def cancel(self, jid: str) -> str:
+        """STRING flag asking the worker that holds job ``jid`` to stop it (``workerkit.cancellation``), 1 h TTL."""
+        return self._k(f"cancel:{jid}")
+
     def limiter(self, name: str, kind: str) -> str:
         """The state of a rate limiter (``workerkit.limiter``): ``concurrent`` and ``window`` a ZSET, ``bucket``
         a HASH, each expiring when unused."""

@@ -48,6 +48,8 @@ class Outcome(enum.Enum):
     """A limiter had no room (``workerkit.limiter.OverLimit``): back to the schedule, not a failure."""
     EXPIRED = "expired"
     """It was not started before its ``expires_at``: dropped unrun, counted in ``stat:expired``."""
+    CANCELLED = "cancelled"
+    """``workerkit.cancel`` stopped it: dropped, counted in ``stat:cancelled``, neither retried nor failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,7 @@ class Lifecycle:
         self._move_entry = conn.register_script(script("move_entry"))
         self._enqueue_tick = conn.register_script(script("periodic_enqueue"))
         self._push_unique = conn.register_script(script("push_unique"))
-        self._drop_expired = conn.register_script(script("drop_expired"))
+        self._drop = conn.register_script(script("drop"))
 
     # Push ---------------------------------------------------------------------------------------
     def enqueue(self, queue: str, payloads: Sequence[str], client: Any = None) -> Any:
@@ -94,9 +96,11 @@ class Lifecycle:
         when given). On a ``redis.asyncio`` client it returns the awaitable that does it."""
         return self._enqueue(keys=[self.keys.queues, self.keys.queue(queue)], args=[queue, *payloads], client=client)
 
-    def drop_expired(self, inflight: str, raw: bytes) -> bool:
-        """Drop an expired job from its in-flight list, counted in ``stat:expired``; False if it was gone."""
-        return bool(self._drop_expired(keys=[inflight, self.keys.stat("expired")], args=[raw]))
+    def drop(self, inflight: str, raw: bytes, reason: Outcome, jid: str) -> bool:
+        """Drop a job that expired or was cancelled from its in-flight list, counted in ``stat:expired`` or
+        ``stat:cancelled`` (and its cancellation flag deleted); False if it was gone."""
+        counter = self.keys.stat("expired" if reason is Outcome.EXPIRED else "cancelled")
+        return bool(self._drop(keys=[inflight, counter, self.keys.cancel(jid)], args=[raw]))
 
     def push_unique(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
         """Push one unique job with its lock (``scripts/push_unique.lua``; arguments from

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from workerkit import config, failure, job_logs, registry, results, unique
+from workerkit import cancellation, config, failure, job_logs, registry, results, unique
 from workerkit.connection import REDIS_DOWN, until_done
 from workerkit.fetch import UnitOfWork
 from workerkit.heartbeat import RunningJob
@@ -87,7 +87,7 @@ class Runner:
         if not isinstance(ready, _Ready):
             return ready
         key = threading.get_ident()
-        self.running[key] = RunningJob(unit.queue, unit.raw, now)
+        self.running[key] = RunningJob(unit.queue, unit.raw, now, ready.jid)
         set_job_context(ready.jid, ready.class_name)
         keeps = ready.result_ttl is not None  # the hot path of most jobs: no result, few calls
         try:
@@ -111,6 +111,7 @@ class Runner:
         finally:
             set_job_context(None, None)
             del self.running[key]
+            cancellation.forget(ready.jid)
 
     async def aprocess(self, unit: UnitOfWork) -> Outcome | None:
         """Await one fetched ``async def`` job to its end on the running loop, as :meth:`process` runs a plain
@@ -122,7 +123,7 @@ class Runner:
             return ready
         task = asyncio.current_task()
         key = id(task)
-        self.running[key] = RunningJob(unit.queue, unit.raw, now)
+        self.running[key] = RunningJob(unit.queue, unit.raw, now, ready.jid, task)
         set_job_context(ready.jid, ready.class_name)  # this task's own context
         loop = asyncio.get_running_loop()
         try:
@@ -137,6 +138,8 @@ class Runner:
                 kept = True if ready.result_ttl is None else await loop.run_in_executor(
                     None, self._keep_value, ready, value)
             except asyncio.CancelledError as exc:
+                if cancellation.is_requested(ready.jid):  # workerkit.cancel: the job ends cancelled
+                    return await loop.run_in_executor(None, self._cancelled, ready)
                 if task is None or task.cancelling():
                     raise  # stopped from outside: not a failure of the job
                 return await loop.run_in_executor(None, self._failed, ready, exc, started,
@@ -152,6 +155,7 @@ class Runner:
             return outcome
         finally:
             del self.running[key]
+            cancellation.forget(ready.jid)
 
     def _prepare(self, unit: UnitOfWork, now: float) -> _Ready | Outcome | None:
         """The job to run, or the outcome of settling bytes that are not a job or a class this worker lacks."""
@@ -179,11 +183,21 @@ class Runner:
         """Drop a job that was not started before ``expires_at``, unrun, with a log line and a count."""
         with job_context(jid, class_name):
             late = time.time() - expires_at
-            if not until_done(unit.drop_expired, "dropping an expired job", self.stop):
+            if not until_done(lambda: unit.drop(Outcome.EXPIRED, jid), "dropping an expired job", self.stop):
                 return None  # recovered by another process meanwhile, or Redis away at shutdown
             log.warning("expired: not started by its expires_at, %.1f s ago; dropped without running", late)
         self.unique.ended(payload, will_run_again=False)
         return Outcome.EXPIRED
+
+    def _cancelled(self, ready: _Ready) -> Outcome | None:
+        """End a job that ``workerkit.cancel`` stopped: dropped (``stat:cancelled``), not failed, not retried."""
+        with job_context(ready.jid, ready.class_name):
+            if not until_done(lambda: ready.unit.drop(Outcome.CANCELLED, ready.jid), "dropping a cancelled job",
+                              self.stop):
+                return None
+            log.info("cancelled: stopped by workerkit.cancel; not retried")
+        self.unique.ended(ready.payload, will_run_again=False)
+        return Outcome.CANCELLED
 
     def _limit(self, ready: _Ready) -> float | None:
         if self.watchdog is None:
@@ -248,6 +262,8 @@ class Runner:
     def _failed(self, ready: _Ready, exc: BaseException, started: float, lines: list[str]) -> Outcome | None:
         """Log the failure, keep the run's last log ``lines`` with the payload (``error_log``; none: the
         field goes), decide its outcome once, write it (logged under the job's context)."""
+        if isinstance(exc, cancellation.Cancelled):
+            return self._cancelled(ready)
         if isinstance(exc, OverLimit):
             deferred = failure.deferral(ready.payload, exc, time.time())
             if deferred is not None:

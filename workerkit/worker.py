@@ -29,7 +29,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from workerkit import __version__, config, job_logs, registry, topology
+from workerkit import __version__, cancellation, config, job_logs, registry, topology
 from workerkit.async_lane import AsyncLane
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
@@ -123,6 +123,7 @@ class Worker:
                         settings.concurrency + (settings.async_concurrency if self.lane else 0), settings.tag),
             running=lambda: self.runner.running, inflight_lists=self.fetch.registry_entries(),
             quiet=self.quiet.is_set, on_signal=self.remote_signal, interval=settings.heartbeat_interval,
+            on_cancel=self._cancel_running,
         )
         self.sweeper = Sweeper(self.conn, self.keys, settings.sweep_interval, own_identity=identity)
         self.sweeps = Ticker("orphan sweep", self.sweeper.tick, settings.sweep_interval,
@@ -148,6 +149,14 @@ class Worker:
         self.quiet.set()
         with self.cond:
             self.cond.notify_all()
+
+    def _cancel_running(self, jids: list[str]) -> None:
+        """``workerkit.cancel`` asked these running jobs to stop: plain jobs see ``self.cancelled``, the
+        tasks of ``async def`` jobs are cancelled."""
+        cancellation.request(jids)
+        for job in list(self.runner.running.values()):
+            if job.task is not None and job.jid in jids and self.lane is not None:
+                self.lane.loop.call_soon_threadsafe(job.task.cancel)
 
     def remote_signal(self, name: str) -> None:
         """Act on a signal sent through Redis (``TSTP`` or ``TERM``)."""

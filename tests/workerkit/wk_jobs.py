@@ -222,3 +222,23 @@ class AlwaysOverLimit(Job):
 
         with limiter.concurrent("full", 1, lock_timeout=60, max_deferrals=2):
             _redis().rpush("limited:never", self.jid)
+
+
+class Cancellable(Job):
+    """Runs until ``workerkit.cancel`` asks it to stop (up to 30 s), then records that it saw it and raises
+    ``workerkit.Cancelled``; with ``stubborn`` it ignores the request and finishes."""
+
+    def perform(self, stubborn: bool) -> None:
+        import workerkit
+
+        conn = _redis()
+        conn.rpush("cancel:started", self.jid)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.cancelled and not stubborn:
+                conn.rpush("cancel:saw", self.jid)
+                raise workerkit.Cancelled()
+            if stubborn and conn.exists("cancel:finish"):
+                break
+            time.sleep(0.02)
+        conn.rpush("cancel:finished", self.jid)

@@ -49,6 +49,8 @@ NOTICES = {
     "enqueued": "Enqueued the periodic job.",
     "forgotten": "Forgot the periodic job (workers that still declare it list it again).",
     "gone": "Nothing to do: the job(s) had already moved on.",
+    "cancelling": "Asked the worker to stop the job: it ends cancelled within a heartbeat (a plain job that "
+                  "never looks at self.cancelled runs to its end).",
 }
 SET_ACTIONS = {
     JobSet.SCHEDULED: ("run", "delete", "kill"),
@@ -209,6 +211,15 @@ class Dashboard:
         except NotFound:
             return self.back(request, "busy", "gone", 0)
         return self.back(request, "busy", action)
+
+    def cancel_job(self, request: Request, form: FormData) -> Response:
+        jid = str(form.get("jid", ""))[:100]
+        if not jid:
+            raise HTTPException(400, "No job to cancel.")
+        found = self.api.cancel(jid)
+        if found == "running":
+            return self.back(request, "busy", "cancelling")
+        return self.back(request, "busy", "deleted", 0 if found == "not found" else 1)  # it had left the worker
 
     # Queues -------------------------------------------------------------------------------------
     def queues(self, request: Request) -> Response:
@@ -371,6 +382,7 @@ def dashboard(
         Route("/metrics", board.prometheus, name="prometheus"),
         Route("/busy", board.busy, name="busy"),
         Route("/busy", post(board.signal_process), methods=["POST"], name="signal_process"),
+        Route("/busy/cancel", post(board.cancel_job), methods=["POST"], name="cancel_job"),
         Route("/queues", board.queues, name="queues"),
         Route(queue_path, board.queue, name="queue"),
         Route(queue_path + "/delete", post(board.delete_queued), methods=["POST"], name="delete_queued"),
