@@ -34,6 +34,7 @@ FORMS = {
     "act_on_periodic": {"name": "nope"},
     "act_on_set": {"action": "delete", "scope": "all", "q": "nothing-matches"},
     "act_on_job": {"action": "delete"},
+    "cancel_job": {"jid": "nope"},
 }
 """A form each POST route accepts; a new POST route without one here fails test_every_post_route_is_known."""
 
