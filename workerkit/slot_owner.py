@@ -24,6 +24,9 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.exceptions
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 MAX_REDIRECTS = 3
 """Redirections one lookup follows before it gives up (the cluster is still failing over)."""
@@ -39,6 +42,7 @@ class SlotOwner:
         self.key = key
         self.known: dict[tuple[str, int], None] = dict.fromkeys(nodes)
         self.probe_options = {name: options[name] for name in _PROBE_OPTIONS if name in options}
+        """How the probes connect; each tries a node once (the next node is the retry)."""
         self._address: tuple[str, int] | None = None
         self._lock = threading.Lock()
 
@@ -68,7 +72,8 @@ class SlotOwner:
             node = start
             for _ in range(MAX_REDIRECTS):
                 try:
-                    with redis.Redis(host=node[0], port=node[1], **self.probe_options) as probe:
+                    with redis.Redis(host=node[0], port=node[1], retry=Retry(NoBackoff(), 0),
+                                     **self.probe_options) as probe:
                         probe.exists(self.key)
                     return node
                 except redis.exceptions.MovedError as moved:
@@ -84,7 +89,8 @@ class SlotOwner:
         for start in list(self.known):
             node = start
             for _ in range(MAX_REDIRECTS):
-                probe = redis.asyncio.Redis(host=node[0], port=node[1], **self.probe_options)
+                probe = redis.asyncio.Redis(host=node[0], port=node[1], retry=AsyncRetry(NoBackoff(), 0),
+                                            **self.probe_options)
                 try:
                     await probe.exists(self.key)
                     return node

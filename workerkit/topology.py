@@ -30,6 +30,9 @@ import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from workerkit.slot_owner import (
     AsyncSlotOwnerConnection,
@@ -208,7 +211,10 @@ def _sentinel(topology: Topology, options: dict[str, Any], sentinel_class: Any) 
     """redis-py's (sync or asyncio) ``Sentinel`` of the URL's sentinels, with its own credentials and the
     socket options that apply to the connections to the sentinels themselves."""
     own = {name: options[name] for name in _SENTINEL_SOCKET_OPTIONS if name in options}
-    return sentinel_class(topology.nodes, sentinel_kwargs={**own, **topology.tls, **topology.sentinel_credentials})
+    asynchronous = sentinel_class is redis.asyncio.sentinel.Sentinel
+    retry = (AsyncRetry if asynchronous else Retry)(NoBackoff(), 0)  # one try per sentinel: the next is the retry
+    return sentinel_class(topology.nodes, sentinel_kwargs={**own, **topology.tls, **topology.sentinel_credentials,
+                                                           "retry": retry})
 
 
 _SENTINEL_SOCKET_OPTIONS = ("socket_connect_timeout", "socket_timeout", "socket_keepalive", "socket_keepalive_options")
