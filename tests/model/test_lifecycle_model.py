@@ -1,7 +1,9 @@
 """A model-based test of the job lifecycle against a real server (hypothesis ``RuleBasedStateMachine``).
 
-Rules push and schedule jobs, fetch them into simulated worker processes (the real ``ReliableFetch``, the
-real ``Runner``, the real ``Heartbeat`` and ``Sweeper``), run them to success or failure, kill a process
+Rules push and schedule jobs (some already expired), fetch them into simulated worker processes (the real
+``ReliableFetch``, the real ``Runner``, the real ``Heartbeat`` and ``Sweeper``), run them to success,
+failure, a rate limiter's refusal (deferred to the schedule, twice, then a failure) or a cancellation,
+cancel waiting jobs (``workerkit.cancel``), kill a process
 (its heartbeat vanishes), let a heartbeat lapse and come back, sweep, lose a reply in the middle of a call
 (the call landed, the caller never heard), and make the dashboard's moves. A pure model says where each
 job must be; after every step the invariants compare it with Redis:
@@ -11,7 +13,8 @@ job must be; after every step the invariants compare it with Redis:
 - nothing sits in an in-flight list that the registry does not list;
 - ``retry_count`` grew by exactly one per recorded failure; error handlers ran once per failure and death
   handlers once per burial;
-- ``stat:processed`` and ``stat:failed`` count each settled job once.
+- ``stat:processed`` and ``stat:failed`` count each settled job once; deferrals count in neither;
+  ``stat:expired`` and ``stat:cancelled`` count each dropped job once.
 
 ``WORKERKIT_MODEL_EXAMPLES`` and ``WORKERKIT_MODEL_STEPS`` make the run longer (``bench/lifecycle_model.py``).
 """
@@ -30,12 +33,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from workerkit import Job, config, failure
+from workerkit import Cancelled, Job, cancel, config, failure
 from workerkit.api import Api
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
 from workerkit.heartbeat import Heartbeat, ProcessInfo
 from workerkit.keys import Keys
 from workerkit.lifecycle import Outcome
+from workerkit.limiter import OverLimit
 from workerkit.recovery import POISON_PILL_RECOVERIES, Sweeper
 from workerkit.runner import Runner
 from workerkit.scheduler import Scheduler
@@ -45,8 +49,10 @@ KEYS = Keys()
 RETRIES = 2
 """ModelJob's retry limit: its third failure buries it."""
 FAR_FUTURE = 10**9
-SUCCEED: dict[str, bool] = {}
-"""What ModelJob does when it runs, by jid (set by the rule that runs it)."""
+SUCCEED: dict[str, str] = {}
+"""What ModelJob does when it runs, by jid (set by the rule that runs it): succeed, fail, over_limit, cancel."""
+DEFERRALS = 2
+"""ModelJob's limiter defers it this many times, then the next refusal fails it."""
 ERRORS: Counter[str] = Counter()
 DEATHS: Counter[str] = Counter()
 
@@ -57,8 +63,13 @@ class ModelJob(Job):
     retry = RETRIES
 
     def perform(self, n: int) -> None:
-        if not SUCCEED[self.jid]:
+        behaviour = SUCCEED[self.jid]
+        if behaviour == "fail":
             raise RuntimeError(f"model failure of job {n}")
+        if behaviour == "over_limit":
+            raise OverLimit("model", "concurrent", 0.0, DEFERRALS)
+        if behaviour == "cancel":
+            raise Cancelled()
 
 
 @dataclass
@@ -107,8 +118,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.retried_now: Counter[str] = Counter()
         self.recovered: Counter[str] = Counter()
         self.buried: Counter[str] = Counter()
+        self.deferred: Counter[str] = Counter()
+        self.expired: set[str] = set()
+        """Jobs pushed with their expiry already past: a worker drops them unrun."""
         self.processed = 0
         self.failed = 0
+        self.dropped = {"expired": 0, "cancelled": 0}
         self.workers: dict[int, ModelWorker] = {}
         self.next_worker = 0
         self.next_job = 0
@@ -155,6 +170,24 @@ class LifecycleMachine(RuleBasedStateMachine):
             jid = ModelJob.perform_async(self.next_job)
             self.next_job += 1
             self.where[jid] = Where("queue")
+
+    @rule()
+    def push_expired(self) -> None:
+        jid = ModelJob.set(expires_at=time.time() - 1).perform_async(self.next_job)
+        assert jid is not None
+        self.next_job += 1
+        self.where[jid] = Where("queue")
+        self.expired.add(jid)
+
+    @rule(pick=st.integers(0, 10))
+    def cancel_waiting(self, pick: int) -> None:
+        waiting = self._jids("queue") + self._jids("schedule") + self._jids("retry")
+        if not waiting:
+            return
+        jid = waiting[pick % len(waiting)]
+        place = self.where[jid].place
+        assert cancel(jid) == {"queue": "queued", "schedule": "scheduled", "retry": "retrying"}[place]
+        self.where[jid] = Where("gone")
 
     @rule()
     def schedule(self) -> None:
@@ -213,8 +246,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             self._take(worker, [unit])
 
     @precondition(lambda self: any(worker.units for worker in self.workers.values()))
-    @rule(index=workers_st, pick=st.integers(0, 10), succeed=st.booleans())
-    def run(self, index: int, pick: int, succeed: bool) -> None:
+    @rule(index=workers_st, pick=st.integers(0, 10),
+          behaviour=st.sampled_from(["succeed", "fail", "over_limit", "cancel"]))
+    def run(self, index: int, pick: int, behaviour: str) -> None:
         worker = self._worker(index)
         assert worker is not None
         if not worker.units:
@@ -222,12 +256,26 @@ class LifecycleMachine(RuleBasedStateMachine):
         unit = worker.units.pop(pick % len(worker.units))
         jid = unit.payload()["jid"]
         valid = self._valid(worker, unit)
-        SUCCEED[jid] = succeed
+        SUCCEED[jid] = behaviour
         outcome = worker.runner.process(unit)
-        if succeed:
+        if jid in self.expired:  # dropped unrun, whatever it would have done
+            assert outcome is (Outcome.EXPIRED if valid else None)
+            self._dropped(jid, valid, "expired")
+            return
+        if behaviour == "succeed":
             assert outcome is Outcome.DONE
             if valid:
                 self.where[jid] = Where("acked", worker.number)
+            return
+        if behaviour == "cancel":
+            assert outcome is (Outcome.CANCELLED if valid else None)
+            self._dropped(jid, valid, "cancelled")
+            return
+        if behaviour == "over_limit" and self.deferred[jid] < DEFERRALS:
+            assert outcome is (Outcome.DEFERRED if valid else None)
+            if valid:
+                self.deferred[jid] += 1
+                self.where[jid] = Where("schedule")
             return
         self.errors[jid] += 1  # the handlers run, held or not
         if not valid:
@@ -244,6 +292,11 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert outcome is Outcome.DEAD
             self.where[jid] = Where("dead")
             self.buried[jid] += 1
+
+    def _dropped(self, jid: str, valid: bool, counter: str) -> None:
+        if valid:
+            self.where[jid] = Where("gone")
+            self.dropped[counter] += 1
 
     @precondition(lambda self: self.workers)
     @rule(index=workers_st)
@@ -312,8 +365,10 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         unit = worker.units[0]
         jid = unit.payload()["jid"]
-        SUCCEED[jid] = False
-        self.run(index, 0, False)
+        if jid in self.expired:
+            return  # an expired job is dropped before it runs: it has no failure to settle
+        SUCCEED[jid] = "fail"
+        self.run(index, 0, "fail")
         again = failure.decide(unit.raw, unit.payload(), RuntimeError("written twice"), ModelJob, time.time())
         assert not unit.fetcher.lifecycle.settle(unit.inflight, unit.raw, again, time.time())
         ERRORS[jid] -= 1  # that decision was the test's, not a failure
@@ -378,6 +433,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert +self.buried == +DEATHS
         assert int(self.conn.get(KEYS.stat("processed")) or 0) == self.processed
         assert int(self.conn.get(KEYS.stat("failed")) or 0) == self.failed
+        for counter, count in self.dropped.items():
+            assert int(self.conn.get(KEYS.stat(counter)) or 0) == count, counter
 
 
 def test_the_lifecycle_keeps_every_job_in_exactly_one_place(redis_url: str) -> None:
