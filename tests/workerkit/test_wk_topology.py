@@ -99,3 +99,18 @@ def test_a_push_no_replica_confirms_raises_not_replicated_and_stays_queued(wk: r
     assert (len(bulk.value.jids), bulk.value.confirmed) == (2500, 0)
     config.configure(wait_replicas=0)
     assert workerkit.push("app.Report", [3]) and wk.llen("queue:default") == 2503
+
+
+def test_the_dashboard_names_where_it_looked_on_every_topology() -> None:
+    from workerkit.web.outage import masked_url
+
+    cases = {
+        "redis://:pw@127.0.0.1:6390/2": "redis://:***@127.0.0.1:6390/2",
+        "redis+cluster://app:pw@127.0.0.1:7000,127.0.0.1:7001": "redis+cluster://app:***@127.0.0.1:7000,127.0.0.1:7001",
+        "redis+sentinel://app:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/1":
+            "redis+sentinel://app:***@127.0.0.1:26379,127.0.0.1:26380/mymaster/1",
+    }
+    for url, shown in cases.items():
+        client = config.new_redis_client(url)  # nothing connects until a command
+        assert masked_url(client) == shown
+        client.close()

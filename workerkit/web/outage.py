@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import redis
 import redis.sentinel
 
 from workerkit.connection import CLUSTER_DOWN
+from workerkit.slot_owner import SlotOwner
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, *CLUSTER_DOWN)
 """The errors that mean "Redis is unreachable" (BusyLoadingError, a server still loading, is a ConnectionError;
@@ -18,13 +19,12 @@ so is a Sentinel's "no primary known")."""
 def masked_url(conn: redis.Redis) -> str:
     """The URL ``conn`` connects to, with its password replaced by ``***``: one server's, or the addresses a
     Sentinel or Cluster client starts from."""
-    pool = getattr(conn, "connection_pool", None)
-    if pool is None:  # a Cluster client: no single pool
-        cluster = cast(Any, conn)
-        nodes = ",".join(_host_port(node.host, node.port) for node in cluster.nodes_manager.startup_nodes.values())
-        return f"redis+cluster://{_credentials(cluster.nodes_manager.connection_kwargs)}{nodes}"
+    pool = conn.connection_pool
     options = pool.connection_kwargs
     credentials = _credentials(options)
+    owner = options.get("slot_owner")
+    if isinstance(owner, SlotOwner):  # a Cluster: the nodes it starts from
+        return f"redis+cluster://{credentials}{','.join(_host_port(host, port) for host, port in owner.known)}"
     database = options.get("db", 0)
     if isinstance(pool, redis.sentinel.SentinelConnectionPool):
         sentinels = ",".join(_host_port(**{name: sentinel.connection_pool.connection_kwargs[name]
