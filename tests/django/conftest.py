@@ -7,7 +7,6 @@ Nothing here imports Django at module level: each test module skips itself when 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from dj_support import project_env
-from process_support import ChildProcess
+from process_support import ChildProcess, Children
 
 from workerkit import config
 from workerkit.server import RunningServer, running_server
@@ -83,21 +82,12 @@ def site(django_site: None, redis_url: str, redis_client: redis.Redis) -> Iterat
 def start_process(site_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., ChildProcess]]:
     """``start_process(*command, env=None)``: run ``command`` (``"python"`` is this interpreter) in the test's
     folder with the test project's environment; every process still running at the end is killed."""
-    started: list[ChildProcess] = []
+    children = Children(tmp_path)
 
     def start(*command: str, env: dict[str, str] | None = None) -> ChildProcess:
-        log = tmp_path / f"process-{len(started)}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                [sys.executable if command[0] == "python" else command[0], *command[1:]],
-                cwd=tmp_path, env=project_env(site_env, **(env or {})), stdout=out, stderr=subprocess.STDOUT,
-            )
-        started.append(ChildProcess(popen, log))
-        return started[-1]
+        argv = [sys.executable if command[0] == "python" else command[0], *command[1:]]
+        return children.start(argv, project_env(site_env, **(env or {})), "process", cwd=tmp_path)
 
     yield start
-    for process in started:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait(10)
+    children.kill_all()
 

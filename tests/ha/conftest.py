@@ -8,13 +8,12 @@ set, as for the other tests). See ``tests/ha_support.py`` for what the groups ar
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from ha_support import ClusterGroup, SentinelGroup, server_binaries, start_cluster, start_sentinel_group
-from process_support import ChildProcess
+from process_support import ChildProcess, Children
 
 BINARIES = server_binaries()
 HERE = Path(__file__).parent
@@ -64,27 +63,19 @@ def sentinel_group(ha_binary: str, tmp_path_factory: pytest.TempPathFactory) -> 
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., ChildProcess]]:
     """``start_worker(url, *args, env=None)``: start a worker of ``ha_jobs`` with a 0.5 s heartbeat and a 1 s
     sweep; every worker still running at the end is killed."""
-    started: list[ChildProcess] = []
+    children = Children(tmp_path)
 
     def start(url: str, *args: str, env: dict[str, str] | None = None) -> ChildProcess:
-        log = tmp_path / f"worker-{len(started)}.log"
         environment = {
             **{name: value for name, value in os.environ.items() if not name.startswith("WORKERKIT_")},
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
             "WORKERKIT_REDIS_URL": url, "WORKERKIT_HEARTBEAT_INTERVAL": "0.5", "WORKERKIT_SWEEP_INTERVAL": "1",
             **(env or {}),
         }
-        with log.open("wb") as out:
-            popen = subprocess.Popen(["workerkit", "worker", "-r", "ha_jobs", *args], env=environment, stdout=out,
-                                     stderr=subprocess.STDOUT)
-        started.append(ChildProcess(popen, log))
-        return started[-1]
+        return children.start(["workerkit", "worker", "-r", "ha_jobs", *args], environment, "worker")
 
     yield start
-    for process in started:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait(10)
+    children.kill_all()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from process_support import ChildProcess
+from process_support import ChildProcess, Children
 
 from workerkit.server import RunningServer, ServerKind, running_server
 
@@ -69,21 +69,14 @@ def sidekiq_view(redis_url: str) -> Callable[..., Any]:
 @pytest.fixture
 def spawn(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., ChildProcess]]:
     """Start a command with the test database in its environment; whatever still runs at the end is killed."""
-    started: list[ChildProcess] = []
+    children = Children(tmp_path)
 
     def start(command: list[str], env: dict[str, str] | None = None) -> ChildProcess:
-        log = tmp_path / f"{Path(command[0]).name}-{len(started)}.log"
         environment = {**os.environ, "REDIS_URL": redis_url, "WORKERKIT_REDIS_URL": redis_url, **(env or {})}
-        with log.open("wb") as out:
-            popen = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT, cwd=HERE)
-        started.append(ChildProcess(popen, log))
-        return started[-1]
+        return children.start(command, environment, Path(command[0]).name, cwd=HERE)
 
     yield start
-    for child in started:
-        if child.popen.poll() is None:
-            child.popen.kill()
-            child.popen.wait(10)
+    children.kill_all()
 
 
 @pytest.fixture
