@@ -167,3 +167,29 @@ def test_redis_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (kwargs["path"], kwargs["db"]) == ("/run/redis.sock", 3)
     tls = config.new_redis_client("rediss://h:6390/0").connection_pool.connection_class
     assert tls.__name__ == "SSLConnection"
+
+
+def test_a_filter_finds_what_a_full_scan_finds_whatever_the_text(wk: redis.Redis) -> None:
+    """``matching`` lets Redis skip entries (ZSCAN MATCH) only when the text reads the same in raw JSON; for
+    every needle, hostile ones included, it finds exactly the jobs a scan of every entry finds."""
+    from workerkit.api import Api
+    from workerkit.sets import JobSet
+    from workerkit.views import JobView
+
+    entries = [
+        {"class": "app.Needle", "args": [1], "jid": "a" * 24},
+        {"class": "app.Other", "args": ["has NEEDLE inside", {"k": "v"}], "jid": "b" * 24},
+        {"class": "app.Other", "args": ["*[?]*", "a\\\\b", 'q"t'], "jid": "c" * 24},
+        {"class": "app.Other", "args": ["é", "\u2028", 1e20, None, True], "jid": "d" * 24,
+         "error_message": 'boom\\nline two: said "hi"', "error_class": "KeyError"},
+        {"class": "app.Other", "args": [], "jid": "e" * 24, "queue": "needle-only-in-the-queue"},
+    ]
+    for number, entry in enumerate(entries):
+        wk.zadd("retry", {json.dumps(entry, ensure_ascii=number % 2 == 1): float(number)})  # "\\u00e9" or "é"
+    entries_set = Api(wk, Keys()).sorted_set(JobSet.RETRIES)
+    every = [JobView.parse(raw, score) for raw, score in wk.zrange("retry", 0, -1, withscores=True)]
+    needles = ("needle", "NEEDLE", "Needle", "*", "[?]", "*[?]*", "é", "a\\\\b", 'q"', "1e+20", "null", "none", "true",
+               "k", "v}", "boom", "line two", '"hi', "KeyError", "a" * 24, "aaaa", "", "x" * 200, "\u2028", "?")
+    for text in needles:
+        expected = sorted(job.jid for job in every if job.matches(text.lower()))
+        assert sorted(job.jid for job in entries_set.matching(text)) == expected, text

@@ -1,0 +1,102 @@
+"""How fast the dashboard answers with big sets: 100,000 entries in each of retry, dead and schedule (and a
+queue of 100,000), every page and every bulk action timed through the real ASGI app, in one run.
+
+    python3 bench/dashboard_big_sets.py [--entries 100000] [--rounds 3]
+
+Each figure is the median of ``--rounds`` requests, in ms (the issue's target: every one under 200 ms). The
+bulk actions act on a filter that matches one entry of 100,000, so they time the search, not the moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from starlette.testclient import TestClient
+
+from workerkit.api import Api
+from workerkit.keys import Keys
+from workerkit.server import running_server
+from workerkit.web import dashboard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from jobs_common import load_note
+
+KEYS = Keys()
+SETS = {"retries": KEYS.retry, "dead": KEYS.dead, "scheduled": KEYS.schedule}
+
+
+def fill(conn: redis.Redis, entries: int) -> None:
+    """``entries`` failed-looking jobs in each set and in the default queue (one of each easy to find)."""
+    now = time.time()
+    for name, key in SETS.items():
+        pipe = conn.pipeline(transaction=False)
+        for number in range(entries):
+            marker = "needle" if number == entries // 2 else f"report-{number % 97}"
+            payload = {"class": f"app.jobs.Job{number % 13}", "args": [number, marker], "jid": f"{number:024x}",
+                       "queue": "default", "retry": True, "retry_count": number % 5, "created_at": now - number,
+                       "error_class": "RuntimeError", "error_message": f"boom {number}", "failed_at": now - number}
+            score = now + (number if name == "scheduled" else -number)
+            pipe.zadd(key, {json.dumps(payload, separators=(",", ":")): score})
+            if len(pipe) >= 5000:
+                pipe.execute()
+        pipe.execute()
+    pipe = conn.pipeline(transaction=False)
+    for start in range(0, entries, 1000):
+        pipe.lpush(KEYS.queue("default"), *[json.dumps({"class": "app.jobs.Q", "args": [n], "jid": f"{n:024x}",
+                                                         "queue": "default", "enqueued_at": now})
+                                             for n in range(start, min(entries, start + 1000))])
+    pipe.sadd(KEYS.queues, "default")
+    pipe.execute()
+
+
+def timed(call: object, rounds: int) -> float:
+    """Median ms of ``call()`` over ``rounds``."""
+    runs = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()  # type: ignore[operator]
+        runs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"# {load_note()}")
+    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp), kind="auto") as server:
+        conn = redis.Redis.from_url(server.url)
+        fill(conn, args.entries)
+        last = args.entries // 25
+        client = TestClient(dashboard(Api(conn, KEYS), secret="s"), base_url="http://127.0.0.1")
+        token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
+        figures: dict[str, float] = {}
+        for page in ("/", "/queues", "/queues/default", f"/queues/default?page={last}", "/busy", "/periodic"):
+            figures[f"GET {page}"] = timed(lambda page=page: client.get(page), args.rounds)
+        for name in SETS:
+            for query in ("", f"?page={last}", "?sort=class", "?q=needle", "?q=needle&page=1&sort=queue"):
+                figures[f"GET /{name}{query}"] = timed(lambda name=name, query=query: client.get(f"/{name}{query}"),
+                                                       args.rounds)
+            for action in ("run", "delete") + (("kill",) if name != "dead" else ()):
+                form = {"csrf_token": token, "action": action, "scope": "all", "q": "no-such-entry"}
+                figures[f"POST /{name} {action} all matching a filter"] = timed(
+                    lambda name=name, form=form: client.post(f"/{name}", data=form), args.rounds)
+    print(f"# {load_note()}")
+    print(f"| request ({args.entries:,} entries in each set and the queue) | ms (median of {args.rounds}) |")
+    print("| --- | --- |")
+    for name, millis in figures.items():
+        print(f"| `{name}` | {millis:,.0f}{' **over 200**' if millis > 200 else ''} |")
+
+
+if __name__ == "__main__":
+    main()
