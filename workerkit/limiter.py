@@ -26,8 +26,9 @@ is killed -9 frees its slot then. Keep ``lock_timeout`` above the longest the bl
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 import os
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
@@ -65,10 +66,18 @@ class Limiter:
         self.kind, self.name, self.count, self.period_ms = kind, name, count, float(period) * 1000
         self.max_deferrals = max_deferrals
         self.clock = clock
-        self.admitted_at: contextvars.ContextVar[float | None] = contextvars.ContextVar(f"limiter-{name}", default=None)
-        """When the current ``with`` got in, by the limiter's clock (epoch seconds)."""
-        self._token: contextvars.ContextVar[str | None] = contextvars.ContextVar(f"limiter-token-{name}",
-                                                                                 default=None)
+        self._holds: dict[object, list[tuple[str, float]]] = {}
+        """The tokens and admission times of the ``with`` blocks inside this limiter, by thread or task (an
+        entry goes when its last block ends: nothing grows with the jobs run)."""
+        self._lock = threading.Lock()
+
+    @property
+    def admitted_at(self) -> float | None:
+        """When the innermost ``with`` block of this thread or task got in, by the limiter's clock (epoch
+        seconds); None outside one."""
+        with self._lock:
+            held = self._holds.get(_runner())
+            return held[-1][1] if held else None
 
     def _call(self) -> tuple[list[str], list[Any], str]:
         token = os.urandom(12).hex()
@@ -82,8 +91,20 @@ class Limiter:
             if self.kind == "concurrent":  # slots free when blocks end, usually long before their holds lapse
                 wait = min(wait, CONCURRENT_RETRY_AFTER)
             raise OverLimit(self.name, self.kind, wait, self.max_deferrals)
-        self.admitted_at.set(value / 1000)
-        self._token.set(token)
+        with self._lock:
+            self._holds.setdefault(_runner(), []).append((token, value / 1000))
+
+    def _left(self) -> str | None:
+        """Forget the innermost block of this thread or task; its token when a slot must be given back."""
+        with self._lock:
+            runner = _runner()
+            held = self._holds.get(runner)
+            if not held:
+                return None
+            token = held.pop()[0]
+            if not held:
+                del self._holds[runner]
+        return token if self.kind == "concurrent" else None
 
     def __enter__(self) -> Limiter:
         keys, args, token = self._call()
@@ -92,10 +113,9 @@ class Limiter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        token = self._token.get()
-        if self.kind == "concurrent" and token is not None:
+        token = self._left()
+        if token is not None:
             config.redis_client().zrem(config.keys().limiter(self.name, self.kind), token)
-        self._token.set(None)
 
     async def __aenter__(self) -> Limiter:
         keys, args, token = self._call()
@@ -105,10 +125,18 @@ class Limiter:
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        token = self._token.get()
-        if self.kind == "concurrent" and token is not None:
+        token = self._left()
+        if token is not None:
             await config.async_redis_client().zrem(config.keys().limiter(self.name, self.kind), token)
-        self._token.set(None)
+
+
+def _runner() -> object:
+    """What runs this code: the asyncio task, else the thread."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop
+        task = None
+    return task if task is not None else threading.get_ident()
 
 
 def concurrent(name: str, size: int, lock_timeout: float = 30.0, *, max_deferrals: int = MAX_DEFERRALS,

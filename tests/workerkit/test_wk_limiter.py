@@ -54,7 +54,8 @@ def test_a_window_admits_count_in_any_span_and_says_when_there_is_room(wk: redis
     for _ in range(3):
         clock.now += 0.1
         with window:
-            assert window.admitted_at.get() == pytest.approx(clock.now)
+            assert window.admitted_at == pytest.approx(clock.now)
+    assert window.admitted_at is None and window._holds == {}  # nothing kept once the blocks ended
     clock.now += 0.5  # 0.7 s after the first
     with pytest.raises(OverLimit) as full:
         window.__enter__()

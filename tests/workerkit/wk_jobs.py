@@ -209,7 +209,7 @@ class LimitedWindow(Job):
 
         window = limiter.window("hundred", 100, 1.0)
         with window:
-            _redis().rpush("limited:admitted", repr(window.admitted_at.get()))
+            _redis().rpush("limited:admitted", repr(window.admitted_at))
 
 
 class AlwaysOverLimit(Job):
