@@ -234,8 +234,9 @@ def push_payload(payload: Payload, at: float | None = None) -> str | None:
                 pipe = lifecycle.conn.pipeline(transaction=False)
                 _write(lifecycle, outgoing, at, pipe)
                 replies = _replicated(pipe).execute()
-                _Confirmations().add(replies, [jid]).check()
                 kept = _pushed(outgoing, replies[0])
+                if kept:  # a refused duplicate wrote nothing a replica could miss
+                    _Confirmations().add(replies, [jid]).check()
             else:
                 kept = _pushed(outgoing, _write(lifecycle, outgoing, at))
     return jid if kept else None
@@ -254,8 +255,9 @@ async def apush_payload(payload: Payload, at: float | None = None) -> str | None
                 if inspect.isawaitable(queued):  # a script queued on an asyncio pipeline is awaited to queue it
                     await queued
                 replies = await _replicated(pipe).execute()
-                _Confirmations().add(replies, [jid]).check()
                 kept = _pushed(outgoing, replies[0])
+                if kept:  # a refused duplicate wrote nothing a replica could miss
+                    _Confirmations().add(replies, [jid]).check()
             else:
                 kept = _pushed(outgoing, await _write(lifecycle, outgoing, at))
     return jid if kept else None
