@@ -21,7 +21,8 @@ def test_a_matching_change_restarts_only_that_process(project) -> None:
     changes = [line for line in lines if line.startswith("changed:")]
     assert changes == ["changed: app/models.py; restarting web one instance at a time",
                        "changed: top.py; restarting web one instance at a time"]
-    assert running.output.count("web.1   | web up") == 3
+    wait_for(lambda: running.output.count("web.1   | web up") == 3,  # the new instance's first line, relayed
+             what="web started a third time")     # a moment after the restart is reported done
     assert running.output.count("other.1 | other up") == 1
     running.signal(signal.SIGINT)
     assert running.wait() == 130
