@@ -1,5 +1,7 @@
 """workerkit: a Sidekiq-class background-job runtime on Redis."""
 
+from workerkit.batch import Batch, BatchNotFound, BatchStatus
+from workerkit.batch_scope import BatchError
 from workerkit.cancellation import Cancelled, cancel
 from workerkit.client import NotReplicated, apush, apush_bulk, push, push_bulk
 from workerkit.config import configure
@@ -10,6 +12,7 @@ from workerkit.timelimit import JobTimeout
 
 __version__ = "0.1.0"
 __all__ = [
-    "Cancelled", "Job", "JobResult", "JobTimeout", "NotReplicated", "ResultNotFound", "__version__", "apush",
-    "apush_bulk", "aresult", "cancel", "configure", "job", "periodic", "push", "push_bulk", "result",
+    "Batch", "BatchError", "BatchNotFound", "BatchStatus", "Cancelled", "Job", "JobResult", "JobTimeout",
+    "NotReplicated", "ResultNotFound", "__version__", "apush", "apush_bulk", "aresult", "cancel", "configure", "job",
+    "periodic", "push", "push_bulk", "result",
 ]

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import redis
 
-from workerkit import config, registry, topology, unique
+from workerkit import batch_scope, config, registry, topology, unique
 from workerkit.connection import REDIS_DOWN
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
@@ -31,6 +31,11 @@ BULK_CHUNK = 1000
 
 Interceptor = Callable[[Payload], None]
 _interceptor: Interceptor | None = None
+
+
+def intercepted() -> bool:
+    """Whether pushes go to a test interceptor (``workerkit.testing``) instead of Redis."""
+    return _interceptor is not None
 
 
 def set_interceptor(interceptor: Interceptor | None) -> Interceptor | None:
@@ -63,9 +68,13 @@ def seconds(interval: float | int | timedelta) -> float:
 def build_payload(job: object, args: Sequence[Any], overrides: dict[str, Any]) -> Payload:
     """A new payload for ``job`` (a job class, ``@job`` function or class name) with its registered options
     (:func:`workerkit.registry.options`) and the push's ``overrides`` (``queue``, ``retry``, ``tags``,
-    ``timeout``; any other key becomes a payload field); None values override nothing."""
+    ``timeout``; any other key becomes a payload field); None values override nothing. Inside a batch's
+    ``jobs()`` block the payload carries the batch's ``bid`` (``workerkit.batch``)."""
     defaults = registry.options(job)
     fields = {name: value for name, value in overrides.items() if value is not None}
+    bid = batch_scope.filling()
+    if bid is not None:
+        fields.setdefault("bid", bid)
     queue = fields.pop("queue", defaults.queue)
     retry = fields.pop("retry", defaults.retry)
     tags = fields.pop("tags", defaults.tags)
@@ -77,6 +86,9 @@ def build_payload(job: object, args: Sequence[Any], overrides: dict[str, Any]) -
             fields[option] = value
     chosen = {name: fields.pop(name, getattr(defaults, name)) for name in _UNIQUE_OPTIONS}
     if chosen["unique_for"] is not None:
+        if "bid" in fields:
+            raise TypeError(f"{defaults.name} is a unique job (unique_for) and cannot join batch {fields['bid']}: "
+                            "a refused duplicate would leave the batch waiting for a job that never runs")
         fields.update(unique.fields(defaults.name, queue, args, chosen["unique_for"], chosen["unique_until"],
                                     chosen["unique_args"], chosen["unique_while_retrying"]))
     return new_payload(defaults.name, args, queue, retry, fields, created_at=config.timestamp(time.time()))
@@ -90,7 +102,7 @@ class RedisUnreachable(redis.ConnectionError):
 
 
 @contextmanager
-def _reaching_redis() -> Iterator[None]:
+def reaching_redis() -> Iterator[None]:
     """Turn redis-py's connection errors into :class:`RedisUnreachable` with a message a person can act on."""
     try:
         yield
@@ -106,7 +118,7 @@ _lifecycles: dict[tuple[int, Keys], Lifecycle] = {}
 _async_lifecycles: weakref.WeakKeyDictionary[redis.Redis, Lifecycle] = weakref.WeakKeyDictionary()
 
 
-def _lifecycle() -> Lifecycle:
+def shared_lifecycle() -> Lifecycle:
     """The lifecycle of the shared client and the configured namespace (made once per pair)."""
     client, keys = config.redis_client(), config.keys()
     found = _lifecycles.get((id(client), keys))
@@ -177,14 +189,27 @@ def _write(lifecycle: Lifecycle, payload: Payload, at: float | None, client: Any
     if "unique_digest" in payload:  # with its lock, in one script: the reply says whether it was pushed
         encoded = encode(payload if scheduled else stamped(payload, now))
         return lifecycle.push_unique(*unique.push_arguments(lifecycle.keys, payload, encoded, at, now), client=client)
+    if "bid" in payload:  # registered as pending in its batch in the same script
+        encoded = encode(payload if scheduled else stamped(payload, now))
+        return lifecycle.batch_add(payload["bid"], payload["queue"], [(payload["jid"], encoded)], batch_scope.TTL,
+                                   at if scheduled else None, client=client)
     if at is not None and scheduled:
         return lifecycle.schedule({encode(payload): at}, client=client)
     return lifecycle.enqueue(payload["queue"], [encode(stamped(payload, now))], client=client)
 
 
 def _pushed(payload: Payload, reply: Any) -> bool:
-    """Whether the write's ``reply`` means the job went in (only a unique job's push can be refused)."""
+    """Whether the write's ``reply`` means the job went in (only a unique job's push can be refused; a push
+    into a batch that is gone raises :class:`workerkit.batch_scope.BatchError`)."""
+    if "bid" in payload:
+        _batch_took(payload["bid"], reply)
     return "unique_digest" not in payload or bool(int(reply))
+
+
+def _batch_took(bid: str, reply: Any) -> None:
+    """Raise when a push into batch ``bid`` wrote nothing (its script's reply is 0)."""
+    if not int(reply):
+        raise batch_scope.BatchError(f"batch {bid} is unknown, expired or succeeded already: the job was not pushed")
 
 
 def _replicated(pipe: Any) -> Any:
@@ -228,8 +253,8 @@ def push_payload(payload: Payload, at: float | None = None) -> str | None:
     jid: str = payload["jid"]
     kept, outgoing = _outgoing(payload, at)
     if outgoing is not None:
-        with _reaching_redis():
-            lifecycle = _lifecycle()
+        with reaching_redis():
+            lifecycle = shared_lifecycle()
             if config.current().wait_replicas:
                 pipe = lifecycle.conn.pipeline(transaction=False)
                 _write(lifecycle, outgoing, at, pipe)
@@ -247,7 +272,7 @@ async def apush_payload(payload: Payload, at: float | None = None) -> str | None
     jid: str = payload["jid"]
     kept, outgoing = _outgoing(payload, at)
     if outgoing is not None:
-        with _reaching_redis():
+        with reaching_redis():
             lifecycle = _async_lifecycle()
             if config.current().wait_replicas:
                 pipe = lifecycle.conn.pipeline(transaction=False)
@@ -316,6 +341,8 @@ class _Bulk:
     encoded: list[str]
     queue: str
     score: float | None
+    bid: str | None = None
+    """The batch the jobs join (``workerkit.batch``), or None."""
 
 
 def _bulk(job: object, args_list: Iterable[Sequence[Any]], overrides: dict[str, Any], at: float | None) -> _Bulk:
@@ -341,7 +368,7 @@ def _bulk(job: object, args_list: Iterable[Sequence[Any]], overrides: dict[str, 
     if expires_in is not None:  # counted from when the jobs are due, as for one push
         base["expires_at"] = (score if score is not None else now) + expires_in
     encoded = _encode_all(class_name, checked, jids, base, stamp, None if score is not None else stamp)
-    return _Bulk(jids, at, [], encoded, queue, score)
+    return _Bulk(jids, at, [], encoded, queue, score, base.get("bid"))
 
 
 def _pipelines(bulk: _Bulk, lifecycle: Lifecycle) -> Iterator[tuple[Any, list[Any], list[str]]]:
@@ -353,7 +380,11 @@ def _pipelines(bulk: _Bulk, lifecycle: Lifecycle) -> Iterator[tuple[Any, list[An
         queued = []
         for chunk_start in range(start, min(len(encoded), start + BULK_CHUNK * 10), BULK_CHUNK):
             chunk = encoded[chunk_start : chunk_start + BULK_CHUNK]
-            if bulk.score is not None:
+            if bulk.bid is not None:
+                entries = list(zip(bulk.jids[chunk_start : chunk_start + BULK_CHUNK], chunk, strict=True))
+                queued.append(lifecycle.batch_add(bulk.bid, bulk.queue, entries, batch_scope.TTL, bulk.score,
+                                                  client=pipe))
+            elif bulk.score is not None:
                 queued.append(lifecycle.schedule(dict.fromkeys(chunk, bulk.score), client=pipe))
             else:
                 queued.append(lifecycle.enqueue(bulk.queue, chunk, client=pipe))
@@ -378,9 +409,9 @@ def push_bulk(
     if bulk.one_by_one:
         return [jid for payload in bulk.one_by_one if (jid := push_payload(payload, bulk.when)) is not None]
     confirmations = _Confirmations()
-    with _reaching_redis():
-        for pipe, _, jids in _pipelines(bulk, _lifecycle()):
-            confirmations.add(_replicated(pipe).execute(), jids)
+    with reaching_redis():
+        for pipe, _, jids in _pipelines(bulk, shared_lifecycle()):
+            confirmations.add(_bulk_replies(bulk, _replicated(pipe).execute()), jids)
     confirmations.check()
     return bulk.jids
 
@@ -399,14 +430,22 @@ async def apush_bulk(
     if bulk.one_by_one:
         return [jid for payload in bulk.one_by_one if (jid := await apush_payload(payload, bulk.when)) is not None]
     confirmations = _Confirmations()
-    with _reaching_redis():
+    with reaching_redis():
         for pipe, queued, jids in _pipelines(bulk, _async_lifecycle()):
             for call in queued:
                 if inspect.isawaitable(call):  # a script queued on an asyncio pipeline is awaited to queue it
                     await call
-            confirmations.add(await _replicated(pipe).execute(), jids)
+            confirmations.add(_bulk_replies(bulk, await _replicated(pipe).execute()), jids)
     confirmations.check()
     return bulk.jids
+
+
+def _bulk_replies(bulk: _Bulk, replies: list[Any]) -> list[Any]:
+    """A bulk pipeline's ``replies``, once checked that every push into a batch wrote its jobs."""
+    if bulk.bid is not None:
+        for reply in replies[: len(replies) - (1 if config.current().wait_replicas else 0)]:
+            _batch_took(bulk.bid, reply)
+    return replies
 
 
 def _encode_all(

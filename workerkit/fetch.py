@@ -92,9 +92,18 @@ class UnitOfWork:
         return self._payload
 
     def ack(self, class_name: str = "", seconds: float | None = None) -> None:
-        """The job succeeded: acknowledge it with the next fetch (or the idle flush), counted once; given
-        ``seconds``, its run counts in the metrics of ``class_name`` too."""
+        """The job succeeded: acknowledge it with the next fetch (or the idle flush), counted once (a job of
+        a batch succeeds in it in the same step); given ``seconds``, its run counts in the metrics of
+        ``class_name`` too."""
         self.fetcher.ack(self, class_name, seconds)
+
+    def batch(self) -> str | None:
+        """The bid of the batch the job belongs to (``workerkit.batch``), or None."""
+        try:
+            bid = self.payload().get("bid")
+        except PayloadError:
+            return None
+        return bid if isinstance(bid, str) and bid else None
 
     def count_failure(self, class_name: str, seconds: float) -> None:
         """Its run failed after ``seconds``: count it in the metrics of ``class_name``."""
@@ -109,7 +118,7 @@ class UnitOfWork:
     def drop(self, reason: Outcome, jid: str) -> bool:
         """The job expired before it started, or was cancelled: drop it (``stat:expired``,
         ``stat:cancelled``); False if not held any more."""
-        dropped = self.fetcher.lifecycle.drop(self.inflight, self.raw, reason, jid)
+        dropped = self.fetcher.lifecycle.drop(self.inflight, self.raw, reason, jid, self.batch())
         self.fetcher.release(self)
         return dropped
 
@@ -136,6 +145,8 @@ class ReliableFetch:
         self._owners = [json.dumps({"identity": identity, "queue": spec.name}) for spec in specs]
         self._order = fetch_order(specs)
         self._acks: list[tuple[int, bytes]] = []
+        self._batch_acks: list[tuple[int, bytes, str, str]] = []
+        """Finished jobs of batches: (queue index, payload, bid, jid)."""
         self._oldest_ack = 0.0
         self._held: Counter[tuple[int, bytes]] = Counter()
         """Jobs this process moved in flight and has not taken out again: what its in-flight lists should hold."""
@@ -151,10 +162,14 @@ class ReliableFetch:
     def ack(self, unit: UnitOfWork, class_name: str = "", seconds: float | None = None) -> None:
         """Mark a job finished; it leaves the in-flight list with the next fetch. Given ``seconds``, its run
         counts in the metrics of ``class_name`` (in the same lock)."""
+        bid = unit.batch()
         with self._lock:
-            if not self._acks:
+            if not self._acks and not self._batch_acks:
                 self._oldest_ack = time.monotonic()
-            self._acks.append((unit.index, unit.raw))
+            if bid is None:
+                self._acks.append((unit.index, unit.raw))
+            else:
+                self._batch_acks.append((unit.index, unit.raw, bid, str(unit.payload().get("jid", ""))))
             if seconds is not None and self.metrics is not None:
                 self.metrics.record(class_name, seconds, False, time.time())
 
@@ -185,7 +200,7 @@ class ReliableFetch:
         """Seconds until pending acknowledgements or metrics must be flushed (0: now), or None when there
         are none."""
         with self._lock:
-            due = [self._oldest_ack + ACK_FLUSH_SECONDS] if self._acks else []
+            due = [self._oldest_ack + ACK_FLUSH_SECONDS] if self._acks or self._batch_acks else []
             if self.metrics:
                 due.append(self.metrics.since + FLUSH_SECONDS)
             return max(0.0, min(due) - time.monotonic()) if due else None
@@ -195,16 +210,18 @@ class ReliableFetch:
         in-flight lists, in one round trip."""
         with self._lock:
             acks, self._acks = self._acks, []
+            batch_acks, self._batch_acks = self._batch_acks, []
             flush = self.metrics.drain() if self.metrics else None
-        if count <= 0 and not acks and flush is None:
+        if count <= 0 and not acks and not batch_acks and flush is None:
             return []
         now = time.time()
         try:
             reply = self.lifecycle.fetch(self.queue_keys, self.inflight_keys, self._owners, self._order(), count, acks,
-                                         now, flush)
+                                         now, flush, batch_acks)
         except BaseException:
             with self._lock:
                 self._acks[:0] = acks
+                self._batch_acks[:0] = batch_acks
                 if flush is not None and self.metrics is not None:
                     self.metrics.restore(flush)
             raise
@@ -217,6 +234,8 @@ class ReliableFetch:
         with self._lock:
             for ack in acks:
                 self._drop(ack)
+            for index, raw, _, _ in batch_acks:
+                self._drop((index, raw))
             self._held.update((unit.index, unit.raw) for unit in units)
         self._sample_latency(oldest, now)
         return units

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from workerkit import config
+from workerkit import batch_scope, config
 from workerkit.payload import Payload
 from workerkit.protocols import JobClass, JobLike
 
@@ -97,6 +97,13 @@ def execute(job_class: JobClass, payload: Payload) -> Any:
 
     A plain ``perform`` that returns an awaitable raises :class:`AwaitableResultError` (the job fails, never a
     silent "done")."""
+    if batch_scope.of_payload(payload):  # workerkit.batch.current() and callback() read it
+        with batch_scope.run(payload):
+            return _execute(job_class, payload)
+    return _execute(job_class, payload)
+
+
+def _execute(job_class: JobClass, payload: Payload) -> Any:
     if is_async_job(job_class):
         return run_coroutine(lambda: aexecute(job_class, payload))
     instance = _instance(job_class, payload)
@@ -125,6 +132,13 @@ def execute(job_class: JobClass, payload: Payload) -> Any:
 async def aexecute(job_class: JobClass, payload: Payload) -> Any:
     """Await an ``async def`` job on the running event loop, through the server middleware; return what
     ``perform`` returned."""
+    if batch_scope.of_payload(payload):  # workerkit.batch.current() and callback() read it
+        with batch_scope.run(payload):
+            return await _aexecute(job_class, payload)
+    return await _aexecute(job_class, payload)
+
+
+async def _aexecute(job_class: JobClass, payload: Payload) -> Any:
     instance = _instance(job_class, payload)
     if not config.current().server_middleware:
         return await instance.perform(*payload["args"])

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from workerkit import cancellation, registry, unique
+from workerkit.batch import Batch
 from workerkit.client import apush_payload, build_payload, epoch, push_payload, seconds
 from workerkit.payload import Payload
 from workerkit.protocols import Backoff
@@ -120,6 +121,13 @@ class Job:
         """Whether ``workerkit.cancel`` asked this running job to stop (seen within a heartbeat, 2 s); raise
         ``workerkit.Cancelled`` to stop: the job then ends cancelled, neither failed nor retried."""
         return cancellation.is_requested(self.jid)
+
+    @property
+    def batch(self) -> Batch | None:
+        """The batch this running job belongs to (``workerkit.batch``), or None: ``with self.batch.jobs():``
+        adds more jobs to it."""
+        bid = self.payload.get("bid")
+        return Batch.find(bid) if isinstance(bid, str) and bid else None
 
     @classmethod
     def job_name(cls) -> str:

@@ -40,6 +40,12 @@ class Keys:
     def _k(self, name: str) -> str:
         return self._prefix + name
 
+    @property
+    def prefix(self) -> str:
+        """What every key starts with (the namespace, hash-tagged on a Cluster): the Lua scripts that reach
+        keys they are not given (a batch's parent and callbacks) spell them from it."""
+        return self._prefix
+
     # Queues -------------------------------------------------------------------------------------
     @property
     def queues(self) -> str:
@@ -132,6 +138,31 @@ class Keys:
         """The state of a rate limiter (``workerkit.limiter``): ``concurrent`` and ``window`` a ZSET, ``bucket``
         a HASH, each expiring when unused."""
         return self._k(f"limiter:{kind}:{name}")
+
+    # Batches (workerkit.batch) ------------------------------------------------------------------
+    def batch(self, bid: str) -> str:
+        """HASH of batch ``bid``: description, open blocks, total, parent, children, callbacks
+        (``cb:<event>`` payloads and ``cbq:<event>`` queues) and event times; its SETs ``<key>:pending``,
+        ``:failed`` and ``:dead`` hold members (jids; ``b:<bid>`` for child batches). Expires 30 days after
+        its last block opened (``workerkit.batch.TTL``), a day after success."""
+        return self._k(f"batch:{bid}")
+
+    def batch_pending(self, bid: str) -> str:
+        """SET of the members of batch ``bid`` that have not succeeded yet."""
+        return self._k(f"batch:{bid}:pending")
+
+    def batch_failed(self, bid: str) -> str:
+        """SET of the pending members of batch ``bid`` that failed at least once."""
+        return self._k(f"batch:{bid}:failed")
+
+    def batch_dead(self, bid: str) -> str:
+        """SET of the pending members of batch ``bid`` that died."""
+        return self._k(f"batch:{bid}:dead")
+
+    @property
+    def batches(self) -> str:
+        """ZSET bid -> creation time of the batches kept (the dashboard's list), trimmed as they expire."""
+        return self._k("batches")
 
     # Periodic jobs ------------------------------------------------------------------------------
     def periodic_tick(self, name: str, tick_epoch: int) -> str:

@@ -89,6 +89,9 @@ class Lifecycle:
         self._enqueue_tick = conn.register_script(script("periodic_enqueue"))
         self._push_unique = conn.register_script(script("push_unique"))
         self._drop = conn.register_script(script("drop"))
+        self._batch_open = conn.register_script(script("batch_open"))
+        self._batch_add = conn.register_script(script("batch_add"))
+        self._batch_close = conn.register_script(script("batch_close"))
 
     # Push ---------------------------------------------------------------------------------------
     def enqueue(self, queue: str, payloads: Sequence[str], client: Any = None) -> Any:
@@ -96,11 +99,44 @@ class Lifecycle:
         when given). On a ``redis.asyncio`` client it returns the awaitable that does it."""
         return self._enqueue(keys=[self.keys.queues, self.keys.queue(queue)], args=[queue, *payloads], client=client)
 
-    def drop(self, inflight: str, raw: bytes, reason: Outcome, jid: str) -> bool:
+    def drop(self, inflight: str, raw: bytes, reason: Outcome, jid: str, bid: str | None = None) -> bool:
         """Drop a job that expired or was cancelled from its in-flight list, counted in ``stat:expired`` or
-        ``stat:cancelled`` (and its cancellation flag deleted); False if it was gone."""
+        ``stat:cancelled`` (and its cancellation flag deleted; in batch ``bid``, it counts as failed); False if
+        it was gone."""
         counter = self.keys.stat("expired" if reason is Outcome.EXPIRED else "cancelled")
-        return bool(self._drop(keys=[inflight, counter, self.keys.cancel(jid)], args=[raw]))
+        args: list[Any] = [raw] if bid is None else [raw, self.keys.prefix, bid, jid]
+        return bool(self._drop(keys=[inflight, counter, self.keys.cancel(jid)], args=args))
+
+    # Batches (workerkit.batch) ------------------------------------------------------------------
+    def batch_open(self, bid: str, ttl: int, create: dict[str, str] | None = None, parent: str = "",
+                   created_at: float = 0.0) -> int:
+        """Open a block of jobs of batch ``bid``: create it with the hash fields ``create`` (a child of
+        ``parent`` when given), or reopen it when ``create`` is None. The reply of ``batch_open.lua``: 1 open,
+        0 unknown or expired, -1 succeeded already, -2 exists already."""
+        args: list[Any] = [self.keys.prefix, bid, "reopen" if create is None else "create", ttl]
+        if create is not None:
+            args += [parent, repr(created_at)]
+            for name, value in create.items():
+                args += [name, value]
+        return int(self._batch_open(keys=[self.keys.batch(bid), self.keys.batches], args=args))
+
+    def batch_add(self, bid: str, queue: str, entries: Sequence[tuple[str, str]], ttl: int,
+                  at: float | None = None, client: Any = None) -> Any:
+        """Push encoded ``(jid, payload)`` entries of batch ``bid`` to ``queue`` (or, given ``at``, to the
+        schedule), registering each as pending in the same step; how many were pushed (0: the batch is
+        unknown, expired or succeeded). Through ``client``, a pipeline, when given; an awaitable on an
+        asyncio client."""
+        destination = self.keys.queue(queue) if at is None else self.keys.schedule
+        args: list[Any] = ["queue" if at is None else "schedule", queue, repr(at or 0.0), ttl]
+        for jid, payload in entries:
+            args += [jid, payload]
+        keys = [self.keys.batch(bid), self.keys.batch_pending(bid), destination, self.keys.queues]
+        return self._batch_add(keys=keys, args=args, client=client)
+
+    def batch_close(self, bid: str, error: str = "") -> bool:
+        """Close a block of jobs of batch ``bid`` (``error``: what the creating block raised, so the batch
+        never succeeds) and fire what it has reached; False when the batch is unknown or expired."""
+        return bool(self._batch_close(keys=[self.keys.batch(bid)], args=[self.keys.prefix, bid, error]))
 
     def push_unique(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
         """Push one unique job with its lock (``scripts/push_unique.lua``; arguments from
@@ -171,9 +207,11 @@ class Lifecycle:
     def fetch(
         self, queue_keys: Sequence[str], inflight_keys: Sequence[str], owners: Sequence[str], order: Sequence[int],
         count: int, acks: Sequence[tuple[int, bytes]], now: float, metrics: Flush | None = None,
+        batch_acks: Sequence[tuple[int, bytes, str, str]] = (),
     ) -> list[Any]:
-        """Acknowledge finished jobs (counted once each) and move up to ``count`` jobs in flight, in ``order``
-        (queue indexes); each list filled is registered with its entry in ``owners``; write ``metrics``
+        """Acknowledge finished jobs (counted once each; ``batch_acks`` of batches, as (queue index, payload,
+        bid, jid), succeed in their batch too) and move up to ``count`` jobs in flight, in ``order`` (queue
+        indexes); each list filled is registered with its entry in ``owners``; write ``metrics``
         (``workerkit.metrics``) on the way. The reply of ``fetch.lua``."""
         day = datetime.fromtimestamp(now, UTC).date()
         keys = [self.keys.stat("processed"), self.keys.stat("processed", day), self.keys.inflight_lists,
@@ -181,6 +219,11 @@ class Lifecycle:
         argv: list[Any] = [len(queue_keys), max(0, count), len(acks), *[index + 1 for index in order], *owners]
         for index, raw in acks:
             argv += (index + 1, raw)
+        argv.append(len(batch_acks))
+        if batch_acks:
+            argv.append(self.keys.prefix)
+            for index, raw, bid, jid in batch_acks:
+                argv += (index + 1, raw, bid, jid)
         if metrics is None:
             argv.append(0)
         else:
@@ -190,7 +233,8 @@ class Lifecycle:
         return reply
 
     def settle(self, inflight: str, raw: bytes, settlement: Settlement, now: float) -> bool:
-        """Write a failure's decided outcome, if the job is still in ``inflight``; False if it was not held."""
+        """Write a failure's decided outcome, if the job is still in ``inflight`` (a job of a batch fails there
+        too, ``workerkit.batch``); False if it was not held."""
         if settlement.outcome is Outcome.DONE:
             raise ValueError("a job that succeeded is acknowledged, not settled")
         day = datetime.fromtimestamp(now, UTC).date()
@@ -203,6 +247,10 @@ class Lifecycle:
                 self.keys.stat("failed"), self.keys.stat("failed", day)]
         args: list[Any] = [raw, mode, settlement.member, repr(settlement.score), settings.dead_max_jobs,
                 repr(settlement.score - settings.dead_timeout)]
+        payload = settlement.payload or {}
+        bid = payload.get("bid")
+        if isinstance(bid, str) and bid:  # a job of a batch: it failed there too
+            args += [self.keys.prefix, bid, str(payload.get("jid", ""))]
         return bool(self._settle(keys=keys, args=args))
 
     def give_back(self, inflight: str, queue: str, raw: bytes, new: bytes | str | None = None) -> bool:

@@ -5,7 +5,11 @@
 -- ARGV[4 .. 3+n] the queue indexes i in the order to fetch from
 -- ARGV[3+n+i] the registry entry (owner JSON) of in-flight list i
 -- ARGV[4+2n+2k], ARGV[5+2n+2k] (k = 0..a-1): queue index and payload of a finished job
--- Metrics (workerkit.metrics), from ARGV[b] with b = 4+2n+2a: ARGV[b] m = number of minutes (0: none, and no
+-- Finished jobs of batches (workerkit.batch), from ARGV[c] with c = 4+2n+2a: ARGV[c] z = their number (0:
+-- none, and nothing else of this part); then ARGV[c+1] the key prefix, and for each k = 0..z-1 four values
+-- from ARGV[c+2+4k]: queue index, payload, bid and jid. Each is acknowledged as above, and when its LREM
+-- removed it, it succeeds in its batch (which may fire the batch's callbacks, in this same step).
+-- Metrics (workerkit.metrics), from ARGV[b] with b = c+1 (no batch jobs) or c+2+4z: ARGV[b] m = number of minutes (0: none, and no
 -- KEYS below); then ARGV[b+1] the minutes' TTL in seconds, ARGV[b+2] the oldest minute the class index keeps,
 -- and for each minute j = 0..m-1 in turn: its epoch minute, c and c class names, f and f (field, increment)
 -- pairs, l and l (queue, latency ms) pairs.
@@ -25,8 +29,21 @@ local removed = 0
 for k = 0, acks - 1 do
   removed = removed + redis.call('LREM', KEYS[3 + n + tonumber(ARGV[base + 2 * k])], -1, ARGV[base + 1 + 2 * k])
 end
-count(KEYS[1], KEYS[2], removed)
 local p = base + 2 * acks
+local batched = tonumber(ARGV[p])
+if batched > 0 then
+  local prefix = ARGV[p + 1]
+  for q = p + 2, p + 4 * batched - 2, 4 do
+    if redis.call('LREM', KEYS[3 + n + tonumber(ARGV[q])], -1, ARGV[q + 1]) > 0 then
+      removed = removed + 1
+      batch_member_done(prefix, ARGV[q + 2], ARGV[q + 3])
+    end
+  end
+  p = p + 2 + 4 * batched
+else
+  p = p + 1
+end
+count(KEYS[1], KEYS[2], removed)
 local minutes = tonumber(ARGV[p])
 if minutes > 0 then
   local index, totals, ttl, cutoff = KEYS[4 + 2 * n], KEYS[5 + 2 * n], ARGV[p + 1], ARGV[p + 2]

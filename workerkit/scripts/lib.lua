@@ -27,3 +27,83 @@ local function count(total_key, day_key, n)
     redis.call('EXPIRE', day_key, 157680000)
   end
 end
+
+-- Batches (workerkit.batch). The keys of batch <bid> hang off B = <prefix>batch:<bid>: the HASH B (open
+-- blocks, parent, callbacks cb:<event> with their queues cbq:<event>, event times), and the SETs B:pending
+-- (members not yet succeeded: jids, and b:<bid> for child batches), B:failed (pending members that failed
+-- at least once) and B:dead (pending members that died). Each event fires once, decided by the HSETNX of
+-- its time: complete when no block is open and every pending member failed (all ran at least once),
+-- success when nothing is pending (and the creating block did not raise), death at the first death below.
+-- A batch whose hash is gone (expired) is never recreated: every step reads it first.
+
+-- The server's clock as epoch seconds with microseconds (a string), and as epoch milliseconds.
+local function server_time()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2])), t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+end
+
+-- Push the batch's callback for `event`, if it has one: its payload was encoded when the batch was created,
+-- without enqueued_at, which is added here (in the format the hash's `ms` field names).
+local function batch_callback(prefix, b, event)
+  local payload = redis.call('HGET', b, 'cb:' .. event)
+  if not payload then return end
+  local queue = redis.call('HGET', b, 'cbq:' .. event)
+  local seconds, millis = server_time()
+  local stamp = seconds
+  if redis.call('HGET', b, 'ms') == '1' then stamp = millis end
+  enqueue(prefix .. 'queues', prefix .. 'queue:' .. queue, queue,
+          string.sub(payload, 1, -2) .. ',"enqueued_at":' .. stamp .. '}', false)
+end
+
+-- The first death in batch `bid` or below it: the death event, once, in it and in each parent.
+local function batch_died(prefix, bid)
+  local b = prefix .. 'batch:' .. bid
+  if redis.call('EXISTS', b) == 0 or redis.call('HSETNX', b, 'died_at', (server_time())) == 0 then return end
+  batch_callback(prefix, b, 'death')
+  local parent = redis.call('HGET', b, 'parent')
+  if parent then batch_died(prefix, parent) end
+end
+
+local batch_check
+
+-- A member of batch `bid` (a jid, or b:<child bid>) failed (`died`: went to the dead set); it stays pending.
+local function batch_member_failed(prefix, bid, member, died)
+  local b = prefix .. 'batch:' .. bid
+  if redis.call('SISMEMBER', b .. ':pending', member) == 0 then return end
+  redis.call('SADD', b .. ':failed', member)
+  if died then
+    redis.call('SADD', b .. ':dead', member)
+    batch_died(prefix, bid)
+  end
+  batch_check(prefix, bid)
+end
+
+-- A member of batch `bid` succeeded: it leaves the batch (once; a second acknowledgement finds nothing).
+local function batch_member_done(prefix, bid, member)
+  local b = prefix .. 'batch:' .. bid
+  if redis.call('SREM', b .. ':pending', member) == 0 then return end
+  redis.call('SREM', b .. ':failed', member)
+  redis.call('SREM', b .. ':dead', member)
+  batch_check(prefix, bid)
+end
+
+-- Fire what batch `bid` has reached: complete, then success (which ends it in its parent and shortens its
+-- keys' life to the hash's `done_ttl`); a parent sees a child that completed with failures as failed.
+batch_check = function(prefix, bid)
+  local b = prefix .. 'batch:' .. bid
+  if tonumber(redis.call('HGET', b, 'open') or '1') > 0 then return end
+  local pending = redis.call('SCARD', b .. ':pending')
+  if pending > redis.call('SCARD', b .. ':failed') then return end
+  local parent = redis.call('HGET', b, 'parent')
+  local broken = redis.call('HEXISTS', b, 'error') == 1
+  if redis.call('HSETNX', b, 'completed_at', (server_time())) == 1 then
+    batch_callback(prefix, b, 'complete')
+    if parent and (pending > 0 or broken) then batch_member_failed(prefix, parent, 'b:' .. bid, false) end
+  end
+  if pending == 0 and not broken and redis.call('HSETNX', b, 'succeeded_at', (server_time())) == 1 then
+    batch_callback(prefix, b, 'success')
+    local ttl = redis.call('HGET', b, 'done_ttl')
+    for _, key in ipairs({b, b .. ':pending', b .. ':failed', b .. ':dead'}) do redis.call('EXPIRE', key, ttl) end
+    if parent then batch_member_done(prefix, parent, 'b:' .. bid) end
+  end
+end
