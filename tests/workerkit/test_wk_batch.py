@@ -293,9 +293,9 @@ def test_bad_input_is_refused_naming_it(wk: redis.Redis) -> None:
         Batch(on_complete=(Step, [1, 2]))
     with pytest.raises(TypeError, match="lone surrogate"):
         Batch(on_success=(Callback, ["\udcff"]))
-    with pytest.raises(TypeError, match="on_success callback test_wk_batch.Step has unique_for"):
+    with pytest.raises(TypeError, match=r"on_success callback test_wk_batch\.Step has unique_for"):
         Batch(on_success=(Step.set(unique_for=60), [1]))
-    with pytest.raises(TypeError, match="on_death callback test_wk_batch.Step has expires_in"):
+    with pytest.raises(TypeError, match=r"on_death callback test_wk_batch\.Step has expires_in"):
         Batch(on_death=(Step.set(expires_in=5), [1]))
     with pytest.raises(TypeError, match="cannot join batch"), Batch().jobs():
         Step.set(unique_for=60).perform_async(1)
@@ -320,7 +320,7 @@ def test_hostile_descriptions_and_callback_arguments_survive(wk: redis.Redis) ->
         Step.perform_async(1)
     assert batch.status().description == "\u2028 ünïcode \x00 desc"
     Worker(wk).run()
-    assert SEEN == [("success", batch.bid, hostile)]
+    assert [("success", batch.bid, hostile)] == SEEN
 
 
 def test_under_testing_fake_pushes_carry_the_bid_and_nothing_is_tracked(wk: redis.Redis) -> None:
