@@ -134,6 +134,9 @@ class Page:
     number: int
     per_page: int
     total: int
+    sorted_within: bool = False
+    """The jobs are the page at this place in time order, sorted within the page (a set too big to sort
+    whole, see ``workerkit.sets.SORT_LIMIT``)."""
 
     @property
     def pages(self) -> int:
