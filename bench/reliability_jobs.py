@@ -3,15 +3,18 @@
 ``Mark`` records its jid in the set ``rel:done`` and counts every run in ``rel:runs`` in one transaction,
 so ``runs - SCARD(done)`` is the number of repeated runs (at-least-once) and a jid missing from the set
 after the queues drained is a lost job. A worker started with ``REL_HOST=name`` also counts its runs in
-``rel:ran:<name>`` (bench/multihost.py: which host ran jobs).
+``rel:ran:<name>`` (bench/multihost.py: which host ran jobs). ``BatchSignal`` is the batch callback of
+bench/chaos_batch.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
 
+import workerkit.batch
 from workerkit import Job, config
 
 DONE = "rel:done"
@@ -114,3 +117,19 @@ class Logged(Job):
             time.sleep(seconds)
         with open(os.environ["REL_RAN_FILE"], "a", encoding="ascii") as ran:
             ran.write(self.jid + "\n")
+
+
+BATCH_CALLBACKS = "rel:batch_callbacks"
+BATCH_MEMBERS = "rel:batch_members"
+
+
+class BatchSignal(Job):
+    """A batch callback (bench/chaos_batch.py): records its event, bid and jid, and how many of the jobs in
+    ``rel:batch_members`` had not recorded themselves done when it ran, in ``rel:batch_callbacks`` (one JSON
+    entry per run)."""
+
+    def perform(self) -> None:
+        found = workerkit.batch.callback()
+        event, bid = (found[1], found[0].bid) if found is not None else ("?", "?")
+        missing = len(_redis().sdiff(BATCH_MEMBERS, DONE))
+        _redis().rpush(BATCH_CALLBACKS, json.dumps({"event": event, "bid": bid, "jid": self.jid, "missing": missing}))
