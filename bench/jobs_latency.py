@@ -2,10 +2,13 @@
 
 - one ``perform_async`` (a round trip): mean microseconds over many calls;
 - bulk enqueue: jobs per second through ``push_bulk`` (Sidekiq: ``Sidekiq::Client.push_bulk``);
-- enqueue-to-start latency at 200 jobs/s with three queues configured (median and p99): the same Python
-  pusher sends a stamping job to the ``default`` queue every 5 ms; each job records when it started.
+- enqueue-to-start latency at 200 and at 2,000 jobs/s with three queues configured (median and p99): the
+  same Python pusher sends a stamping job to the ``default`` queue at that pace; each job records when it
+  started. Measured in both logging configurations: ``quiet`` (per-job log lines off on both sides:
+  Sidekiq's logger at WARN, ``WORKERKIT_LOG_LEVEL=warning``) and ``default`` (each with its defaults).
 
     python3 bench/jobs_latency.py [--calls 20000] [--bulk 100000] [--stamps 1000] [--rounds 2]
+                                  [--rates 200,2000] [--logs quiet,default]
 """
 
 from __future__ import annotations
@@ -66,8 +69,9 @@ def workerkit_bulk(count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def start_latency(peer: common.Peer, class_name: str, url: str, conn: redis.Redis, stamps: int) -> list[float]:
-    """Milliseconds from push to start for ``stamps`` jobs sent at 200 jobs/s."""
+def start_latency(peer: common.Peer, class_name: str, url: str, conn: redis.Redis, stamps: int,
+                  rate: float) -> list[float]:
+    """Milliseconds from push to start for ``stamps`` jobs sent at ``rate`` jobs/s."""
     conn.flushall()
     workers = peer.start(url, 1)
     try:
@@ -75,7 +79,7 @@ def start_latency(peer: common.Peer, class_name: str, url: str, conn: redis.Redi
         time.sleep(1.0)
         next_send = time.perf_counter()
         for _ in range(stamps):
-            next_send += 0.005
+            next_send += 1 / rate
             time.sleep(max(0.0, next_send - time.perf_counter()))
             workerkit.push(class_name, ["stamps", time.time()], queue="default")
         common.wait_until(lambda: conn.llen("stamps") >= stamps, timeout=60)
@@ -90,26 +94,34 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def with_queues(peer: common.Peer) -> common.Peer:
+    """``peer`` listening on :data:`QUEUES` (``-q critical -q default -q low``)."""
+    command = peer.command
+    peer.command = lambda url: [*command(url), *(arg for queue in QUEUES for arg in ("-q", queue))]
+    return peer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--bulk", type=int, default=100_000)
-    parser.add_argument("--stamps", type=int, default=1000)
+    parser.add_argument("--stamps", type=int, default=1000, help="jobs per round, rate and runtime")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rates", default="200,2000", help="enqueue-to-start at these jobs/s")
+    parser.add_argument("--logs", default="quiet,default", help="quiet, default, or both (quiet,default)")
     args = parser.parse_args()
     sidekiq = common.sidekiq_command()
     if sidekiq is None:
         sys.exit("sidekiq is not installed and could not be installed (apt-get install ruby-sidekiq)")
-    queue_args = [arg for queue in QUEUES for arg in ("-q", queue)]
-    ours = common.workerkit_peer()
-    ours_command = ours.command
-    ours.command = lambda url: [*ours_command(url), *queue_args]
-    theirs = common.sidekiq_peer(sidekiq)
-    theirs_command = theirs.command
-    theirs.command = lambda url: [*theirs_command(url), *queue_args]
+    rates = [float(rate) for rate in args.rates.split(",")]
+    logs_modes = args.logs.split(",")
+    peers = {(logs, name): with_queues(peer) for logs in logs_modes for name, peer in (
+        ("workerkit", common.workerkit_peer(env={"WORKERKIT_LOG_LEVEL": "warning"} if logs == "quiet" else {})),
+        ("sidekiq", common.sidekiq_peer(sidekiq, log_level="warn" if logs == "quiet" else "")))}
+    classes = {"workerkit": "noop_workerkit.Stamp", "sidekiq": "StampWorker"}
     single: dict[str, list[float]] = {"workerkit": [], "sidekiq": []}
     bulk: dict[str, list[float]] = {"workerkit": [], "sidekiq": []}
-    start: dict[str, list[float]] = {"workerkit": [], "sidekiq": []}
+    start: dict[tuple[str, float, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as data, running_server(Path(data), kind="auto") as server:
         workerkit.configure(redis_url=server.url)
         conn = redis.Redis.from_url(server.url)
@@ -122,10 +134,13 @@ def main() -> None:
             bulk["workerkit"].append(workerkit_bulk(args.bulk))
             conn.flushall()
             bulk["sidekiq"].append(ruby(RUBY_BULK, server.url, args.bulk))
-            start["workerkit"] += start_latency(ours, "noop_workerkit.Stamp", server.url, conn, args.stamps)
-            start["sidekiq"] += start_latency(theirs, "StampWorker", server.url, conn, args.stamps)
+            for (logs, name), peer in peers.items():
+                for rate in rates:
+                    start.setdefault((logs, rate, name), []).extend(
+                        start_latency(peer, classes[name], server.url, conn, args.stamps, rate))
             print(f"round {round_number + 1}: single {single['workerkit'][-1]:.1f} vs {single['sidekiq'][-1]:.1f} us, "
-                  f"bulk {bulk['workerkit'][-1]:,.0f} vs {bulk['sidekiq'][-1]:,.0f} jobs/s", flush=True)
+                  f"bulk {bulk['workerkit'][-1]:,.0f} vs {bulk['sidekiq'][-1]:,.0f} jobs/s ({common.load_note()})",
+                  flush=True)
         print(f"# {common.load_note()}")
     print("\n| measure | workerkit | Sidekiq 6.4 | workerkit is |")
     print("| --- | --- | --- | --- |")
@@ -133,13 +148,22 @@ def main() -> None:
     row("one perform_async", f"{ours_single:.1f} us", f"{their_single:.1f} us", their_single / ours_single)
     ours_bulk, their_bulk = statistics.median(bulk["workerkit"]), statistics.median(bulk["sidekiq"])
     row("bulk enqueue", f"{ours_bulk:,.0f} jobs/s", f"{their_bulk:,.0f} jobs/s", ours_bulk / their_bulk)
-    for label, fraction in (("median", 0.5), ("p99", 0.99)):
-        a, b = percentile(start["workerkit"], fraction), percentile(start["sidekiq"], fraction)
-        row(f"enqueue-to-start {label} at 200 jobs/s, 3 queues", f"{a:.2f} ms", f"{b:.2f} ms", b / a)
+    for logs in logs_modes:
+        for rate in rates:
+            for label, fraction in (("median", 0.5), ("p99", 0.99)):
+                a = percentile(start[(logs, rate, "workerkit")], fraction)
+                b = percentile(start[(logs, rate, "sidekiq")], fraction)
+                row(f"enqueue-to-start {label} at {rate:,.0f} jobs/s, 3 queues, {LOGS[logs]}", f"{a:.2f} ms",
+                    f"{b:.2f} ms", b / a)
+
+
+LOGS = {"quiet": "per-job logs off on both sides", "default": "both defaults"}
+"""The two logging configurations, as the table names them."""
 
 
 def row(measure: str, ours: str, theirs: str, factor: float) -> None:
     print(f"| {measure} | {ours} | {theirs} | {factor:.2f}x as fast |")
+
 
 if __name__ == "__main__":
     main()

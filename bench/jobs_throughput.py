@@ -1,4 +1,4 @@
-"""Throughput: drain N no-op jobs with one and with two worker processes, side by side in one run.
+"""Throughput: drain N no-op jobs with 1, 2 and 4 worker processes, side by side in one run.
 
 workerkit against Sidekiq 6.4 (Debian ruby-sidekiq), RQ (SimpleWorker, no fork per job), Dramatiq and
 Celery (one process, 10 threads each). The jobs are pushed first; the clock runs from the moment the first
@@ -8,11 +8,15 @@ worker processes and the Redis server used, per 1,000 jobs: unlike jobs/s, that 
 other load on the machine. Rounds interleave the runtimes.
 
     python3 bench/jobs_throughput.py [--jobs 100000] [--peer-jobs 5000] [--rounds 2] [--only workerkit,sidekiq]
-                                     [--logs default,quiet] [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
+                                     [--processes 1,2,4] [--logs quiet,default]
+                                     [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
 
-``--logs``: ``default`` runs everyone with their default logging (to /dev/null); ``quiet`` turns off the
-per-job lines of workerkit (``WORKERKIT_LOG_LEVEL=warning``) and Sidekiq (its logger at WARN); RQ,
-Dramatiq and Celery run only with their defaults. ``--other LABEL=PATH`` (repeatable) adds the
+``--logs`` (both by default, reported as two configurations): ``quiet`` turns off the per-job lines of
+workerkit (``WORKERKIT_LOG_LEVEL=warning``) and Sidekiq (its logger at WARN), the fair comparison of the
+runtimes themselves; ``default`` runs each with its default logging, to /dev/null (Sidekiq writes two INFO
+lines per job through its logger; workerkit buffers its per-job lines and flushes them every 50 ms).
+RQ, Dramatiq and Celery run only with their defaults. The table's last column is the scaling curve: each
+runtime's jobs/s against its own with one process, same logs. ``--other LABEL=PATH`` (repeatable) adds the
 ``workerkit`` executable of another installation (an earlier commit, or a patch, in its own venv) as a
 runtime of its own, in the same rounds.
 """
@@ -164,9 +168,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs for workerkit and Sidekiq")
     parser.add_argument("--peer-jobs", type=int, default=5_000, help="jobs for RQ, Dramatiq, Celery (slower)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--processes", default="1,2")
+    parser.add_argument("--processes", default="1,2,4")
     parser.add_argument("--only", default="workerkit,sidekiq,rq,dramatiq,celery")
-    parser.add_argument("--logs", default="default", help="default, quiet, or default,quiet")
+    parser.add_argument("--logs", default="quiet,default", help="quiet, default, or both (quiet,default)")
     parser.add_argument("--other", action="append", default=[], metavar="LABEL=PATH",
                         help="another installation's workerkit executable, under LABEL")
     args = parser.parse_args()
@@ -188,27 +192,35 @@ def main() -> None:
     report(chosen, counts, results)
 
 
+LOGS = {
+    "quiet": "per-job logs off (Sidekiq at WARN, WORKERKIT_LOG_LEVEL=warning)",
+    "default": "defaults (Sidekiq: INFO lines per job; workerkit: buffered per-job lines)",
+}
+
+
 def report(chosen: list[Runtime], counts: list[int], results: dict[tuple[str, str, int], list[Drain]]) -> None:
-    """The table: medians, each runtime against workerkit and against Sidekiq with the same logs, and the
-    median CPU time per 1,000 jobs."""
+    """One table per logging configuration: medians, each runtime against workerkit and against Sidekiq
+    with the same logs, the scaling against one process, and the median CPU time per 1,000 jobs."""
     def median(logs: str, name: str, processes: int, field: str = "rate") -> float | None:
         drains = results.get((logs, name, processes))
         return statistics.median(getattr(drain, field) for drain in drains) if drains else None
 
-    print("\n| logs | processes | runtime | jobs | jobs/s (median) | rounds | workerkit / runtime | "
-          "runtime / Sidekiq | CPU ms per 1,000 jobs: workers / Redis (medians) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for processes in counts:
-        for runtime in chosen:
-            rate = median(*runtime.key, processes)
-            assert rate is not None
-            ours, sidekiq = median(runtime.logs, "workerkit", processes), median(runtime.logs, "sidekiq", processes)
-            rates = ", ".join(f"{drain.rate:,.0f}" for drain in results[(*runtime.key, processes)])
-            workers_ms, server_ms = (median(*runtime.key, processes, field) for field in ("worker_ms", "server_ms"))
-            cpu = f"{workers_ms:.1f} / {server_ms:.1f}"
-            print(f"| {runtime.logs} | {processes} | {runtime.peer.name} | {runtime.jobs:,} | {rate:,.0f} | {rates} | "
-                  f"{f'{ours / rate:.2f}x' if ours else '-'} | {f'{rate / sidekiq:.2f}x' if sidekiq else '-'} | "
-                  f"{cpu} |")
+    for logs in dict.fromkeys(runtime.logs for runtime in chosen):
+        print(f"\n{LOGS[logs]}:\n")
+        print("| processes | runtime | jobs | jobs/s (median) | rounds | workerkit / runtime | runtime / Sidekiq | "
+              "vs 1 process | CPU ms per 1,000 jobs: workers / Redis (medians) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for processes in counts:
+            for runtime in (runtime for runtime in chosen if runtime.logs == logs):
+                rate = median(*runtime.key, processes)
+                assert rate is not None
+                ours, sidekiq = median(logs, "workerkit", processes), median(logs, "sidekiq", processes)
+                alone = median(*runtime.key, 1)
+                rates = ", ".join(f"{drain.rate:,.0f}" for drain in results[(*runtime.key, processes)])
+                workers_ms, server_ms = (median(*runtime.key, processes, field) for field in ("worker_ms", "server_ms"))
+                print(f"| {processes} | {runtime.peer.name} | {runtime.jobs:,} | {rate:,.0f} | {rates} | "
+                      f"{f'{ours / rate:.2f}x' if ours else '-'} | {f'{rate / sidekiq:.2f}x' if sidekiq else '-'} | "
+                      f"{f'{rate / alone:.2f}x' if alone else '-'} | {workers_ms:.1f} / {server_ms:.1f} |")
 
 
 if __name__ == "__main__":
