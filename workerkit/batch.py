@@ -290,6 +290,28 @@ def status_of(bid: str, fields: dict[bytes, bytes], pending: int, failed: int, d
         parent=text("parent"), error=text("error"))
 
 
+def recent(conn: Any, keys: Keys, start: int = 0, count: int = 25) -> tuple[int, list[BatchStatus]]:
+    """How many batches are kept, and ``count`` of them from the ``start``-th newest, in two round trips
+    (batches expired since they were listed are left out)."""
+    pipe = conn.pipeline(transaction=False)
+    pipe.zcard(keys.batches)
+    pipe.zrevrange(keys.batches, start, start + count - 1)
+    total, bids = pipe.execute()
+    names = [bid.decode() if isinstance(bid, bytes) else str(bid) for bid in bids]
+    pipe = conn.pipeline(transaction=False)
+    for bid in names:
+        pipe.hgetall(keys.batch(bid))
+        for key in (keys.batch_pending(bid), keys.batch_failed(bid), keys.batch_dead(bid)):
+            pipe.scard(key)
+    replies = pipe.execute()
+    found = []
+    for index, bid in enumerate(names):
+        fields, pending, failed, dead = replies[4 * index : 4 * index + 4]
+        if fields:
+            found.append(status_of(bid, fields, pending, failed, dead))
+    return int(total), found
+
+
 def members(conn: Any, keys: Keys, bid: str, which: str = "pending", limit: int = 100) -> list[str]:
     """Up to ``limit`` members of batch ``bid``'s ``pending``, ``failed`` or ``dead`` set (jids; ``b:<bid>``
     for child batches), sorted (which ones, when there are more, is the set's own order)."""

@@ -63,7 +63,8 @@ def client(conn: redis.Redis) -> Iterator[TestClient]:
 def _requests(conn: redis.Redis) -> list[tuple[str, str, str]]:
     """(method, path, route name) for every route of the dashboard, path parameters filled with real values."""
     key = Api(conn, KEYS).sorted_set(JobSet.DEAD).page().jobs[0].key
-    values = {"name": ["default", XSS[2], ""], "set": [job_set.value for job_set in JobSet], "key": [key]}
+    values = {"name": ["default", XSS[2], ""], "set": [job_set.value for job_set in JobSet], "key": [key],
+              "bid": ["nope", XSS[2]]}
     found: list[tuple[str, str, str]] = []
     for route in dashboard(Api(conn, KEYS)).routes:
         if isinstance(route, Mount):

@@ -29,6 +29,7 @@ from workerkit.api import Api
 from workerkit.prometheus import CONTENT_TYPE, exposition
 from workerkit.sets import JobSet, NotFound
 from workerkit.views import JobView
+from workerkit.web.batch_pages import BatchPages
 from workerkit.web.hosts import HostGuard, allowed_names
 from workerkit.web.metrics_pages import MetricsPages, latency_bars
 from workerkit.web.outage import REDIS_ERRORS, masked_url
@@ -376,6 +377,7 @@ def dashboard(
     board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key)
     set_path, queue_path, post = "/{set:str}", f"/queues/{{name:{QUEUE_NAME}}}", board.posted
     metrics = MetricsPages(board)
+    batches = BatchPages(board)
     routes = [
         Route("/", board.home, name="dashboard"),
         Route("/stats.json", board.stats_json, name="stats_json"),
@@ -391,6 +393,8 @@ def dashboard(
         Route("/periodic", post(board.act_on_periodic), methods=["POST"], name="act_on_periodic"),
         Route("/job-metrics", metrics.classes, name="metrics_classes"),
         Route("/job-metrics/class", metrics.job_class, name="metrics_class"),
+        Route("/batches", batches.batches, name="batches"),
+        Route("/batches/{bid:str}", batches.batch, name="batch"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         Route(set_path, board.job_set, name="job_set"),
         Route(set_path, post(board.act_on_set), methods=["POST"], name="act_on_set"),
