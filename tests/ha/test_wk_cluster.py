@@ -1,5 +1,5 @@
 """workerkit on a real Redis Cluster (3 primaries, 3 replicas): every key of a namespace in one hash slot;
-pushes, schedules, retries, the dead set, periodic ticks, dashboard pages and actions and reliable-fetch
+pushes, schedules, retries, the dead set, periodic ticks, batches and their callbacks, dashboard pages and actions and reliable-fetch
 recovery after kill -9, through real worker processes; two namespaces side by side; a failover mid-drain
 loses no confirmed job (the short version of bench/chaos_failover.py)."""
 
@@ -52,11 +52,15 @@ def test_a_namespace_lives_in_one_slot_and_every_kind_of_job_runs(
     ha_jobs.Record.perform_async("now")
     ha_jobs.Record.perform_in(0.5, "later")
     workerkit.push_bulk(ha_jobs.Record, [[f"bulk{n}"] for n in range(50)])
-    ha_jobs.Fail.set(retry=0).perform_async()
+    with workerkit.Batch(on_success=(ha_jobs.Record, ["batch succeeded"])).jobs():  # its scripts spell keys
+        workerkit.push_bulk(ha_jobs.Record, [[f"batch{n}"] for n in range(3)])    # from the namespace's tag
+    with workerkit.Batch(on_death=(ha_jobs.Record, ["batch died"])).jobs():
+        ha_jobs.Fail.set(retry=0).perform_async()
     conn = config.redis_client()
     tick = PeriodicJob("tick", "* * * * *", "ha_jobs.Record", ("tick",), "default", "UTC")
     assert enqueue_due(conn, config.keys(), time.time(), [tick]) == 1
-    expected = {"now", "later", "tick", *(f"bulk{n}" for n in range(50))}
+    expected = {"now", "later", "tick", *(f"bulk{n}" for n in range(50)), *(f"batch{n}" for n in range(3)),
+                "batch succeeded", "batch died"}
     wait_for(lambda: {value.decode() for value in conn.lrange(key(RAN), 0, -1)} == expected, "every job to run",
              30, worker.output)
     wait_for(lambda: conn.zcard(config.keys().dead) == 1, "the failing job in the dead set", 30, worker.output)
