@@ -31,7 +31,7 @@ job deleted from the retry or dead set by hand stays pending, so its batch never
 instead: when it succeeds, the batch does). A block that raises while creating the batch leaves a batch
 that can complete but never succeeds (the error is kept in its status). A process killed inside a block
 leaves the batch open: it never completes. Unique jobs cannot join a batch. Batches expire 30 days after
-their last block opened, a day after success. With ``workerkit.testing``, pushes carry the batch's bid but
+their last block opened. With ``workerkit.testing``, pushes carry the batch's bid but
 no batch is tracked and no callback runs.
 """
 
@@ -45,7 +45,7 @@ from types import TracebackType
 from typing import Any
 
 from workerkit import client, config, registry
-from workerkit.batch_scope import DONE_TTL, TTL, BatchError, fill, filling, running
+from workerkit.batch_scope import TTL, BatchError, fill, filling, running
 from workerkit.keys import Keys
 from workerkit.payload import Payload, encode
 
@@ -55,7 +55,7 @@ Callback = object
 
 
 class BatchNotFound(BatchError):
-    """No batch has this bid: never created, or expired (30 days after its last block, a day after success)."""
+    """No batch has this bid: never created, or expired (30 days after its last block of jobs opened)."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,7 @@ class Batch:
         return await asyncio.to_thread(self.status)
 
     def _fields(self) -> dict[str, str]:
-        fields = {"description": self.description, "done_ttl": str(DONE_TTL),
-                  "ms": "1" if isinstance(config.timestamp(0.5), int) else "0"}
+        fields = {"description": self.description, "ms": "1" if isinstance(config.timestamp(0.5), int) else "0"}
         for event, callback in self.callbacks.items():
             if callback is not None:
                 payload = _callback_payload(callback, self.bid, event)
@@ -148,10 +147,10 @@ class Batch:
         """Open a block in Redis (creating the batch the first time); whether this block created it."""
         lifecycle = client.shared_lifecycle()
         if self._created:
-            _check_open(lifecycle.batch_open(self.bid, TTL), self.bid)
+            _check_open(lifecycle.batch_open(self.bid, TTL, time.time()), self.bid)
             return False
         parent = filling() or ""
-        reply = lifecycle.batch_open(self.bid, TTL, self._fields(), parent, time.time())
+        reply = lifecycle.batch_open(self.bid, TTL, time.time(), self._fields(), parent)
         if reply != 1 and parent:
             _check_open(reply, parent)
         _check_open(reply, self.bid)
@@ -165,8 +164,8 @@ class Batch:
 
 def _check_open(reply: int, bid: str) -> None:
     if reply == 0:
-        raise BatchNotFound(f"batch {bid} is unknown or expired (kept 30 days after its last block, a day after "
-                            "success)")
+        raise BatchNotFound(f"batch {bid} is unknown or expired (kept 30 days after its last block of jobs "
+                            "opened)")
     if reply == -1:
         raise BatchError(f"batch {bid} succeeded already: no more jobs can join it")
     if reply == -2:
@@ -188,9 +187,16 @@ class _Block:
     def _error(self, exc: BaseException | None) -> str:
         return f"{type(exc).__name__}: {exc}" if exc is not None and self._creating else ""
 
+    def _opening(self) -> Any:
+        return client.reaching_redis(f"open a block of batch {self.batch.bid}")
+
+    def _closing(self) -> Any:
+        return client.reaching_redis(f"close the block of batch {self.batch.bid}, which stays open (it cannot "
+                                     "complete)")
+
     def __enter__(self) -> Batch:
         if not client.intercepted():
-            with client.reaching_redis():
+            with self._opening():
                 self._creating = self.batch._open()
         self._enter()
         return self.batch
@@ -198,12 +204,12 @@ class _Block:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._scope.__exit__(kind, exc, tb)
         if not client.intercepted():
-            with client.reaching_redis():
+            with self._closing():
                 self.batch._close(self._error(exc))
 
     async def __aenter__(self) -> Batch:
         if not client.intercepted():
-            with client.reaching_redis():
+            with self._opening():
                 self._creating = await asyncio.to_thread(self.batch._open)
         self._enter()
         return self.batch
@@ -212,7 +218,7 @@ class _Block:
                         tb: TracebackType | None) -> None:
         self._scope.__exit__(kind, exc, tb)
         if not client.intercepted():
-            with client.reaching_redis():
+            with self._closing():
                 await asyncio.to_thread(self.batch._close, self._error(exc))
 
 
@@ -275,8 +281,8 @@ def read_status(conn: Any, keys: Keys, bid: str) -> BatchStatus:
 def status_of(bid: str, fields: dict[bytes, bytes], pending: int, failed: int, dead: int) -> BatchStatus:
     """A :class:`BatchStatus` from the batch's hash and set sizes; :class:`BatchNotFound` on an empty hash."""
     if not fields:
-        raise BatchNotFound(f"batch {bid} is unknown or expired (kept 30 days after its last block, a day after "
-                            "success)")
+        raise BatchNotFound(f"batch {bid} is unknown or expired (kept 30 days after its last block of jobs "
+                            "opened)")
 
     def text(name: str) -> str | None:
         value = fields.get(name.encode())

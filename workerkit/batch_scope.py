@@ -14,8 +14,6 @@ from workerkit.payload import Payload
 
 TTL = 30 * 24 * 3600
 """Seconds a batch's keys live after its last block of jobs opened (Sidekiq Pro keeps batches 30 days)."""
-DONE_TTL = 24 * 3600
-"""Seconds a batch's keys live after it succeeded (its status stays readable that long)."""
 
 _filling: contextvars.ContextVar[str | None] = contextvars.ContextVar("workerkit_batch_filling", default=None)
 _running: contextvars.ContextVar[Payload | None] = contextvars.ContextVar("workerkit_batch_running", default=None)

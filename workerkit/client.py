@@ -102,14 +102,15 @@ class RedisUnreachable(redis.ConnectionError):
 
 
 @contextmanager
-def reaching_redis() -> Iterator[None]:
-    """Turn redis-py's connection errors into :class:`RedisUnreachable` with a message a person can act on."""
+def reaching_redis(doing: str = "push the job") -> Iterator[None]:
+    """Turn redis-py's connection errors into :class:`RedisUnreachable` with a message a person can act on
+    (``doing``: what could not be done, "push the job" by default)."""
     try:
         yield
     except REDIS_DOWN as exc:
         url = topology.masked_url(config.current().redis_url)
         raise RedisUnreachable(
-            f"cannot push the job: Redis at {url} is unreachable ({exc}). Start a server (`workerkit redis` "
+            f"cannot {doing}: Redis at {url} is unreachable ({exc}). Start a server (`workerkit redis` "
             "runs one), or point REDIS_URL (or WORKERKIT_REDIS_URL) at yours."
         ) from exc
 

@@ -144,7 +144,7 @@ class Keys:
         """HASH of batch ``bid``: description, open blocks, total, parent, children, callbacks
         (``cb:<event>`` payloads and ``cbq:<event>`` queues) and event times; its SETs ``<key>:pending``,
         ``:failed`` and ``:dead`` hold members (jids; ``b:<bid>`` for child batches). Expires 30 days after
-        its last block opened (``workerkit.batch.TTL``), a day after success."""
+        its last block opened (``workerkit.batch.TTL``), as do its sets."""
         return self._k(f"batch:{bid}")
 
     def batch_pending(self, bid: str) -> str:

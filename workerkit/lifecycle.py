@@ -108,14 +108,14 @@ class Lifecycle:
         return bool(self._drop(keys=[inflight, counter, self.keys.cancel(jid)], args=args))
 
     # Batches (workerkit.batch) ------------------------------------------------------------------
-    def batch_open(self, bid: str, ttl: int, create: dict[str, str] | None = None, parent: str = "",
-                   created_at: float = 0.0) -> int:
-        """Open a block of jobs of batch ``bid``: create it with the hash fields ``create`` (a child of
-        ``parent`` when given), or reopen it when ``create`` is None. The reply of ``batch_open.lua``: 1 open,
-        0 unknown or expired, -1 succeeded already, -2 exists already."""
-        args: list[Any] = [self.keys.prefix, bid, "reopen" if create is None else "create", ttl]
+    def batch_open(self, bid: str, ttl: int, now: float, create: dict[str, str] | None = None,
+                   parent: str = "") -> int:
+        """Open a block of jobs of batch ``bid`` at ``now``: create it with the hash fields ``create`` (a child
+        of ``parent`` when given), or reopen it when ``create`` is None. The reply of ``batch_open.lua``: 1
+        open, 0 unknown or expired, -1 succeeded already, -2 exists already."""
+        args: list[Any] = [self.keys.prefix, bid, "reopen" if create is None else "create", ttl, repr(now)]
         if create is not None:
-            args += [parent, repr(created_at)]
+            args.append(parent)
             for name, value in create.items():
                 args += [name, value]
         return int(self._batch_open(keys=[self.keys.batch(bid), self.keys.batches], args=args))

@@ -1,7 +1,7 @@
 """workerkit on a real Redis Cluster (3 primaries, 3 replicas): every key of a namespace in one hash slot;
-pushes, schedules, retries, the dead set, periodic ticks, batches and their callbacks, dashboard pages and actions and reliable-fetch
-recovery after kill -9, through real worker processes; two namespaces side by side; a failover mid-drain
-loses no confirmed job (the short version of bench/chaos_failover.py)."""
+pushes, schedules, retries, the dead set, periodic ticks, batches and their callbacks, dashboard pages and
+actions and reliable-fetch recovery after kill -9, through real worker processes; two namespaces side by
+side; a failover mid-drain loses no confirmed job (the short version of bench/chaos_failover.py)."""
 
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ def test_success_and_complete_are_pushed_once_after_the_last_job(wk: redis.Redis
     assert sorted(SEEN) == [("complete", batch.bid, []), ("success", batch.bid, ["done", 5])]
     status = batch.status()
     assert status.succeeded and status.complete and (status.pending, status.failed) == (0, 0)
-    assert 0 < wk.ttl(f"batch:{batch.bid}") <= 86_400  # kept a day after success
+    assert wk.ttl(f"batch:{batch.bid}") > 29 * 86_400  # kept 30 days after its last block opened
 
 
 def test_complete_fires_when_all_ran_and_success_only_after_the_retry_succeeds(wk: redis.Redis) -> None:
@@ -144,6 +144,7 @@ def test_complete_fires_when_all_ran_and_success_only_after_the_retry_succeeds(w
     assert callbacks(wk) == [("complete", batch.bid)]
     status = batch.status()
     assert (status.pending, status.failed, status.dead, status.complete, status.succeeded) == (1, 1, 0, True, False)
+    assert wk.ttl(f"batch:{batch.bid}:failed") > 29 * 86_400  # as long as the batch: never left behind
     FAILING.clear()
     retry_everything(wk)
     worker.run()
@@ -330,3 +331,9 @@ def test_under_testing_fake_pushes_carry_the_bid_and_nothing_is_tracked(wk: redi
             Step.perform_async(1)
         [payload] = queues.jobs_for(Step)
     assert payload["bid"] == batch.bid and wk.keys("batch*") == []
+
+
+def test_redis_away_names_the_batch_and_what_could_not_be_done(wk: redis.Redis) -> None:
+    config.configure(redis_url="redis://127.0.0.1:1/0")
+    with pytest.raises(workerkit.client.RedisUnreachable, match=r"cannot open a block of batch \w+: Redis at"):
+        Batch().jobs().__enter__()

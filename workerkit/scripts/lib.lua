@@ -34,7 +34,8 @@ end
 -- at least once) and B:dead (pending members that died). Each event fires once, decided by the HSETNX of
 -- its time: complete when no block is open and every pending member failed (all ran at least once),
 -- success when nothing is pending (and the creating block did not raise), death at the first death below.
--- A batch whose hash is gone (expired) is never recreated: every step reads it first.
+-- A batch whose hash is gone (expired) is never recreated: every step reads it first. Its sets live as
+-- long as its hash (30 days after its last block opened).
 
 -- The server's clock as epoch seconds with microseconds (a string), and as epoch milliseconds.
 local function server_time()
@@ -70,9 +71,12 @@ local batch_check
 local function batch_member_failed(prefix, bid, member, died)
   local b = prefix .. 'batch:' .. bid
   if redis.call('SISMEMBER', b .. ':pending', member) == 0 then return end
+  local ttl = redis.call('TTL', b)
   redis.call('SADD', b .. ':failed', member)
+  if ttl > 0 then redis.call('EXPIRE', b .. ':failed', ttl) end
   if died then
     redis.call('SADD', b .. ':dead', member)
+    if ttl > 0 then redis.call('EXPIRE', b .. ':dead', ttl) end
     batch_died(prefix, bid)
   end
   batch_check(prefix, bid)
@@ -87,8 +91,8 @@ local function batch_member_done(prefix, bid, member)
   batch_check(prefix, bid)
 end
 
--- Fire what batch `bid` has reached: complete, then success (which ends it in its parent and shortens its
--- keys' life to the hash's `done_ttl`); a parent sees a child that completed with failures as failed.
+-- Fire what batch `bid` has reached: complete, then success (which ends it in its parent); a parent sees a
+-- child that completed with failures as failed.
 batch_check = function(prefix, bid)
   local b = prefix .. 'batch:' .. bid
   if tonumber(redis.call('HGET', b, 'open') or '1') > 0 then return end
@@ -102,8 +106,6 @@ batch_check = function(prefix, bid)
   end
   if pending == 0 and not broken and redis.call('HSETNX', b, 'succeeded_at', (server_time())) == 1 then
     batch_callback(prefix, b, 'success')
-    local ttl = redis.call('HGET', b, 'done_ttl')
-    for _, key in ipairs({b, b .. ':pending', b .. ':failed', b .. ':dead'}) do redis.call('EXPIRE', key, ttl) end
     if parent then batch_member_done(prefix, parent, 'b:' .. bid) end
   end
 end
