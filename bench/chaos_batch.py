@@ -27,7 +27,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reliability_kit as kit
-from chaos_workers import Kill, kill_one
+from chaos_workers import Kill, chaos_step, seconds_range
 from jobs_common import load_note
 
 import workerkit
@@ -80,13 +80,7 @@ def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple
         while not batch.status().succeeded:
             if time.monotonic() > started + timeout:
                 raise TimeoutError(f"batch not done after {timeout:g} s: {batch.status()}")
-            pool.respawn()
-            if time.monotonic() >= next_kill:
-                kill = kill_one(pool, conn, started, False)
-                if kill is not None:
-                    result.kills.append(kill)
-                next_kill = time.monotonic() + random.uniform(*kill_every)
-            time.sleep(0.05)
+            next_kill = chaos_step(pool, conn, started, next_kill, kill_every, result.kills)
         result.seconds = time.monotonic() - started
         pool.respawn()
         expected = {(batch.bid, "complete"), (batch.bid, "success"), (doomed.bid, "complete"), (doomed.bid, "death")}
@@ -105,16 +99,12 @@ def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple
     return result
 
 
-def _range(text: str) -> tuple[float, float]:
-    low, _, high = text.partition("-")
-    return float(low), float(high or low)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--kill-every", type=_range, default=(0.5, 1.0), metavar="LOW-HIGH", help="seconds")
+    parser.add_argument("--kill-every", type=seconds_range, default=(0.5, 1.0), metavar="LOW-HIGH", help="seconds")
     parser.add_argument("--job-seconds", type=float, default=0.005)
     parser.add_argument("--heartbeat", type=float, default=0.5, help="heartbeat and sweep interval in seconds")
     args = parser.parse_args()

@@ -90,6 +90,21 @@ def kill_one(pool: kit.WorkerPool, conn: redis.Redis, started: float, expire: bo
     return kill
 
 
+def chaos_step(pool: kit.WorkerPool, conn: redis.Redis, started: float, next_kill: float,
+               kill_every: tuple[float, float], kills: list[Kill], expire: bool = False,
+               max_kills: int | None = None) -> float:
+    """One turn of a chaos loop: start a worker in each empty slot, kill -9 one when ``next_kill`` has come
+    (noting it in ``kills``, at most ``max_kills``), wait a moment; the time of the next kill."""
+    pool.respawn()
+    if time.monotonic() >= next_kill and (max_kills is None or len(kills) < max_kills):
+        kill = kill_one(pool, conn, started, expire)
+        if kill is not None:
+            kills.append(kill)
+        next_kill = time.monotonic() + random.uniform(*kill_every)
+    time.sleep(0.05)
+    return next_kill
+
+
 def note_recoveries(conn: redis.Redis, kills: list[Kill], started: float) -> bool:
     """Record the recovery time of every kill whose victim's lists are empty now; whether all are."""
     for kill in kills:
@@ -118,13 +133,8 @@ def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple
             if time.monotonic() > started + timeout:
                 raise TimeoutError(f"jobs still unsettled after {timeout:g} s: {kit.tally(conn, pushed)}")
             note_recoveries(conn, result.kills, started)
-            pool.respawn()
-            if time.monotonic() >= next_kill and (max_kills is None or len(result.kills) < max_kills):
-                kill = kill_one(pool, conn, started, expire_heartbeats)
-                if kill is not None:
-                    result.kills.append(kill)
-                next_kill = time.monotonic() + random.uniform(*kill_every)
-            time.sleep(0.05)
+            next_kill = chaos_step(pool, conn, started, next_kill, kill_every, result.kills, expire_heartbeats,
+                                   max_kills)
         result.seconds = time.monotonic() - started
         kit.wait_until(lambda: note_recoveries(conn, result.kills, started), 120,
                        "every kill's in-flight jobs recovered")
@@ -140,7 +150,8 @@ def run(folder: Path, redis_url: str, jobs: int, workers: int, kill_every: tuple
     return result
 
 
-def _range(text: str) -> tuple[float, float]:
+def seconds_range(text: str) -> tuple[float, float]:
+    """``LOW-HIGH`` (or one number) as a range of seconds, for ``--kill-every``."""
     low, _, high = text.partition("-")
     return float(low), float(high or low)
 
@@ -149,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--kill-every", type=_range, default=(1.0, 2.0), metavar="LOW-HIGH", help="seconds")
+    parser.add_argument("--kill-every", type=seconds_range, default=(1.0, 2.0), metavar="LOW-HIGH", help="seconds")
     parser.add_argument("--job-seconds", type=float, default=0.02)
     parser.add_argument("--heartbeat", type=float, default=None,
                         help="heartbeat and sweep interval in seconds (default: the worker's, 2 s)")

@@ -4,26 +4,15 @@ or dead (each linked to where it waits)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from workerkit import batch
-from workerkit.api import Api
+from workerkit.web.metrics_pages import Renders
 
 PER_PAGE = 25
 MEMBERS_SHOWN = 100
 """Members listed per kind on a batch's page (the counts are exact)."""
-
-
-class Renders(Protocol):
-    """What the pages need of the dashboard: its API and its page renderer."""
-
-    @property
-    def api(self) -> Api: ...
-
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response: ...
 
 
 def _page(request: Request) -> int:
