@@ -168,11 +168,19 @@ _seconds = _argument_type(seconds)
 _restart_limit = _argument_type(restart_limit)
 
 
+def _pyproject(args: argparse.Namespace) -> Path:
+    """The pyproject.toml whose [tool.procman] applies: in the root folder (``-d``), else beside the Procfile
+    (``-f``), else in the working folder, as Foreman takes the Procfile's folder for the root."""
+    root, procfile = getattr(args, "root", None), getattr(args, "procfile", None)
+    folder = Path(root) if root else Path(procfile).parent if procfile else Path()
+    return folder / "pyproject.toml"
+
+
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
-    """Merge flags over PROCMAN_* over [tool.procman] over built-in defaults."""
+    """Merge flags over PROCMAN_* over [tool.procman] (of :func:`_pyproject`) over built-in defaults."""
     from procman.settings import defaults
 
-    configured = defaults(os.environ, Path("pyproject.toml"))
+    configured = defaults(os.environ, _pyproject(args))
     flags = {
         "procfile": getattr(args, "procfile", None),
         "env": _split(getattr(args, "env", None)),
@@ -202,12 +210,13 @@ def _load(options: dict[str, Any], procfile_required: bool = True) -> Any:
     )
 
 
-def _process_config(project: Any) -> Any:
-    """The per-process options (``[tool.procman.processes]`` or ``procman.toml``) for the project's Procfile."""
+def _process_config(project: Any, args: argparse.Namespace) -> Any:
+    """The per-process options (``[tool.procman.processes]`` of :func:`_pyproject`, or ``procman.toml``) for the
+    project's Procfile."""
     from procman.processconfig import load_process_config
     from procman.settings import read_pyproject
 
-    pyproject = Path("pyproject.toml")
+    pyproject = _pyproject(args)
     return load_process_config(read_pyproject(pyproject), pyproject, project.procfile, project.entries)
 
 
@@ -247,7 +256,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     loop = Loop()
     output = Output(sys.stdout.buffer, Style(color, options["timestamp"], options["prefix"]),
                     [instance.label for instance in instances], loop)
-    config = _process_config(project)
+    config = _process_config(project, args)
     policy = Policy(options["timeout"], frozenset(options["can-die"]), frozenset(restart), processes=config,
                     autoscale=_autoscaled(options["concurrency"], instances, config))
     if options["restart-limit"] is not None:
@@ -296,7 +305,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     options = _resolve(args)
     project = _load(options)
     instances = project.formation(options["concurrency"] or "")
-    config = _process_config(project)
+    config = _process_config(project, args)
     from procman.formation import autoscaled, parse_concurrency
 
     ranges = autoscaled(parse_concurrency(options["concurrency"] or ""))

@@ -96,3 +96,20 @@ def test_any_procfile_and_env_give_success_or_a_located_error(project, procfile:
     assert result.returncode in (0, 2), result.stderr
     if result.returncode == 2:
         assert re.match(r"procman: error: \S*/(Procfile|\.env)(:\d+)?: \S", result.stderr), result.stderr
+
+
+def test_configuration_is_read_beside_the_procfile_not_in_the_working_folder(project) -> None:
+    """As Foreman takes the Procfile's folder for the root: ``-f app/Procfile`` (or ``-d app``) reads
+    app/pyproject.toml, not the one where procman was started."""
+    project.write("pyproject.toml", "[tool.procman]\ncolour = true\n")  # the working folder's: broken
+    project.write("app/Procfile", "web: a\nworker: b\n")
+    project.write("app/pyproject.toml", "[tool.procman]\nport = 6000\n[tool.procman.processes.worker]\n"
+                  "depends_on = ['web']\n")
+    for flags in (["-f", "app/Procfile"], ["-d", "app"]):
+        result = project.run("check", *flags)
+        assert result.returncode == 0, (flags, result.stderr)
+        assert dict(re.findall(r"│ (\w+)\s+│ \d+\s+│ ([-\d, ]+?)\s+│", result.stdout)) == {"web": "6000",
+                                                                                          "worker": "6100"}
+        assert "depends_on" in result.stdout or "web" in result.stdout
+    result = project.run("check")  # no Procfile here, and the working folder's configuration is read
+    assert result.returncode == 2 and "unknown key 'colour'" in result.stderr
