@@ -18,7 +18,7 @@ from workerkit.server import running_server
 from workerkit.web import dashboard
 
 PAGES = ["/", "/busy", "/queues", "/queues/default", "/scheduled", "/retries", "/dead", "/periodic",
-         "/retries/1700000000.0-abc"]
+         "/retries/1700000000.0-abc", "/batches", "/batches/abc"]
 
 
 @pytest.fixture
@@ -51,6 +51,9 @@ def test_every_page_says_redis_is_unreachable(down: TestClient, stopped_url: str
         assert "<code>workerkit redis</code>" in page.text and "<code>REDIS_URL</code>" in page.text
     live = down.get(PREFIX + "/stats.json")
     assert live.status_code == 503 and live.json()["error"].startswith(f"Redis is unreachable at {masked}: ")
+    scrape = down.get(PREFIX + "/metrics")  # what a Prometheus scraper logs: one line of text, no page
+    assert scrape.status_code == 503 and scrape.headers["content-type"].startswith("text/plain")
+    assert scrape.text.startswith(f"Redis is unreachable at {masked}: ") and "<" not in scrape.text
 
 
 def test_actions_say_so_too(down: TestClient) -> None:

@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
@@ -350,6 +350,8 @@ class Dashboard:
         location, error = masked_url(self.api.conn), str(exc) or type(exc).__name__
         if request.url.path.endswith("/stats.json"):
             return JSONResponse({"error": f"Redis is unreachable at {location}: {error}"}, 503)
+        if request.url.path.endswith("/metrics"):  # a scraper logs this body: one line of text
+            return PlainTextResponse(f"Redis is unreachable at {location}: {error}\n", 503)
         return self.render(request, "unreachable.html", 503, location=location, error=error)
 
 
