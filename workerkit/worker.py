@@ -22,6 +22,8 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -32,7 +34,7 @@ from redis.retry import Retry
 from workerkit import __version__, cancellation, config, job_logs, registry, topology
 from workerkit.async_lane import AsyncLane
 from workerkit.connection import REDIS_DOWN, Backoff, until_done
-from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
+from workerkit.fetch import ACK_FLUSH_SECONDS, QueueSpec, ReliableFetch, UnitOfWork
 from workerkit.heartbeat import Heartbeat, ProcessInfo, new_identity
 from workerkit.invoke import is_async_job
 from workerkit.payload import PayloadError
@@ -110,9 +112,16 @@ class Worker:
         self.work: queue.SimpleQueue[UnitOfWork | Watch | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
         self.outstanding = 0
+        """Jobs fetched or caught and not yet finished, less those in ``finished`` (change it under ``cond``;
+        read :meth:`_outstanding`)."""
+        self.finished: deque[None] = deque()
+        """One entry per job a thread finished that ``outstanding`` does not count off yet: a thread appends
+        without taking ``cond`` (``deque.append`` is atomic), the dispatcher folds them in under it."""
         self.deliveries = 0
         self.average_seconds = 0.0
         self.dispatcher_waiting = False
+        self.dispatcher_idle = False
+        """The dispatcher waits in :meth:`_wait_for_jobs` (any job's end wakes it) rather than for room."""
         self.idle_mode = False
         self.watching: set[int] = set()
         self.suspect = False
@@ -244,15 +253,15 @@ class Worker:
     def _should_fetch(self) -> bool:
         if self.quiet.is_set():
             return False
-        if self.lane is None:  # a worker of plain jobs only: as few steps as possible under the lock
-            return self.outstanding <= self._refill_level()
-        return self.outstanding - self.async_outstanding <= self._refill_level() or self._async_room() > 0
+        if self.lane is None:  # a worker of plain jobs only: as few steps as possible
+            return self._outstanding() <= self._refill_level()
+        return self._outstanding() - self.async_outstanding <= self._refill_level() or self._async_room() > 0
 
     def _free_places(self) -> int:
         """How many jobs to fetch: free threads plus prefetch, plus the event loop's expected room."""
         if self.lane is None:
-            return self.settings.concurrency + self.prefetch() - self.outstanding
-        threads = self.settings.concurrency + self.prefetch() - (self.outstanding - self.async_outstanding)
+            return self.settings.concurrency + self.prefetch() - self._outstanding()
+        threads = self.settings.concurrency + self.prefetch() - (self._outstanding() - self.async_outstanding)
         return max(0, threads) + self._async_room()
 
     def _dispatch(self) -> None:
@@ -262,10 +271,11 @@ class Worker:
                 self._reconcile(backoff)
                 continue
             with self.cond:
+                self._fold_finished()
                 if not self._should_fetch():
-                    self.dispatcher_waiting = True
-                    self.cond.wait(0.5)  # busy: finished jobs are acknowledged with the next fetch
-                    self.dispatcher_waiting = False
+                    # Busy: wait for room; the finished jobs' acknowledgements go with the next fetch, at
+                    # most ACK_FLUSH_SECONDS after they finished.
+                    self._dispatcher_wait(self._idle_wait(ACK_FLUSH_SECONDS), idle=False, ready=self._should_fetch)
                 busy = self.quiet.is_set() or self.stopping.is_set()
                 free = 0 if busy else self._free_places()
             try:
@@ -346,7 +356,7 @@ class Worker:
         until one catches a job, a job ends, or a second passes."""
         with self.cond:
             self.idle_mode = True
-            spare = self.settings.concurrency - (self.outstanding - self.async_outstanding) - len(self.watching)
+            spare = self.settings.concurrency - (self._outstanding() - self.async_outstanding) - len(self.watching)
             for index in range(len(self.settings.queues)):
                 if spare <= 0:
                     break
@@ -354,13 +364,40 @@ class Worker:
                     self.watching.add(index)
                     self.work.put(Watch(index))
                     spare -= 1
-            state = (self.outstanding, self.deliveries)
-            self.dispatcher_waiting = True
-            self.cond.wait_for(
-                lambda: self.stopping.is_set() or self.quiet.is_set() or (self.outstanding, self.deliveries) != state,
-                timeout=self._idle_wait(1.0),
-            )
-            self.dispatcher_waiting = False
+            state = (self._outstanding(), self.deliveries)
+            self._dispatcher_wait(self._idle_wait(1.0), idle=True, ready=lambda: (
+                self.stopping.is_set() or self.quiet.is_set() or (self._outstanding(), self.deliveries) != state))
+
+    def _outstanding(self) -> int:
+        """Jobs fetched or caught and not yet finished (exact under ``cond``)."""
+        return self.outstanding - len(self.finished)
+
+    def _fold_finished(self) -> None:
+        """Count the finished jobs off ``outstanding`` (with ``cond`` held): only here are they taken out."""
+        done = len(self.finished)
+        for _ in range(done):
+            self.finished.popleft()
+        self.outstanding -= done
+
+    def _dispatcher_wait(self, timeout: float, *, idle: bool, ready: Callable[[], bool]) -> None:
+        """Wait (with ``cond`` held) up to ``timeout`` seconds unless ``ready()``: idle, until ``ready()``;
+        busy, until the first wake-up (a thread's, see :meth:`_job_ended`, or a stop or quiet). The flags
+        are set before ``ready()`` is checked, so a job that ends meanwhile is seen by one or the other."""
+        self.dispatcher_idle = idle
+        self.dispatcher_waiting = True
+        if idle:
+            self.cond.wait_for(ready, timeout)
+        elif not ready():
+            self.cond.wait(timeout)
+        self.dispatcher_waiting = False
+
+    def _job_ended(self) -> None:
+        """A thread finished a plain job: count it without a lock, and wake the dispatcher only when it
+        waits for this: idle (any job's end), or short of jobs to run (see :meth:`_dispatcher_wait`)."""
+        self.finished.append(None)
+        if self.dispatcher_waiting and (self.dispatcher_idle or self._should_fetch()):
+            with self.cond:
+                self.cond.notify()
 
     def _idle_wait(self, longest: float) -> float:
         """How long the dispatcher may wait: ``longest``, or less when acknowledgements are due sooner."""
@@ -387,10 +424,7 @@ class Worker:
         finally:
             elapsed = time.perf_counter() - started
             self.average_seconds = 0.99 * self.average_seconds + 0.01 * elapsed if self.average_seconds else elapsed
-            with self.cond:
-                self.outstanding -= 1
-                if self.dispatcher_waiting:
-                    self.cond.notify()
+            self._job_ended()
 
     def _watch(self, index: int) -> None:
         """Block on one queue while the worker is idle; run a caught job in this thread (no hand-off)."""
