@@ -191,6 +191,11 @@ class Keys:
         """HASH of one minute (epoch minute) with the same fields as :attr:`metrics_totals`, kept 72 h."""
         return self._k(f"metrics:m:{minute}")
 
+    def metrics_hour(self, hour: int) -> str:
+        """HASH of one hour (epoch hour: epoch minute // 60), the sum of its minutes' hashes, written with them
+        (so a window of days reads hours, not thousands of minutes), kept 73 h."""
+        return self._k(f"metrics:h:{hour}")
+
     def latency_minute(self, minute: int) -> str:
         """HASH queue -> the longest queue latency (ms) a worker saw in one minute (epoch minute), kept 72 h."""
         return self._k(f"metrics:latency:{minute}")

@@ -67,13 +67,14 @@ class Flush:
         return sorted({minute for minute, _ in self.runs} | {minute for minute, _ in self.latency})
 
     def keys(self, keys: Keys) -> list[str]:
-        """The KEYS ``fetch.lua`` writes: the class index, the totals, then each minute's two hashes."""
+        """The KEYS ``fetch.lua`` writes: the class index, the totals, then each minute's three hashes (its
+        runs, its latencies, and its hour's runs)."""
         minutes = self.minutes()
         if not minutes:
             return []
         names = [keys.metrics_classes, keys.metrics_totals]
         for minute in minutes:
-            names += (keys.metrics_minute(minute), keys.latency_minute(minute))
+            names += (keys.metrics_minute(minute), keys.latency_minute(minute), keys.metrics_hour(minute // 60))
         return names
 
     def argv(self) -> list[Any]:

@@ -2,6 +2,10 @@
 class's time series, the all-time totals, and queue latency per minute. The dashboard and ``/metrics``
 read through here.
 
+A window reads the hour hashes (each the sum of its minutes, written with them) for the whole hours inside
+it, and minute hashes only for its first, partial hour: a window of 72 hours reads about 130 hashes, not
+4,320. An hour whose hash is empty (no runs, or written before hours were kept) is read minute by minute.
+
 Percentiles come from the histogram: the p-th percentile is the upper bound of the bucket that holds
 the run of rank ``ceil(p * runs)``, so it is exact to within the buckets' factor of two, and ``math.inf``
 when that run took longer than the last bound.
@@ -109,6 +113,35 @@ def _gather(hashes: Iterable[Mapping[Any, Any]]) -> dict[str, ClassMetrics]:
     return found
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Minutes of a window read together: a whole hour (its hour hash) or one minute, for slot ``slot``."""
+
+    slot: int
+    number: int
+    """The epoch hour, or the epoch minute."""
+    hour: bool
+
+
+def cover(window: range, slot: int, now_minute: int) -> list[Piece]:
+    """Pieces that cover exactly the minutes of ``window``: each hour whose minutes all lie in it (the
+    current hour when the window reaches ``now_minute``, since its later minutes have not come) as one
+    piece, every other minute as its own."""
+    pieces: list[Piece] = []
+    minute = window.start
+    while minute < window.stop:
+        hour = minute // 60
+        hour_end = (hour + 1) * 60
+        reaches_now = window.stop - 1 >= now_minute and hour == now_minute // 60
+        if minute == hour * 60 and (hour_end <= window.stop or reaches_now):
+            pieces.append(Piece(slot, hour, True))
+            minute = min(hour_end, window.stop)
+        else:
+            pieces.append(Piece(slot, minute, False))
+            minute += 1
+    return pieces
+
+
 class MetricsReader:
     """The job metrics in one Redis under one namespace."""
 
@@ -122,30 +155,62 @@ class MetricsReader:
         last = current_minute(now)
         return range(last - max(1, min(minutes, RETENTION_MINUTES)) + 1, last + 1)
 
+    def _key(self, piece: Piece) -> str:
+        return self.keys.metrics_hour(piece.number) if piece.hour else self.keys.metrics_minute(piece.number)
+
+    def _read(self, pieces: list[Piece], fields: list[str] | None) -> list[tuple[int, Any]]:
+        """(slot, reply) of each piece's hash (``HMGET`` of ``fields``, else ``HGETALL``), in two round trips
+        at most: an hour whose hash is empty is read again minute by minute."""
+        def fetch(wanted: list[Piece]) -> list[Any]:
+            pipe = self.conn.pipeline(transaction=False)
+            for piece in wanted:
+                if fields is None:
+                    pipe.hgetall(self._key(piece))
+                else:
+                    pipe.hmget(self._key(piece), fields)
+            return pipe.execute() if wanted else []
+
+        found: list[tuple[int, Any]] = []
+        again: list[Piece] = []
+        for piece, reply in zip(pieces, fetch(pieces), strict=True):
+            if piece.hour and not (reply if fields is None else any(value is not None for value in reply)):
+                first = piece.number * 60
+                again += [Piece(piece.slot, minute, False) for minute in range(first, first + 60)]
+            else:
+                found.append((piece.slot, reply))
+        return found + [(piece.slot, reply) for piece, reply in zip(again, fetch(again), strict=True)]
+
     def classes(self, minutes: int, now: float | None = None) -> list[ClassMetrics]:
         """Every class that ran in the last ``minutes`` minutes, the longest total execution time first."""
-        pipe = self.conn.pipeline(transaction=False)
-        for minute in self.window_minutes(minutes, now):
-            pipe.hgetall(self.keys.metrics_minute(minute))
-        found = _gather(pipe.execute())
+        window = self.window_minutes(minutes, now)
+        found = _gather(reply for _, reply in self._read(cover(window, 0, window.stop - 1), None))
         return sorted(found.values(), key=lambda metrics: (-metrics.micros, metrics.name))
 
     def series(self, name: str, minutes: int, slots: int = 96, now: float | None = None) -> Series:
-        """Class ``name`` over the last ``minutes`` minutes, in at most ``slots`` slots of whole minutes."""
+        """Class ``name`` over the last ``minutes`` minutes, in at most ``slots`` slots of whole minutes.
+
+        Slots of an hour or more are whole hours, starting at the hour the window starts in (the first slot
+        counts only the window's minutes), so that they read hour hashes."""
         window = self.window_minutes(minutes, now)
         slot_minutes = max(1, math.ceil(len(window) / max(1, slots)))
+        first = window.start
+        if slot_minutes >= 60:
+            slot_minutes = 60 * math.ceil(slot_minutes / 60)
+            first = window.start // 60 * 60
         fields = [field_name(name, suffix) for suffix in SUFFIXES]
-        pipe = self.conn.pipeline(transaction=False)
-        for minute in window:
-            pipe.hmget(self.keys.metrics_minute(minute), fields)
-        per_slot = [ClassMetrics(name) for _ in range(math.ceil(len(window) / slot_minutes))]
+        per_slot = [ClassMetrics(name) for _ in range(math.ceil((window.stop - first) / slot_minutes))]
+        pieces = []
+        for slot in range(len(per_slot)):
+            start = first + slot * slot_minutes
+            inside = range(max(start, window.start), min(start + slot_minutes, window.stop))
+            pieces += cover(inside, slot, window.stop - 1)
         total = ClassMetrics(name)
-        for offset, values in enumerate(pipe.execute()):
+        for slot, values in self._read(pieces, fields):
             for suffix, value in zip(SUFFIXES, values, strict=True):
                 if value is not None:
-                    per_slot[offset // slot_minutes].add(suffix, _int(value))
+                    per_slot[slot].add(suffix, _int(value))
                     total.add(suffix, _int(value))
-        return Series(name, window.start, slot_minutes, per_slot, total)
+        return Series(name, first, slot_minutes, per_slot, total)
 
     def totals(self) -> list[ClassMetrics]:
         """Every class's runs since metrics began (never reset), by name."""

@@ -3,8 +3,9 @@
 Rules record runs (hostile class names, times from 0 to centuries, minutes up to an hour apart) and queue
 latencies, flush them with a real fetch, or try a flush that never reaches Redis (a closed port) so the
 batch takes them back. After every step: Redis holds exactly what the model says was flushed (each
-minute's fields, the totals, the longest latency per minute and queue, the class index), and the batch is
-empty exactly when the model has nothing pending.
+minute's fields, each hour's as the sum of its minutes, the totals, the longest latency per minute and
+queue, the class index), the batch is empty exactly when the model has nothing pending, and the reader's
+windows (whole hours read from hour hashes, the rest minute by minute) add up to the model's minutes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from redis.retry import Retry
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle
 from workerkit.metrics import BOUNDS_US, MetricsBatch, field_name
+from workerkit.metrics_query import MetricsReader
 
 KEYS = Keys()
 NAMES = st.sampled_from(["", "a|b", "|n", "app.Job", "日本", "x" * 2000, "\U0001f600|us"])
@@ -102,8 +104,31 @@ class MetricsMachine(RuleBasedStateMachine):
             latencies = {queue: ms for (at, queue), ms in self.latency_flushed.items() if at == minute}
             assert self.ints(KEYS.latency_minute(minute)) == latencies
         assert self.ints(KEYS.metrics_totals) == dict(+totals)
+        for hour in {minute // 60 for minute in minutes}:
+            in_hour: Counter[str] = Counter()
+            for (at, name), count in self.flushed.items():
+                if at // 60 == hour:
+                    in_hour[name] += count
+            assert self.ints(KEYS.metrics_hour(hour)) == dict(+in_hour)
         classes = {name.rpartition("|")[0] for (_, name), count in self.flushed.items() if count}
         assert {member.decode() for member in self.conn.zrange(KEYS.metrics_classes, 0, -1)} == classes
+
+    @invariant()
+    def windows_add_up_to_their_minutes(self) -> None:
+        now = NOW + 60 * 60 + 30  # in the model's last minute
+        last = int(now // 60)
+        reader = MetricsReader(self.conn, KEYS)
+        for minutes in (1, 7, 45, 61, 100, 130):
+            expected: Counter[str] = Counter()
+            for (at, name), count in self.flushed.items():
+                if last - minutes < at <= last and name.endswith("|n"):
+                    expected[name.rpartition("|")[0]] += count
+            found = {metrics.name: metrics.runs for metrics in reader.classes(minutes, now) if metrics.runs}
+            assert found == dict(+expected), minutes
+            for name in list(expected)[:2]:
+                for slots in (60, 1):  # 1: one slot of the whole window, in whole hours from 61 minutes on
+                    series = reader.series(name, minutes, slots, now)
+                    assert series.total.runs == expected[name] == sum(slot.runs for slot in series.slots)
 
     @invariant()
     def the_batch_is_empty_when_nothing_is_pending(self) -> None:

@@ -56,6 +56,8 @@ def test_a_fetch_writes_the_runs_it_acknowledges_in_the_same_command(wk: redis.R
         b"app.Job|n": b"3", b"app.Job|f": b"1", b"app.Job|us": b"3250", b"app.Job|b0": b"2", b"app.Job|b4": b"1",
     }
     assert wk.hgetall(KEYS.metrics_totals) == wk.hgetall(KEYS.metrics_minute(minute))
+    assert wk.hgetall(KEYS.metrics_hour(minute // 60)) == wk.hgetall(KEYS.metrics_minute(minute))
+    assert (RETENTION_MINUTES + 60) * 60 < wk.ttl(KEYS.metrics_hour(minute // 60)) <= (RETENTION_MINUTES + 61) * 60
     assert wk.zrange(KEYS.metrics_classes, 0, -1, withscores=True) == [(b"app.Job", float(minute))]
     assert RETENTION_MINUTES * 60 < wk.ttl(KEYS.metrics_minute(minute)) <= (RETENTION_MINUTES + 1) * 60
     assert 0 <= int(wk.hget(KEYS.latency_minute(minute), "default") or -1) < 5_000
@@ -120,6 +122,25 @@ def test_windows_series_percentiles_and_the_class_index_trim(wk: redis.Redis) ->
     assert [slot.runs for slot in series.slots][-1] == 100
     assert sum(slot.runs for slot in series.slots) == 101
     assert reader.series("nobody", 60, now=now).total.runs == 0
+
+
+def test_three_days_read_hours_and_an_hour_without_its_hash_is_read_by_minute(wk: redis.Redis, redis_url: str) -> None:
+    lifecycle, reader = Lifecycle(wk, KEYS), MetricsReader(wk, KEYS)
+    now = time.time()
+    batch = MetricsBatch()
+    for minutes_ago in range(0, RETENTION_MINUTES, 7):  # a run every 7 minutes for 72 hours
+        batch.record("app.Steady", 0.002, False, now - minutes_ago * 60)
+        lifecycle.fetch([], [], [], [], 0, [], now, batch.drain())
+    runs = len(range(0, RETENTION_MINUTES, 7))
+    commands = sent_during(redis_url, wk, lambda: reader.classes(RETENTION_MINUTES, now))
+    assert commands == ["HGETALL"] * len(commands) and len(commands) <= 59 + 73  # not one per minute
+    assert reader.classes(RETENTION_MINUTES, now)[0].runs == runs
+    series = reader.series("app.Steady", RETENTION_MINUTES, 60, now)
+    assert series.slot_minutes == 120 and series.first_minute % 60 == 0 and series.total.runs == runs
+    assert sum(slot.runs for slot in series.slots) == runs
+    wk.delete(KEYS.metrics_hour(current_minute(now) // 60 - 5))  # as for hours written before hours were kept
+    assert reader.classes(RETENTION_MINUTES, now)[0].runs == runs
+    assert reader.series("app.Steady", RETENTION_MINUTES, 60, now).total.runs == runs
 
 
 def test_the_reader_ignores_fields_it_did_not_write(wk: redis.Redis) -> None:

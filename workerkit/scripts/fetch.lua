@@ -14,12 +14,13 @@
 -- and for each minute j = 0..m-1 in turn: its epoch minute, c and c class names, f and f (field, increment)
 -- pairs, l and l (queue, latency ms) pairs.
 -- KEYS[4+2n] the metrics:classes ZSET  KEYS[5+2n] the metrics:totals HASH
--- KEYS[6+2n+2j] the metrics:m:<minute> HASH  KEYS[7+2n+2j] the metrics:latency:<minute> HASH of minute j
+-- KEYS[6+2n+3j] the metrics:m:<minute> HASH, KEYS[7+2n+3j] the metrics:latency:<minute> HASH and
+-- KEYS[8+2n+3j] the metrics:h:<hour> HASH of minute j (the hour's sum, kept an hour longer)
 -- Acknowledges finished jobs: each LREM that removed a job counts it as processed, so an acknowledgement
 -- sent twice (a lost reply, then a retry) counts once. Then moves up to ARGV[2] of the oldest jobs from the
 -- queues, in the given order, onto the matching in-flight lists, and registers every list it filled, so a
--- list with jobs in it is always listed for recovery. Metrics add to the minute's counters and the totals
--- (HINCRBY), keep the longest latency per queue and minute, and index each class by its last minute.
+-- list with jobs in it is always listed for recovery. Metrics add to the minute's and the hour's counters
+-- and the totals (HINCRBY), keep the longest latency per queue and minute, and index each class by its last minute.
 -- Returns {i, {payloads...}, i', {...}} for each queue that gave jobs, oldest job first.
 local n = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
@@ -49,7 +50,8 @@ if minutes > 0 then
   local index, totals, ttl, cutoff = KEYS[4 + 2 * n], KEYS[5 + 2 * n], ARGV[p + 1], ARGV[p + 2]
   p = p + 3
   for j = 0, minutes - 1 do
-    local hash, latency, minute = KEYS[6 + 2 * n + 2 * j], KEYS[7 + 2 * n + 2 * j], ARGV[p]
+    local hash, latency, hour, minute = KEYS[6 + 2 * n + 3 * j], KEYS[7 + 2 * n + 3 * j], KEYS[8 + 2 * n + 3 * j],
+      ARGV[p]
     local classes = tonumber(ARGV[p + 1])
     p = p + 2
     for q = p, p + classes - 1 do
@@ -60,9 +62,13 @@ if minutes > 0 then
     p = p + 1
     for q = p, p + 2 * fields - 1, 2 do
       redis.call('HINCRBY', hash, ARGV[q], ARGV[q + 1])
+      redis.call('HINCRBY', hour, ARGV[q], ARGV[q + 1])
       redis.call('HINCRBY', totals, ARGV[q], ARGV[q + 1])
     end
-    if fields > 0 then redis.call('EXPIRE', hash, ttl) end
+    if fields > 0 then
+      redis.call('EXPIRE', hash, ttl)
+      redis.call('EXPIRE', hour, tonumber(ttl) + 3600)
+    end
     p = p + 2 * fields
     local queues = tonumber(ARGV[p])
     p = p + 1
