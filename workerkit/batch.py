@@ -103,6 +103,13 @@ class Batch:
         self, description: str = "", *, on_success: Callback | None = None, on_complete: Callback | None = None,
         on_death: Callback | None = None,
     ) -> None:
+        if not isinstance(description, str):
+            raise TypeError(f"a batch's description is text, not {type(description).__name__}")
+        try:
+            description.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TypeError(f"the batch's description holds a lone surrogate at {exc.start}: Redis keeps text as "
+                            "UTF-8") from None
         self.bid = secrets.token_hex(8)
         self.description = description
         self.callbacks = {"success": on_success, "complete": on_complete, "death": on_death}

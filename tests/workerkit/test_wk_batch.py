@@ -302,6 +302,10 @@ def test_bad_input_is_refused_naming_it(wk: redis.Redis) -> None:
         Step.set(unique_for=60).perform_async(1)
     with pytest.raises(ValueError, match="non-empty string"):
         Batch.find("")
+    with pytest.raises(TypeError, match="description is text, not int"):
+        Batch(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="lone surrogate at 2"):
+        Batch("ab\udcffc")
     with pytest.raises(BatchNotFound, match="batch nope is unknown or expired"):
         Batch.find("nope").status()
     with pytest.raises(BatchNotFound, match="batch nope"), Batch.find("nope").jobs():
