@@ -341,3 +341,15 @@ def test_redis_away_names_the_batch_and_what_could_not_be_done(wk: redis.Redis) 
     config.configure(redis_url="redis://127.0.0.1:1/0")
     with pytest.raises(workerkit.client.RedisUnreachable, match=r"cannot open a block of batch \w+: Redis at"):
         Batch().jobs().__enter__()
+
+
+def test_a_bid_that_names_no_batch_runs_as_a_plain_job_and_writes_nothing(wk: redis.Redis) -> None:
+    with workerkit.batch_scope.fill("SidekiqProBid1"), pytest.raises(BatchError, match="SidekiqProBid1 is unknown"):
+        Step.perform_async(1)  # a workerkit push into no batch is refused
+    for n, fails in ((1, False), (2, True)):
+        payload = workerkit.client.build_payload(Step, [n], {"bid": "SidekiqProBid1"})
+        wk.lpush("queue:default", workerkit.payload.encode(payload))
+        if fails:
+            FAILING.add(n)
+    assert sorted(map(str, Worker(wk).run())) == ["Outcome.DONE", "Outcome.RETRY"]
+    assert wk.keys("batch*") == []
