@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -49,7 +50,6 @@ from workerkit.batch_scope import TTL, BatchError, fill, filling, running
 from workerkit.keys import Keys
 from workerkit.payload import Payload, encode
 
-EVENTS = ("complete", "success", "death")
 Callback = object
 """A callback: a job (class, ``@job`` function, ``.set(...)``), or a ``(job, args)`` pair."""
 
@@ -117,6 +117,7 @@ class Batch:
             if callback is not None:
                 _callback_payload(callback, self.bid, event)  # refused here, not at the first block
         self._created = False
+        self._creating = threading.Lock()  # two threads opening its first blocks at once create it once
 
     @classmethod
     def find(cls, bid: str) -> Batch:
@@ -153,16 +154,15 @@ class Batch:
     def _open(self) -> bool:
         """Open a block in Redis (creating the batch the first time); whether this block created it."""
         lifecycle = client.shared_lifecycle()
-        if self._created:
-            _check_open(lifecycle.batch_open(self.bid, TTL, time.time()), self.bid)
-            return False
-        parent = filling() or ""
-        reply = lifecycle.batch_open(self.bid, TTL, time.time(), self._fields(), parent)
-        if reply != 1 and parent:
-            _check_open(reply, parent)
-        _check_open(reply, self.bid)
-        self._created = True
-        return True
+        with self._creating:
+            if not self._created:
+                parent = filling() or ""
+                reply = lifecycle.batch_open(self.bid, TTL, time.time(), self._fields(), parent)
+                _check_open(reply, parent if parent and reply in (0, -1) else self.bid)  # 0, -1: the parent's
+                self._created = True
+                return True
+        _check_open(lifecycle.batch_open(self.bid, TTL, time.time()), self.bid)
+        return False
 
     def _close(self, error: str) -> None:
         if not client.shared_lifecycle().batch_close(self.bid, error):

@@ -15,6 +15,7 @@ import redis
 
 import workerkit
 from workerkit import Batch, BatchError, BatchNotFound, Job, config, job, testing
+from workerkit.batch_scope import fill as fill_batch
 from workerkit.fetch import QueueSpec, ReliableFetch
 from workerkit.keys import Keys
 from workerkit.lifecycle import Outcome
@@ -353,3 +354,33 @@ def test_a_bid_that_names_no_batch_runs_as_a_plain_job_and_writes_nothing(wk: re
             FAILING.add(n)
     assert sorted(map(str, Worker(wk).run())) == ["Outcome.DONE", "Outcome.RETRY"]
     assert wk.keys("batch*") == []
+
+
+def test_threads_opening_a_new_batch_at_once_create_it_once(wk: redis.Redis) -> None:
+    batch = Batch(on_success=Callback)
+    start, errors = threading.Barrier(8), []
+
+    def fill() -> None:
+        start.wait()
+        try:
+            with batch.jobs():
+                Step.perform_async(1)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fill) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and (batch.status().total, batch.status().open_blocks) == (8, 0)
+    Worker(wk).run()
+    assert [event for event, _, _ in SEEN] == ["success"]
+
+
+def test_a_child_refused_names_the_parent_that_refused_it(wk: redis.Redis) -> None:
+    parent = Batch()
+    with parent.jobs():
+        pass  # empty: it succeeds as it closes
+    with fill_batch(parent.bid), pytest.raises(BatchError, match=f"batch {parent.bid} succeeded already"):
+        Batch().jobs().__enter__()
