@@ -130,13 +130,13 @@ class SortedJobSet:
         """The jobs matching ``text``, in time order, each with the exact bytes of its entry."""
         needle = text.lower()
         prefilter = _Prefilter(needle)
+        admits = prefilter.admits
         found = []
         for raw, score in self._entries():
-            if not prefilter.admits(raw):
-                continue
-            job = JobView.parse(raw, score)
-            if job.matches(needle):
-                found.append((raw, job))
+            if admits(raw):
+                job = JobView.parse(raw, score)
+                if job.matches(needle):
+                    found.append((raw, job))
         return found
 
     def _entries(self) -> Iterator[tuple[bytes, float | None]]:
@@ -258,6 +258,7 @@ class _Prefilter:
     def admits(self, raw: bytes) -> bool:
         """Whether ``raw`` may hold the text (True for every entry when the text has no run)."""
         lowered = raw.lower()
-        if all(run in lowered for run in self.runs):
-            return True
-        return self.lowers and (not raw.isascii() or b"\\u" in raw)  # İ or K, written as is or escaped
+        for run in self.runs:  # a loop, not all(): this runs for every entry of the set
+            if run not in lowered:
+                return self.lowers and (not raw.isascii() or b"\\u" in raw)  # İ or K, as is or escaped
+        return True
