@@ -55,6 +55,20 @@ def _perform_signature(job_class: JobClass) -> inspect.Signature | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _arity_error(job_class: JobClass, count: int) -> str | None:
+    """Why ``count`` positional arguments do not fit the job's ``perform`` (None: they do). Binding by
+    position depends on the count alone, so each count is tried once: a push checks in a dict lookup."""
+    signature = _perform_signature(job_class)
+    if signature is None:
+        return None
+    try:
+        signature.bind(None, *([None] * count))
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
 def bind_arguments(job: object, args_lists: Iterable[Sequence[Any]]) -> None:
     """TypeError naming the job when one of ``args_lists`` does not fit its ``perform`` (a function job: the
     function); the job and its signature are resolved once for all of them.
@@ -65,15 +79,13 @@ def bind_arguments(job: object, args_lists: Iterable[Sequence[Any]]) -> None:
     job_class = get(target) if isinstance(target, str) else target
     if not isinstance(job_class, type) or not hasattr(job_class, "perform"):
         return
-    signature = _perform_signature(cast(JobClass, job_class))
-    if signature is None:
-        return
+    checked = cast(JobClass, job_class)
     for args in args_lists:
-        try:
-            signature.bind(None, *args)
-        except TypeError as exc:
+        error = _arity_error(checked, len(args))
+        if error is not None:
             name = options(job).name
-            raise TypeError(f"{name}{_shown(signature)} cannot take the arguments {list(args)!r}: {exc}") from None
+            shown = _shown(cast(inspect.Signature, _perform_signature(checked)))  # an error means it has one
+            raise TypeError(f"{name}{shown} cannot take the arguments {list(args)!r}: {error}") from None
 
 
 def positional(job_class: JobClass, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
