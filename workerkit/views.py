@@ -27,6 +27,11 @@ def as_float(value: Any, default: float = 0.0) -> float:
     return number if math.isfinite(number) else default
 
 
+_ARG_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(arg, ensure_ascii=False)``, with the encoder made once (``json.dumps`` with an option makes
+one per call)."""
+
+
 @dataclass(frozen=True)
 class JobView:
     """One job as stored: its raw JSON, the decoded payload and, in a sorted set, its score."""
@@ -61,7 +66,7 @@ class JobView:
     @property
     def args_text(self) -> str:
         """The arguments as JSON text (shown escaped by the templates)."""
-        return ", ".join(json.dumps(arg, ensure_ascii=False) for arg in self.args)
+        return ", ".join(map(_ARG_TEXT, self.args))
 
     @property
     def queue(self) -> str:
@@ -121,7 +126,12 @@ class JobView:
         return [str(line) for line in lines] if isinstance(lines, list) else trace.splitlines()
 
     def matches(self, needle: str) -> bool:
-        """Whether ``needle`` (lower case) occurs in the class, args, error or jid."""
+        """Whether ``needle`` (lower case) occurs in the class, args, error or jid, joined by spaces. The
+        fields without the arguments are looked at first, alone: most matches are found there without
+        writing the arguments as text."""
+        fields = (self.class_name, self.error_class, self.error_message, self.jid)
+        if any(needle in field.lower() for field in fields):
+            return True
         haystack = " ".join((self.class_name, self.args_text, self.error_class, self.error_message, self.jid))
         return needle in haystack.lower()
 

@@ -30,11 +30,15 @@ HOSTILE: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"class": "app.Temp", "args": ["0 \u212a"], "jid": "0" * 24}, {"ensure_ascii": True}),  # \u212a
     ({"class": "app/jobs/Slash", "args": ["<b>&amp;</b>", "a/b"], "jid": "1" * 24}, {"escape_html": True}),
     ({"class": "app.Spaced", "args": [{"k": [1, 2]}], "jid": "2" * 24}, {"separators": (", ", ": ")}),
+    ({"class": "app.\u039f\u0394\u039f\u03a3", "args": ["\u03a3\u0391"], "jid": "3" * 24,  # Greek: a final sigma
+      "error_message": "\u03a3\u0391\u03a3"}, {"ensure_ascii": False}),
 ]
 NEEDLES = ("needle", "NEEDLE", "Needle", "*", "[?]", "*[?]*", "é", "a\\\\b", 'q"', "1e+20", "null", "none", "true",
            "k", "v}", "boom", "line two", '"hi', "KeyError", "a" * 24, "aaaa", "", "x" * 200, "\u2028", "?",
            "273 k", "\u212a", "istanbul", "i\u0307stanbul", "\u0130", "app/jobs", "/", "<b>", "&amp;", "a/b",
-           '{"k": [1, 2]}', "1, 2", "other a", "temp 0", "needle\u2028")
+           '{"k": [1, 2]}', "1, 2", "other a", "temp 0", "needle\u2028",
+           "\u03bf\u03b4\u03bf\u03c2", "\u03bf\u03b4\u03bf\u03c3", '\u03c2 "\u03c3\u03b1',
+           "\u03c3\u03b1\u03c2", "\u03b1\u03c2 3")
 
 
 def write(payload: dict[str, Any], style: dict[str, Any]) -> str:
@@ -74,6 +78,17 @@ def test_a_filter_finds_what_decoding_every_entry_finds(
         page = retries.page(text=text, per_page=100)
         assert [(job.jid, job.score) for job in page.jobs] == [(job.jid, job.score) for job in every
                                                                 if job.matches(text.lower())], text
+
+
+def test_a_job_matches_text_in_its_fields_joined_by_spaces() -> None:
+    """``JobView.matches`` looks at the fields without the arguments first; whatever it finds is what the
+    whole searched text (class, arguments as JSON, error class and message, jid, joined by spaces) holds."""
+    for payload, style in HOSTILE:
+        job = JobView.parse(write(payload, dict(style)))
+        searched = " ".join((job.class_name, ", ".join(json.dumps(arg, ensure_ascii=False) for arg in job.args),
+                             job.error_class, job.error_message, job.jid)).lower()
+        for text in NEEDLES:
+            assert job.matches(text.lower()) == (text.lower() in searched), (job.jid, text)
 
 
 def seed(conn: redis.Redis, count: int) -> list[JobView]:
