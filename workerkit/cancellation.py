@@ -48,9 +48,10 @@ def is_requested(jid: str) -> bool:
 
 
 def forget(jid: str) -> None:
-    """The job ended: forget its request."""
-    with _lock:
-        _requested.discard(jid)
+    """The job ended: forget its request (most jobs were never asked to stop: then no lock is taken)."""
+    if jid in _requested:
+        with _lock:
+            _requested.discard(jid)
 
 
 def cancel(jid: str, conn: redis.Redis | None = None, keys: Keys | None = None) -> Found:
