@@ -152,7 +152,7 @@ class BatchMachine(RuleBasedStateMachine):
                 changed |= model.fired != before
 
     def _open(self) -> list[str]:
-        return sorted(bid for bid, model in self.batches.items() if model.blocks > 0)
+        return [bid for bid, model in self.batches.items() if model.blocks > 0]  # in creation order: bids are random
 
     # Rules: batches ------------------------------------------------------------------------------
     @precondition(lambda self: len(self.batches) < 6)
@@ -170,7 +170,7 @@ class BatchMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.batches)
     @rule(pick=st.integers(0, 10))
     def reopen(self, pick: int) -> None:
-        bid = sorted(self.batches)[pick % len(self.batches)]
+        bid = list(self.batches)[pick % len(self.batches)]
         model = self.batches[bid]
         try:
             Batch.find(bid)._open()
@@ -290,7 +290,7 @@ class BatchMachine(RuleBasedStateMachine):
 
     @rule(pick=st.integers(0, 10))
     def retry_dead_from_dashboard(self, pick: int) -> None:
-        dead = sorted(jid for jid, model in self.jobs.items() if model.place == "dead")
+        dead = [jid for jid, model in self.jobs.items() if model.place == "dead"]
         if not dead:
             return
         jid = dead[pick % len(dead)]
