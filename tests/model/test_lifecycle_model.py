@@ -137,7 +137,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # Helpers ------------------------------------------------------------------------------------
     def _jids(self, place: str) -> list[str]:
-        return sorted(jid for jid, where in self.where.items() if where.place == place)
+        return [jid for jid, where in self.where.items() if where.place == place]  # push order: jids are random
 
     def _held_by(self, worker: ModelWorker) -> list[str]:
         return [jid for jid, where in self.where.items()
