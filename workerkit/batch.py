@@ -71,7 +71,7 @@ class BatchStatus:
     failed: int
     """Pending members that failed at least once (some may still retry)."""
     dead: int
-    """Pending members in the dead set."""
+    """Pending members that died (one retried from the dead set counts until it succeeds)."""
     children: int
     """Child batches that ever joined."""
     open_blocks: int
