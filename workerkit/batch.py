@@ -112,10 +112,10 @@ class Batch:
                             "UTF-8") from None
         self.bid = secrets.token_hex(8)
         self.description = description
-        self.callbacks = {"success": on_success, "complete": on_complete, "death": on_death}
-        for event, callback in self.callbacks.items():
-            if callback is not None:
-                _callback_payload(callback, self.bid, event)  # refused here, not at the first block
+        self.callbacks = {event: _callback_payload(callback, self.bid, event)  # refused here, not at the first block
+                          for event, callback in (("success", on_success), ("complete", on_complete),
+                                                  ("death", on_death)) if callback is not None}
+        """The callbacks' payloads, by event, as Redis will push them (it adds ``enqueued_at``)."""
         self._created = False
         self._creating = threading.Lock()  # two threads opening its first blocks at once create it once
 
@@ -145,10 +145,8 @@ class Batch:
 
     def _fields(self) -> dict[str, str]:
         fields = {"description": self.description, "ms": "1" if isinstance(config.timestamp(0.5), int) else "0"}
-        for event, callback in self.callbacks.items():
-            if callback is not None:
-                payload = _callback_payload(callback, self.bid, event)
-                fields[f"cb:{event}"], fields[f"cbq:{event}"] = encode(payload), str(payload["queue"])
+        for event, payload in self.callbacks.items():
+            fields[f"cb:{event}"], fields[f"cbq:{event}"] = encode(payload), str(payload["queue"])
         return fields
 
     def _open(self) -> bool:
@@ -278,11 +276,15 @@ def _number(value: bytes | None) -> float | None:
 def read_status(conn: Any, keys: Keys, bid: str) -> BatchStatus:
     """Batch ``bid``'s status from ``conn`` (one round trip); :class:`BatchNotFound` when it is gone."""
     pipe = conn.pipeline(transaction=False)
+    _ask_status(pipe, keys, bid)
+    return status_of(bid, *pipe.execute())
+
+
+def _ask_status(pipe: Any, keys: Keys, bid: str) -> None:
+    """Queue on ``pipe`` the four reads of a batch's status, in the order :func:`status_of` takes them."""
     pipe.hgetall(keys.batch(bid))
     for key in (keys.batch_pending(bid), keys.batch_failed(bid), keys.batch_dead(bid)):
         pipe.scard(key)
-    fields, pending, failed, dead = pipe.execute()
-    return status_of(bid, fields, pending, failed, dead)
 
 
 def status_of(bid: str, fields: dict[bytes, bytes], pending: int, failed: int, dead: int) -> BatchStatus:
@@ -313,9 +315,7 @@ def recent(conn: Any, keys: Keys, start: int = 0, count: int = 25) -> tuple[int,
     names = [bid.decode() if isinstance(bid, bytes) else str(bid) for bid in bids]
     pipe = conn.pipeline(transaction=False)
     for bid in names:
-        pipe.hgetall(keys.batch(bid))
-        for key in (keys.batch_pending(bid), keys.batch_failed(bid), keys.batch_dead(bid)):
-            pipe.scard(key)
+        _ask_status(pipe, keys, bid)
     replies = pipe.execute()
     found = []
     for index, bid in enumerate(names):

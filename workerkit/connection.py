@@ -12,12 +12,21 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 import redis.exceptions
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("workerkit")
+
+
+def single_try(asynchronous: bool = False) -> Any:
+    """A redis-py ``retry=`` that tries a command once (``redis.asyncio``'s kind when ``asynchronous``): for
+    callers whose own loop, or the next node, is the retry."""
+    return (AsyncRetry if asynchronous else Retry)(NoBackoff(), 0)
 
 T = TypeVar("T")
 

@@ -24,9 +24,8 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.exceptions
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from workerkit.connection import single_try
 
 MAX_REDIRECTS = 3
 """Redirections one lookup follows before it gives up (the cluster is still failing over)."""
@@ -72,7 +71,7 @@ class SlotOwner:
             node = start
             for _ in range(MAX_REDIRECTS):
                 try:
-                    with redis.Redis(host=node[0], port=node[1], retry=Retry(NoBackoff(), 0),
+                    with redis.Redis(host=node[0], port=node[1], retry=single_try(),
                                      **self.probe_options) as probe:
                         probe.exists(self.key)
                     return node
@@ -89,7 +88,7 @@ class SlotOwner:
         for start in list(self.known):
             node = start
             for _ in range(MAX_REDIRECTS):
-                probe = redis.asyncio.Redis(host=node[0], port=node[1], retry=AsyncRetry(NoBackoff(), 0),
+                probe = redis.asyncio.Redis(host=node[0], port=node[1], retry=single_try(asynchronous=True),
                                             **self.probe_options)
                 try:
                     await probe.exists(self.key)

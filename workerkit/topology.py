@@ -30,10 +30,8 @@ import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from workerkit.connection import single_try
 from workerkit.slot_owner import (
     AsyncSlotOwnerConnection,
     AsyncSlotOwnerSSLConnection,
@@ -211,8 +209,7 @@ def _sentinel(topology: Topology, options: dict[str, Any], sentinel_class: Any) 
     """redis-py's (sync or asyncio) ``Sentinel`` of the URL's sentinels, with its own credentials and the
     socket options that apply to the connections to the sentinels themselves."""
     own = {name: options[name] for name in _SENTINEL_SOCKET_OPTIONS if name in options}
-    asynchronous = sentinel_class is redis.asyncio.sentinel.Sentinel
-    retry = (AsyncRetry if asynchronous else Retry)(NoBackoff(), 0)  # one try per sentinel: the next is the retry
+    retry = single_try(asynchronous=sentinel_class is redis.asyncio.sentinel.Sentinel)  # the next sentinel retries
     return sentinel_class(topology.nodes, sentinel_kwargs={**own, **topology.tls, **topology.sentinel_credentials,
                                                            "retry": retry})
 

@@ -28,12 +28,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from workerkit import __version__, cancellation, config, job_logs, registry, topology
 from workerkit.async_lane import AsyncLane
-from workerkit.connection import REDIS_DOWN, Backoff, until_done
+from workerkit.connection import REDIS_DOWN, Backoff, single_try, until_done
 from workerkit.fetch import ACK_FLUSH_SECONDS, QueueSpec, ReliableFetch, UnitOfWork
 from workerkit.heartbeat import Heartbeat, ProcessInfo, new_identity
 from workerkit.invoke import is_async_job
@@ -91,7 +89,7 @@ class Worker:
     def __init__(self, settings: WorkerSettings, conn: redis.Redis | None = None) -> None:
         self.settings = settings
         # No silent command retries: a fetch whose reply was lost must surface, so it can be reconciled.
-        self.conn = conn or config.new_redis_client(retry=Retry(NoBackoff(), 0))
+        self.conn = conn or config.new_redis_client(retry=single_try())
         self.keys = config.keys()
         identity = new_identity()
         if settings.name:
