@@ -181,22 +181,18 @@ def tls_supported(binary: str) -> bool:
         with tempfile.TemporaryDirectory(prefix="tls-probe-") as name:
             tls = make_tls_files(Path(name) / "tls")
             directory = Path(name) / "server"
-            for _ in range(5):
-                (port,) = _free_ports(1)
-                config = "\n".join(_base_config(port, directory, tls)) + "\n"
-                try:
-                    process = _launch(directory, binary, config, port, time.monotonic() + 10, tls=tls)
-                except _PortTaken:
-                    continue
-                except RuntimeError:
-                    _tls_support[binary] = False
-                    break
+            try:
+                process, _ = _launch_on_free_ports(
+                    directory, binary, lambda port: "\n".join(_base_config(port, directory, tls)) + "\n",
+                    time.monotonic() + 10, tls)
+            except _NoFreePorts:
+                raise
+            except RuntimeError:  # it exited: it cannot serve TLS
+                _tls_support[binary] = False
+            else:
                 process.kill()
                 process.wait()
                 _tls_support[binary] = True
-                break
-            else:
-                raise RuntimeError(f"could not find a free port to probe {binary} for TLS")
     return _tls_support[binary]
 
 
@@ -338,6 +334,25 @@ def _command_of(process: subprocess.Popen[bytes]) -> list[str]:
 
 class _PortTaken(Exception):
     """The server exited because another process took its port between our choice and its bind."""
+
+
+class _NoFreePorts(RuntimeError):
+    """Five tries in a row found the chosen ports taken before the server bound them."""
+
+
+def _launch_on_free_ports(
+    directory: Path, binary: str, config_for: Callable[..., str], deadline: float, tls: TlsFiles | None = None,
+    ports: int = 1,
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """Start a server from ``config_for(*ports)`` on ``ports`` free ports (the first one its own), choosing
+    new ones when another process takes one first; the process (answering PING) and its ports."""
+    for _ in range(5):
+        chosen = _free_ports(ports)
+        try:
+            return _launch(directory, binary, config_for(*chosen), chosen[0], deadline, tls=tls), chosen
+        except _PortTaken:
+            continue
+    raise _NoFreePorts(f"could not find free ports for {directory}")
 
 
 def _launch(
@@ -771,16 +786,9 @@ def start_cluster(
         for index in range(primaries * (1 + replicas_per_primary)):
             role: Role = "primary" if index < primaries else "replica"
             directory = base_dir / f"node{index}"
-            for _ in range(5):
-                port, bus_port = _free_ports(2)
-                config = _cluster_config(port, bus_port, directory, node_timeout_ms, username, password, files)
-                try:
-                    process = _launch(directory, binary, config, port, deadline, tls=files)
-                except _PortTaken:
-                    continue
-                break
-            else:
-                raise RuntimeError(f"could not find free ports for {directory}")
+            process, (port, bus_port) = _launch_on_free_ports(
+                directory, binary, lambda port, bus, directory=directory: _cluster_config(
+                    port, bus, directory, node_timeout_ms, username, password, files), deadline, files, ports=2)
             group.nodes.append(ClusterNode(
                 name=f"node{index}", port=port, role=role, directory=directory, command=_command_of(process),
                 process=process, username=username, password=password, tls=files, bus_port=bus_port,
@@ -986,19 +994,13 @@ def start_sentinel_group(
         for index in range(1 + replicas):
             role: Role = "primary" if index == 0 else "replica"
             directory = base_dir / f"server{index}"
-            for _ in range(5):
-                (port,) = _free_ports(1)
-                lines = [*_base_config(port, directory, files), *_replication_config(),
-                         *_auth_config(username, password)]
-                if index:
-                    lines.append(f"replicaof {HOST} {group.servers[0].port}")
-                try:
-                    process = _launch(directory, binary, "\n".join(lines) + "\n", port, deadline, tls=files)
-                except _PortTaken:
-                    continue
-                break
-            else:
-                raise RuntimeError(f"could not find a free port for {directory}")
+            replica_of = [f"replicaof {HOST} {group.servers[0].port}"] if index else []
+
+            def server_config(port: int, directory: Path = directory, replica_of: list[str] = replica_of) -> str:
+                return "\n".join([*_base_config(port, directory, files), *_replication_config(),
+                                  *_auth_config(username, password), *replica_of]) + "\n"
+
+            process, (port,) = _launch_on_free_ports(directory, binary, server_config, deadline, files)
             group.servers.append(Node(f"server{index}", port, role, directory, _command_of(process), process,
                                       username, password, files))
         # Replicas linked before the sentinels start: their first INFO of the primary lists them all.
@@ -1076,16 +1078,10 @@ def start_tls_server(
     directory = base_dir / "server"
     nodes: list[Node] = []
     try:
-        for _ in range(5):
-            (port,) = _free_ports(1)
-            config = "\n".join([*_base_config(port, directory, files), *_auth_config(username, password)]) + "\n"
-            try:
-                process = _launch(directory, binary, config, port, deadline, tls=files)
-            except _PortTaken:
-                continue
-            break
-        else:
-            raise RuntimeError(f"could not find a free port for {directory}")
+        process, (port,) = _launch_on_free_ports(
+            directory, binary,
+            lambda port: "\n".join([*_base_config(port, directory, files), *_auth_config(username, password)]) + "\n",
+            deadline, files)
         server = TlsServer("server", port, "primary", directory, _command_of(process), process, username, password,
                            files)
         nodes.append(server)
