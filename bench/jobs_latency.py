@@ -8,7 +8,10 @@
   Sidekiq's logger at WARN, ``WORKERKIT_LOG_LEVEL=warning``) and ``default`` (each with its defaults).
 
     python3 bench/jobs_latency.py [--calls 20000] [--bulk 100000] [--stamps 1000] [--rounds 2]
-                                  [--rates 200,2000] [--logs quiet,default]
+                                  [--rates 200,2000] [--logs quiet,default] [--push-only]
+
+``--push-only`` measures the two client figures (one ``perform_async``, bulk enqueue) and skips the
+enqueue-to-start rounds.
 """
 
 from __future__ import annotations
@@ -109,12 +112,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rates", default="200,2000", help="enqueue-to-start at these jobs/s")
     parser.add_argument("--logs", default="quiet,default", help="quiet, default, or both (quiet,default)")
+    parser.add_argument("--push-only", action="store_true", help="only the client figures, no enqueue-to-start")
     args = parser.parse_args()
     sidekiq = common.sidekiq_command()
     if sidekiq is None:
         sys.exit("sidekiq is not installed and could not be installed (apt-get install ruby-sidekiq)")
     rates = [float(rate) for rate in args.rates.split(",")]
-    logs_modes = args.logs.split(",")
+    logs_modes = [] if args.push_only else args.logs.split(",")
     peers = {(logs, name): with_queues(peer) for logs in logs_modes for name, peer in (
         ("workerkit", common.workerkit_peer(env={"WORKERKIT_LOG_LEVEL": "warning"} if logs == "quiet" else {})),
         ("sidekiq", common.sidekiq_peer(sidekiq, log_level="warn" if logs == "quiet" else "")))}
