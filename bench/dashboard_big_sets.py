@@ -5,8 +5,9 @@ queue of 100,000), every page and every bulk action timed through the real ASGI 
 
 Each figure is the median of ``--rounds`` requests, in ms (the issue's target: every one under 200 ms). The
 bulk actions act on a filter that matches no entry (they time the search) and on ``boom``, which matches
-every entry (the search and 100,000 moves); before each round of those the three sets and the queue are
-restored from a copy taken after the fill (``COPY``, not timed), so every round acts on the full set.
+every entry (the search and 100,000 moves); before each round of those, and after the last, the three sets
+and the queue are restored from a copy taken after the fill (``COPY``, not timed), so every round acts on
+the full set and later requests see it whole (a kill trims the dead set to ``dead_max_jobs``).
 ``?q=needle`` matches one entry, ``?q=report-1`` about 11% of them (more than ``SORT_LIMIT``, so sorted
 within the page), ``?q=boom`` every entry (each one decoded: the worst case of a filter).
 """
@@ -79,14 +80,16 @@ def restorer(conn: redis.Redis) -> Callable[[], None]:
     return restore
 
 
-def timed(call: Callable[[], object], rounds: int, setup: Callable[[], object] = lambda: None) -> float:
-    """Median ms of ``call()`` over ``rounds``, each after an untimed ``setup()``."""
+def timed(call: Callable[[], object], rounds: int, reset: Callable[[], object] = lambda: None) -> float:
+    """Median ms of ``call()`` over ``rounds``, each after an untimed ``reset()``, and ``reset()`` again at the
+    end (so that an action's moves, and the dead set's trimming, do not change what later requests see)."""
     runs = []
     for _ in range(rounds):
-        setup()
+        reset()
         started = time.perf_counter()
         call()
         runs.append((time.perf_counter() - started) * 1000)
+    reset()
     return statistics.median(runs)
 
 
