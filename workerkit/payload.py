@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import json.encoder as _json_encoder
 import math
 import os
 import re
@@ -19,8 +20,15 @@ Payload = dict[str, Any]
 
 _SCALARS = (str, int, bool, type(None))
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False)
-encode = _encoder.encode
-"""Serialize a payload (or any JSON value) compactly."""
+_encode_chunks = _json_encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _encoder.default, _json_encoder.encode_basestring, None, ":", ",", False, False, False)
+"""The C encoder ``_encoder.encode`` builds on every call (its markers, None, keep no state), built once."""
+
+
+def encode(value: Any) -> str:
+    """Serialize a payload (or any JSON value) compactly: what ``_encoder.encode`` writes, and the same
+    errors (a value JSON cannot hold, NaN or an infinity), in half the time for a small payload."""
+    return "".join(_encode_chunks(value, 0))
 
 
 class PayloadError(ValueError):

@@ -4,6 +4,8 @@ metrics are on."""
 
 from __future__ import annotations
 
+import json
+import math
 import socket
 import time
 from typing import Any
@@ -65,3 +67,21 @@ def test_pushes_skip_redis_py_command_layer_unless_its_metrics_are_on(
     wk_jobs.Record.perform_in(60, "k", 3)
     assert sent == ["EVALSHA", "ZADD"]
     assert wk.llen("queue:default") == 2 and wk.zcard("schedule") == 1
+
+
+@pytest.mark.parametrize("value", [
+    {"class": "a.B", "args": [1, -2.5, 1e16, 2**80, "é\u2028\"\\", None, True, {"k": [[]]}], "retry": 3},
+    "top-level text", [], 0.1, {"\ud800": "\udfff"},  # lone surrogates pass here; check_args refuses them first
+])
+def test_encode_writes_what_the_strict_encoder_writes(value: Any) -> None:
+    strict = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False)
+    assert workerkit.payload.encode(value) == strict.encode(value)
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ([math.nan], "Out of range float values are not JSON compliant"), ({"k": math.inf}, "Out of range float"),
+    ({("t",): 1}, "keys must be str, int, float, bool or None, not tuple"), ([object()], "not JSON serializable"),
+])
+def test_encode_refuses_what_json_cannot_hold(value: Any, error: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=error):
+        workerkit.payload.encode(value)
