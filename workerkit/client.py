@@ -97,6 +97,8 @@ def build_payload(job: object, args: Sequence[Any], overrides: dict[str, Any]) -
 
 _OVERRIDABLE = tuple(name for name in registry.JobOptions._fields if name != "name")
 """The options a push may override (the class name is the job's own)."""
+
+
 class RedisUnreachable(redis.ConnectionError):
     """A push could not reach Redis; the message names the URL and what to do."""
 
