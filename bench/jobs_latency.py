@@ -1,13 +1,14 @@
 """Client and start-up latency, workerkit against Sidekiq 6.4, in one run:
 
-- one ``perform_async`` (a round trip): mean microseconds over many calls;
+- one ``perform_async`` (a round trip): mean microseconds over many calls, each round's calls split into
+  ``--slices`` slices that alternate between the two sides (the round's figure is their median);
 - bulk enqueue: jobs per second through ``push_bulk`` (Sidekiq: ``Sidekiq::Client.push_bulk``);
 - enqueue-to-start latency at 200 and at 2,000 jobs/s with three queues configured (median and p99): the
   same Python pusher sends a stamping job to the ``default`` queue at that pace; each job records when it
   started. Measured in both logging configurations: ``quiet`` (per-job log lines off on both sides:
   Sidekiq's logger at WARN, ``WORKERKIT_LOG_LEVEL=warning``) and ``default`` (each with its defaults).
 
-    python3 bench/jobs_latency.py [--calls 20000] [--bulk 100000] [--stamps 1000] [--rounds 2]
+    python3 bench/jobs_latency.py [--calls 20000] [--slices 4] [--bulk 100000] [--stamps 1000] [--rounds 2]
                                   [--rates 200,2000] [--logs quiet,default] [--push-only]
 
 ``--push-only`` measures the two client figures (one ``perform_async``, bulk enqueue) and skips the
@@ -107,6 +108,8 @@ def with_queues(peer: common.Peer) -> common.Peer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--slices", type=int, default=4,
+                        help="one perform_async: each round's calls in this many alternating slices (median)")
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--stamps", type=int, default=1000, help="jobs per round, rate and runtime")
     parser.add_argument("--rounds", type=int, default=2)
@@ -132,8 +135,12 @@ def main() -> None:
         print(f"# Sidekiq {common.sidekiq_version()}, server {server.binary}, {common.load_note()}")
         for round_number in range(args.rounds):
             conn.flushall()
-            single["workerkit"].append(workerkit_single(args.calls))
-            single["sidekiq"].append(ruby(RUBY_SINGLE, server.url, args.calls))
+            slices: dict[str, list[float]] = {"workerkit": [], "sidekiq": []}
+            for _ in range(args.slices):  # alternating, so both sides see the same moments of a shared machine
+                slices["workerkit"].append(workerkit_single(args.calls // args.slices))
+                slices["sidekiq"].append(ruby(RUBY_SINGLE, server.url, args.calls // args.slices))
+            for side, figures in slices.items():
+                single[side].append(statistics.median(figures))
             conn.flushall()
             bulk["workerkit"].append(workerkit_bulk(args.bulk))
             conn.flushall()
