@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import math
 import re
 import time
@@ -17,8 +18,8 @@ import redis
 
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
-from workerkit.payload import Payload, encode
-from workerkit.views import JobView, Page, as_float
+from workerkit.payload import Payload, PayloadError, decode, encode
+from workerkit.views import JobView, Page, as_float, as_text, payload_matches
 
 MAX_PER_PAGE = 500
 CHUNK = 5000
@@ -34,7 +35,14 @@ SORT_LIMIT = 10_000
 or matching the filter), the whole of them is sorted; past it, each page is sorted within itself and the
 pages keep the set's time order (Sidekiq's Web UI does not sort by class at all: it pages by ``ZRANGE``
 with offsets)."""
+MOVE_CHUNK = 1000
+"""Moves a bulk action sends in one pipeline (one round trip): each is still its own ``move_entry.lua`` call,
+whose ``ZREM`` decides."""
 Rows = list[tuple[bytes, float]]
+Entries = list[tuple[bytes, float | None]]
+"""Entries of a set as read, each with its score when the read gave it."""
+Move = tuple[str, str | bytes, str, str | float]
+"""One ``Lifecycle.move_entry``: the member, what to write at the destination, ``queue`` or ``dead``, where."""
 
 
 class JobSet(enum.Enum):
@@ -109,35 +117,27 @@ class SortedJobSet:
         found = self._scan(text)
         if by_time:
             shown = (found[::-1] if descending else found)[window]
-            return Page(self._scored(shown), page, per_page, len(found))
+            return Page(self._scored(_parsed(shown)), page, per_page, len(found))
         if len(found) > SORT_LIMIT:
             shown = (found[::-1] if self.which is JobSet.DEAD else found)[window]
-            return Page(sorted(self._scored(shown), key=sort_key, reverse=descending), page, per_page, len(found),
-                        sorted_within=True)
-        shown = sorted(found, key=lambda item: sort_key(item[1]), reverse=descending)[window]
-        return Page(self._scored(shown), page, per_page, len(found))
+            return Page(sorted(self._scored(_parsed(shown)), key=sort_key, reverse=descending), page, per_page,
+                        len(found), sorted_within=True)
+        ordered = sorted(_parsed(found), key=lambda item: sort_key(item[1]), reverse=descending)[window]
+        return Page(self._scored(ordered), page, per_page, len(found))
 
     def matching(self, text: str = "") -> list[JobView]:
         """Every job of the set whose class, args, error or jid contains ``text`` (any case), in time order.
 
         The entries come from one snapshot of the set (``ZRANGE``; ``ZSCAN`` past :data:`SNAPSHOT_LIMIT`
-        entries) and only those whose raw bytes can hold ``text`` are decoded, when ``text`` reads the same
-        in raw JSON. A job's ``score`` is None when the snapshot did not read it (:meth:`page` reads the
-        scores of the jobs it shows)."""
-        return [job for _, job in self._scan(text)]
+        entries) and only those whose raw bytes can hold ``text`` are decoded (:class:`_Matcher`). A job's
+        ``score`` is None when the snapshot did not read it (:meth:`page` reads the scores of the jobs it
+        shows)."""
+        return [job for _, job in _parsed(self._scan(text))]
 
-    def _scan(self, text: str) -> list[tuple[bytes, JobView]]:
-        """The jobs matching ``text``, in time order, each with the exact bytes of its entry."""
-        needle = text.lower()
-        prefilter = _Prefilter(needle)
-        admits = prefilter.admits
-        found = []
-        for raw, score in self._entries():
-            if admits(raw):
-                job = JobView.parse(raw, score)
-                if job.matches(needle):
-                    found.append((raw, job))
-        return found
+    def _scan(self, text: str) -> Entries:
+        """The entries matching ``text``, in time order: their exact bytes, not yet read as jobs."""
+        matches = _Matcher(text.lower())
+        return [(raw, score) for raw, score in self._entries() if matches(raw)]
 
     def _entries(self) -> Iterator[tuple[bytes, float | None]]:
         """Every entry of the set, in time order, with its score when the read gave it."""
@@ -183,27 +183,33 @@ class SortedJobSet:
 
     def retry(self, jobs: Iterable[JobView]) -> int:
         """Move jobs from the set to their queues now (scheduled: run now; retries and dead: retry now)."""
-        moved = 0
         now = time.time()
-        for job in jobs:
-            original = job.quarantined_bytes()
-            if original is not None:  # an entry that was not a job: its exact bytes go back, to be tried again
-                moved += int(self.lifecycle.move_entry(self.key, job.raw, original, "queue", job.queue))
-                continue
-            payload = stamped(dict(job.payload), now)
-            if self.which is not JobSet.SCHEDULED and isinstance(payload.get("retry_count"), int):
-                payload["retry_count"] -= 1  # the next failure counts this attempt again
-            moved += self._move_one(job, payload, "queue", job.queue)
-        return moved
+        return self._move(self._retry_move(job, now) for job in jobs)
+
+    def _retry_move(self, job: JobView, now: float) -> Move:
+        original = job.quarantined_bytes()
+        if original is not None:  # an entry that was not a job: its exact bytes go back, to be tried again
+            return job.raw, original, "queue", job.queue
+        payload = stamped(dict(job.payload), now)
+        if self.which is not JobSet.SCHEDULED and isinstance(payload.get("retry_count"), int):
+            payload["retry_count"] -= 1  # the next failure counts this attempt again
+        return job.raw, _rewritten(job, payload), "queue", job.queue
 
     def kill(self, jobs: Iterable[JobView]) -> int:
         """Move jobs from the scheduled or retry set to the dead set."""
         now = time.time()
-        return sum(self._move_one(job, dict(job.payload), "dead", now) for job in jobs)
+        return self._move((job.raw, _rewritten(job, dict(job.payload)), "dead", now) for job in jobs)
 
-    def _move_one(self, job: JobView, payload: Payload, to: str, where: str | float) -> int:
-        new_raw = encode(payload) if job.readable else job.raw
-        return int(self.lifecycle.move_entry(self.key, job.raw, new_raw, to, where))
+    def _move(self, moves: Iterable[Move]) -> int:
+        """Make the moves, :data:`MOVE_CHUNK` to a pipeline; returns how many entries were still there."""
+        moved = 0
+        pending = iter(moves)
+        while chunk := list(itertools.islice(pending, MOVE_CHUNK)):
+            pipe = self.conn.pipeline(transaction=False)
+            for member, new, to, where in chunk:
+                self.lifecycle.move_entry(self.key, member, new, to, where, client=pipe)
+            moved += sum(map(int, pipe.execute()))
+        return moved
 
     def delete(self, jobs: Iterable[JobView]) -> int:
         """Delete jobs from the set; returns how many were still there."""
@@ -225,7 +231,7 @@ class SortedJobSet:
             pipe.unlink(self.key)
             size: int = pipe.execute()[0]
             return size
-        return self.delete(list(self.matching(text)))
+        return self.lifecycle.delete_entries(self.key, [raw for raw, _ in self._scan(text)])
 
 
 _SORT_KEYS: dict[str, Callable[[JobView], str]] = {  # besides "at", the time
@@ -234,31 +240,100 @@ _SORT_KEYS: dict[str, Callable[[JobView], str]] = {  # besides "at", the time
 }
 
 
+def _parsed(entries: Entries) -> list[tuple[bytes, JobView]]:
+    """The entries read as jobs, each with its exact bytes."""
+    return [(raw, JobView.parse(raw, score)) for raw, score in entries]
+
+
+def _rewritten(job: JobView, payload: Payload) -> str | bytes:
+    """What a move writes for ``job``: ``payload`` encoded, or the entry as it was when it is not a job."""
+    return encode(payload) if job.readable else job.raw
+
+
 _RAW_RUN = re.compile(r'[^\x00-\x20"\\+/<>&\x7f-\U0010ffff]+')
 """A run of characters that JSON writes as they are: printable ASCII but space, quote, backslash and ``+``."""
 _LOWERS_TO_ASCII = b"ik"
 """What ``İ`` (U+0130) and the Kelvin sign (U+212A) lower-case to: the two characters beyond ASCII that do."""
+_BACKSLASH, _DEL = ord("\\"), 0x7F
+_STRUCTURE = frozenset(b",:[]{}'")
+"""Characters of a run that the separators and brackets of the arguments (``[1, 2]`` for ``[1,2]``, the
+order of a JSON object's keys) or Python's ``str()`` of a searched field that is not a string (``['a']``)
+bring next to other text in a job's searched text when its raw bytes do not hold them so."""
+_NUMBER = frozenset(b"0123456789.e-")
+"""The characters of a number's text: a number in the searched text is Python's (``1e-05`` for
+``1.0E-5``, ``0`` for ``-0``) and sits between separators, brackets or spaces."""
+_NOT_TEXT_FIELD = re.compile(rb'"(?:class|error_class|error_message|jid)"\s*:\s*[^"\s]')
+"""A searched field whose value is not a JSON string: the searched text holds its ``str()`` (``None``,
+``100000.0``, ``['a']``, ``'\\x7f'``), not its JSON."""
+_FLAT_ARGS = re.compile(rb'"args"\s*:\s*\[(?:(?:-?[1-9][0-9]*|0|"[^"]*"|true|false|null)(?:, ?(?!\])|(?=\])))*\]')
+"""Arguments written as the searched text writes them, but for the space after each comma: integers,
+strings (of an entry without a backslash), ``true``, ``false`` and ``null``, nothing nested."""
 
 
-class _Prefilter:
-    """Which raw entries can hold a (lower-case) filter text, read from their bytes without decoding them.
+class _Run(enum.IntEnum):
+    """What a run of a filter text can be made of, in a job's searched text, besides what its bytes hold
+    (in increasing order of what it takes to rule out)."""
+
+    PLAIN = 0
+    """Only the str() of a field that is not a string, for an entry with ``DEL`` or beyond ASCII (its
+    escapes: ``'\\x7f'``)."""
+    NONE = 1
+    """Also ``None``, the str() of a field that is null (the run lies in ``none``)."""
+    DELICATE = 2
+    """Also numbers and separators (the run holds one of :data:`_STRUCTURE` or is all :data:`_NUMBER`)."""
+
+    @classmethod
+    def of(cls, run: bytes) -> _Run:
+        if not _STRUCTURE.isdisjoint(run) or _NUMBER.issuperset(run):
+            return cls.DELICATE
+        return cls.NONE if run in b"none" else cls.PLAIN
+
+
+class _Matcher:
+    """Which raw entries of a set match a (lower-case) filter text: exactly those for which
+    ``JobView.parse(raw).matches(needle)`` holds, decoding only the entries that can hold the text.
 
     Each run of the text's characters that JSON writes as they are (:data:`_RAW_RUN`) lies inside one field
-    of the searched text, whose raw JSON then holds it too, in any case: the fields are joined by spaces,
-    and a producer may escape quotes, backslashes, control and non-ASCII characters or write an exponent's
-    ``+``, so those are left out of the runs. A text with no run (empty, or all of it such characters) lets
-    every entry through. A number a producer wrote in another form than Python's (``1.0e-05``) is found as
-    written, and ASCII letters are taken to be written as themselves (no ``\\u0061``), as every JSON
-    encoder does."""
+    of a job's searched text, joined by spaces (``views.payload_matches``). An entry whose lower-cased bytes
+    lack a run cannot match, unless its searched text can hold text its bytes do not: a backslash escape
+    (``\\u0061``, ``\\/``), ``İ`` or the Kelvin sign (which lower-case to ``i`` and ``k``), a searched field
+    that is not a string (:data:`_NOT_TEXT_FIELD`), or, for a run of a number's characters or with a
+    separator (:class:`_Run`), arguments other than :data:`_FLAT_ARGS` (numbers in another form than
+    Python's, nesting, other spacing). Those entries, and every entry that holds all the runs, are decoded
+    and matched as jobs. An entry that is not a job (its bytes are not a job's JSON) is found, as the
+    dashboard always found it, when its bytes hold the runs (or may hold ``İ`` or the Kelvin sign) and its
+    unreadable view (``JobView.parse``) holds the text."""
 
     def __init__(self, needle: str) -> None:
-        self.runs = [run.encode("ascii") for run in _RAW_RUN.findall(needle)]
-        self.lowers = any(char in run for run in self.runs for char in _LOWERS_TO_ASCII)
+        self.needle = needle
+        runs = [run.encode("ascii") for run in _RAW_RUN.findall(needle)]
+        self.runs = sorted(((run, _Run.of(run)) for run in runs), key=lambda item: item[1])
+        self.lowers = any(char in run for run in runs for char in _LOWERS_TO_ASCII)
 
-    def admits(self, raw: bytes) -> bool:
-        """Whether ``raw`` may hold the text (True for every entry when the text has no run)."""
+    def __call__(self, raw: bytes) -> bool:
+        """Whether the entry ``raw`` matches."""
         lowered = raw.lower()
-        for run in self.runs:  # a loop, not all(): this runs for every entry of the set
-            if run not in lowered:
-                return self.lowers and (not raw.isascii() or b"\\u" in raw)  # İ or K, as is or escaped
-        return True
+        for run, kind in self.runs:  # a loop, not all(): this runs for every entry of the set
+            if run not in lowered:  # the least delicate run missing: the runs are in that order
+                if self._may_hide_text(raw, kind):
+                    return self._decoded_matches(raw, self.lowers and (not raw.isascii() or b"\\u" in raw))
+                return False
+        return self._decoded_matches(raw, True)
+
+    def _may_hide_text(self, raw: bytes, kind: _Run) -> bool:
+        """Whether the searched text of the job in ``raw`` may hold a run of this kind that its bytes do not
+        (see the class)."""
+        if _BACKSLASH in raw or (self.lowers and not raw.isascii()):  # a byte, not b"\\": memchr
+            return True
+        if (kind or not raw.isascii() or _DEL in raw) and _NOT_TEXT_FIELD.search(raw):
+            return True
+        return kind is _Run.DELICATE and (raw.count(b'"args"') != 1 or _FLAT_ARGS.search(raw) is None)
+
+    def _decoded_matches(self, raw: bytes, admitted: bool) -> bool:
+        """Decode ``raw`` and match it as a job; an entry that is not a job matches only when ``admitted``
+        (its bytes hold every run, or may hold ``İ`` or the Kelvin sign)."""
+        try:
+            payload = decode(as_text(raw))
+        except PayloadError:
+            return admitted and JobView.parse(raw).matches(self.needle)
+        return payload_matches(payload, self.needle)

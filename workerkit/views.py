@@ -32,6 +32,30 @@ _ARG_TEXT = json.JSONEncoder(ensure_ascii=False).encode
 one per call)."""
 
 
+def _args(payload: Payload) -> list[Any]:
+    args = payload.get("args", [])
+    return args if isinstance(args, list) else [args]
+
+
+def payload_matches(payload: Payload, needle: str) -> bool:
+    """Whether ``needle`` (lower case) occurs in a job's searched text: its class, its arguments written as
+    JSON text (``JobView.args_text``), its error class and message and its jid, each as ``str()`` of the
+    field ("" when absent), joined by spaces, in lower case. What a filter of the dashboard means; the fields
+    without the arguments are looked at first, alone: most matches are found there without writing the
+    arguments as text."""
+    fields = [str(payload.get(name, "")) for name in ("class", "error_class", "error_message", "jid")]
+    for text in fields:  # a loop, not any(): this runs for every entry a filter decodes
+        if needle in text.lower():
+            return True
+    fields.insert(1, _args_text(_args(payload)))
+    return needle in " ".join(fields).lower()
+
+
+def _args_text(args: list[Any]) -> str:
+    """``args`` as JSON text, joined by ", " (the list written whole, without its brackets: one call)."""
+    return _ARG_TEXT(args)[1:-1]
+
+
 @dataclass(frozen=True)
 class JobView:
     """One job as stored: its raw JSON, the decoded payload and, in a sorted set, its score."""
@@ -60,13 +84,12 @@ class JobView:
 
     @property
     def args(self) -> list[Any]:
-        args = self.payload.get("args", [])
-        return args if isinstance(args, list) else [args]
+        return _args(self.payload)
 
     @property
     def args_text(self) -> str:
         """The arguments as JSON text (shown escaped by the templates)."""
-        return ", ".join(map(_ARG_TEXT, self.args))
+        return _args_text(self.args)
 
     @property
     def queue(self) -> str:
@@ -126,14 +149,9 @@ class JobView:
         return [str(line) for line in lines] if isinstance(lines, list) else trace.splitlines()
 
     def matches(self, needle: str) -> bool:
-        """Whether ``needle`` (lower case) occurs in the class, args, error or jid, joined by spaces. The
-        fields without the arguments are looked at first, alone: most matches are found there without
-        writing the arguments as text."""
-        fields = (self.class_name, self.error_class, self.error_message, self.jid)
-        if any(needle in field.lower() for field in fields):
-            return True
-        haystack = " ".join((self.class_name, self.args_text, self.error_class, self.error_message, self.jid))
-        return needle in haystack.lower()
+        """Whether ``needle`` (lower case) occurs in the class, args, error or jid, joined by spaces
+        (:func:`payload_matches`)."""
+        return payload_matches(self.payload, needle)
 
 
 @dataclass(frozen=True)

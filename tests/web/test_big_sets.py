@@ -41,6 +41,24 @@ NEEDLES = ("needle", "NEEDLE", "Needle", "*", "[?]", "*[?]*", "é", "a\\\\b", 'q
            "\u03c3\u03b1\u03c2", "\u03b1\u03c2 3")
 
 
+WRITTEN: list[tuple[bytes, str]] = [
+    # (an entry as some producer wrote it, text that its searched text holds and its bytes do not)
+    (b'{"class":"app.Rep\\u006frt","args":[],"jid":"w1"}', "report"),  # a letter escaped
+    (b'{"class":"app.\xe2\x84\xaaelvin","args":[],"jid":"w2"}', "kelvin"),  # the Kelvin sign, as it is
+    (b'{"class":"app.Nothing","args":[],"error_class":null,"jid":"w3"}', "none"),  # str(None)
+    (b'{"class":"app.Del","args":[],"error_message":["a\x7fb"],"jid":"w4"}', "x7fb"),  # str(['a\x7fb'])
+    (b'{"class":"app.Nbsp","args":[],"error_message":["a\xc2\xa0b"],"jid":"w5"}', "xa0b"),  # str(['a\xa0b'])
+    (b'{"class":"app.Float","args":[1E2, 1.0e-05],"jid":"w6"}', "100.0, 1e-05"),  # Python's number forms
+    (b'{"class":"app.Spaced","args":[1 ,2],"jid":"w7"}', "1, 2"),
+    (b'{"class":"app.Zero","args":[[-0]],"jid":"w8"}', "[0]"),
+    (b'{"class":"app.Twice","args":[{"a":1,"b":2,"a":3}],"jid":"w9"}', '3, "b'),  # the last "a", in first place
+    (b'{"class":"app.Number","args":[],"jid":1e5}', "100000.0"),
+    (b'{"class":"app.Nested","args":[1 ,2],"x":{"args":[5]},"jid":"w11"}', "nested 1, 2"),
+    (b'{"class" : "app.Colon", "args" : [1 ,2], "jid" : "w12"}', "colon 1, 2"),
+]
+"""Entries whose searched text holds text their raw bytes do not: each one the old prefilter missed."""
+
+
 def write(payload: dict[str, Any], style: dict[str, Any]) -> str:
     """``payload`` as JSON the way one producer or another writes it (escaped slashes and HTML: PHP, Rails)."""
     escape_html = style.pop("escape_html", False)
@@ -51,15 +69,34 @@ def write(payload: dict[str, Any], style: dict[str, Any]) -> str:
     return text
 
 
+@pytest.fixture
+def retries(api: Api) -> SortedJobSet:
+    return api.sorted_set(JobSet.RETRIES)
+
+
+def test_a_filter_finds_text_that_an_entry_holds_only_once_decoded(
+    redis_client: redis.Redis, retries: SortedJobSet
+) -> None:
+    """Escapes, non-string fields, numbers in other forms than Python's and other spacing: the filter finds
+    the job (and the page and the bulk actions with it) as a full decode does."""
+    redis_client.zadd(KEYS.retry, {raw: float(number) for number, (raw, _) in enumerate(WRITTEN)})
+    every = every_entry(redis_client, KEYS.retry)
+    assert all(job.readable for job in every)
+    for raw, text in WRITTEN:
+        expected = [job.jid for job in every if job.matches(text.lower())]
+        assert str(JobView.parse(raw).jid) in expected, text
+        assert [job.jid for job in retries.matching(text)] == expected, text
+        assert [job.jid for job in retries.page(text=text, per_page=100).jobs] == expected, text
+    assert retries.delete_all("100000.0") == 1
+    assert "100000.0" not in [job.jid for job in every_entry(redis_client, KEYS.retry)]
+
+
 def every_entry(conn: redis.Redis, key: str) -> list[JobView]:
     """The whole set decoded, in ``ZRANGE`` order: what a filter and a sort must agree with."""
     rows = cast(list[tuple[bytes, float]], conn.zrange(key, 0, -1, withscores=True))
     return [JobView.parse(raw, score) for raw, score in rows]
 
 
-@pytest.fixture
-def retries(api: Api) -> SortedJobSet:
-    return api.sorted_set(JobSet.RETRIES)
 
 
 @pytest.mark.parametrize("snapshot_limit", [sets.SNAPSHOT_LIMIT, 0], ids=["snapshot", "zscan"])
