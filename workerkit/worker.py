@@ -46,7 +46,12 @@ log = logging.getLogger("workerkit")
 
 MAX_PREFETCH = 500
 WATCH_SECONDS = 0.5
-"""How long one BLMOVE of an idle thread blocks before it checks whether it should still watch."""
+"""How long one BLMOVE of an idle thread blocks before it checks whether it should still watch (and which
+queue)."""
+CATCH_MEMORY = 0.98
+"""How much of a queue's count of recent catches each new watch keeps (about the last hundred catches)."""
+UNWATCHED_POLL_SECONDS = 1.0
+"""How often an idle worker with more queues than spare threads fetches from the queues nobody watches."""
 ASYNC_SHARE_WEIGHT = 0.01
 """How much each fetched job moves the estimate of the share of async jobs among those fetched."""
 
@@ -115,13 +120,20 @@ class Worker:
         self.finished: deque[None] = deque()
         """One entry per job a thread finished that ``outstanding`` does not count off yet: a thread appends
         without taking ``cond`` (``deque.append`` is atomic), the dispatcher folds them in under it."""
-        self.deliveries = 0
         self.average_seconds = 0.0
         self.dispatcher_waiting = False
         self.dispatcher_idle = False
         """The dispatcher waits in :meth:`_wait_for_jobs` (any job's end wakes it) rather than for room."""
+        self.dispatcher_until = 0.0
+        """``time.monotonic()`` when the dispatcher's current wait ends (see :meth:`_watch_again`)."""
         self.idle_mode = False
-        self.watching: set[int] = set()
+        """The last fetch found the queues empty: every spare thread watches them (see :meth:`_wait_for_jobs`)."""
+        self.watchers = [0] * len(settings.queues)
+        """Threads watching (or sent to watch) each queue, by index (change it under ``cond``)."""
+        self.catches = [0.0] * len(settings.queues)
+        """Recent catches of each queue's watchers, fading (:data:`CATCH_MEMORY`): where watchers are needed."""
+        self.polled = 0.0
+        """``time.monotonic()`` of the last fetch for threads (see :data:`UNWATCHED_POLL_SECONDS`)."""
         self.suspect = False
         """A Redis call that moves jobs failed: jobs may sit in flight unknown to us until reconciled."""
         self.heartbeat = Heartbeat(
@@ -256,11 +268,22 @@ class Worker:
         return self._outstanding() - self.async_outstanding <= self._refill_level() or self._async_room() > 0
 
     def _free_places(self) -> int:
-        """How many jobs to fetch: free threads plus prefetch, plus the event loop's expected room."""
+        """How many jobs to fetch: one per thread neither busy nor watching, plus those fetched ahead, plus
+        the event loop's expected room. A thread blocked in ``BLMOVE`` takes no fetched job until it catches
+        one or its watch ends (up to :data:`WATCH_SECONDS`), so none is fetched for it; jobs are fetched
+        ahead (the prefetch) only while every thread runs jobs. An idle worker asks for one more than its
+        spare threads: getting it means the queues hold more than the watchers catch (see :meth:`_dispatch`),
+        and the worker fetches in batches again."""
+        spare = self._spare_threads()
+        ahead = int(spare > 0) if self.idle_mode else (0 if any(self.watchers) else self.prefetch())
         if self.lane is None:
-            return self.settings.concurrency + self.prefetch() - self._outstanding()
-        threads = self.settings.concurrency + self.prefetch() - (self._outstanding() - self.async_outstanding)
-        return max(0, threads) + self._async_room()
+            return spare + ahead
+        return max(0, spare + ahead) + self._async_room()
+
+    def _spare_threads(self) -> int:
+        """Threads neither running a job nor watching a queue (exact under ``cond``)."""
+        return (self.settings.concurrency - (self._outstanding() - self.async_outstanding)
+                - sum(self.watchers))
 
     def _dispatch(self) -> None:
         backoff = Backoff("fetching jobs")
@@ -276,6 +299,15 @@ class Worker:
                     self._dispatcher_wait(self._idle_wait(ACK_FLUSH_SECONDS), idle=False, ready=self._should_fetch)
                 busy = self.quiet.is_set() or self.stopping.is_set()
                 free = 0 if busy else self._free_places()
+            if free <= 0 and not busy:
+                if self._idle_wait(UNWATCHED_POLL_SECONDS) > 0 and not self._unwatched_poll_due():
+                    self._wait_for_jobs()  # every thread runs or watches, no acknowledgement is due
+                    continue
+                # Acknowledgements due, or queues nobody watches: fetch one job with them, taken by the first
+                # thread free (watchers see the fetch and stop watching); getting it ends the idle mode.
+                free = int(self.idle_mode)
+            if free > 0:
+                self.polled = time.monotonic()
             try:
                 units = self.fetch.fetch(free)
             except REDIS_DOWN as exc:
@@ -287,19 +319,22 @@ class Worker:
                 continue
             backoff.succeeded()
             if units:
-                self.idle_mode = False
                 to_loop = self._async_units(units)
                 with self.cond:
                     self.outstanding += len(units)
                     self.async_outstanding += len(to_loop)
-                    self.deliveries += len(units)
                 for unit in units:
                     if to_loop and unit in to_loop:
                         self._submit(unit)
                     else:
                         self.work.put(unit)
-            elif free > 0:
-                self._wait_for_jobs()
+            if free > 0:
+                # Fewer jobs than asked for: the queues are empty, spare threads watch them. As many as
+                # asked: there may be more, the threads take fetched jobs (and prefetch) until a fetch
+                # comes back short.
+                self.idle_mode = len(units) < free
+                if self.idle_mode:
+                    self._wait_for_jobs()
 
     def _is_async(self, unit: UnitOfWork) -> bool:
         """Whether the job is for the event loop (a registered ``async def`` job; anything else, unreadable
@@ -339,7 +374,8 @@ class Worker:
         """Once the threads stopped blocking on the queues, give back in-flight jobs we never heard of."""
         self.idle_mode = False
         with self.cond:
-            self.cond.wait_for(lambda: not self.watching or self.stopping.is_set(), timeout=2 * WATCH_SECONDS + 1)
+            self.cond.wait_for(lambda: not any(self.watchers) or self.stopping.is_set(),
+                               timeout=2 * WATCH_SECONDS + 1)
         try:
             moved = self.fetch.reconcile()
         except REDIS_DOWN as exc:
@@ -350,21 +386,34 @@ class Worker:
             log.warning("gave back %d job(s) fetched while the connection to Redis broke", moved)
 
     def _wait_for_jobs(self) -> None:
-        """Queues are empty: send idle threads to block on them (one per queue, as threads allow) and wait
-        until one catches a job, a job ends, or a second passes."""
+        """No job to fetch for now. When the queues are empty (``idle_mode``), send every spare thread to
+        block on them (see :meth:`_queue_to_watch`), as Sidekiq's processors each block on theirs, so that a
+        job pushed now is caught at once even just after another. Then wait until a thread is spare again (a
+        job ended, a watch ended), acknowledgements are due, or a second passes."""
         with self.cond:
-            self.idle_mode = True
-            spare = self.settings.concurrency - (self._outstanding() - self.async_outstanding) - len(self.watching)
-            for index in range(len(self.settings.queues)):
-                if spare <= 0:
-                    break
-                if index not in self.watching:
-                    self.watching.add(index)
+            if self.idle_mode and not (self.stopping.is_set() or self.quiet.is_set()):
+                for _ in range(self._spare_threads()):
+                    index = self._queue_to_watch()
+                    self.watchers[index] += 1
                     self.work.put(Watch(index))
-                    spare -= 1
-            state = (self._outstanding(), self.deliveries)
-            self._dispatcher_wait(self._idle_wait(1.0), idle=True, ready=lambda: (
-                self.stopping.is_set() or self.quiet.is_set() or (self._outstanding(), self.deliveries) != state))
+            self._dispatcher_wait(self._idle_wait(UNWATCHED_POLL_SECONDS), idle=True, ready=lambda: (
+                self.stopping.is_set() or self.quiet.is_set() or self._spare_threads() > 0))
+
+    def _queue_to_watch(self) -> int:
+        """Which queue a thread sent to watch blocks on (with ``cond`` held): the first one nobody watches,
+        else the one with the most recent catches for its watchers, so the watchers gather where jobs
+        arrive (BLMOVE watches one queue; Sidekiq's BRPOP watches them all)."""
+        for index, count in enumerate(self.watchers):
+            if count == 0:
+                return index
+        for index in range(len(self.catches)):
+            self.catches[index] *= CATCH_MEMORY
+        return max(range(len(self.watchers)), key=lambda index: (self.catches[index] + 1) / (self.watchers[index] + 1))
+
+    def _unwatched_poll_due(self) -> bool:
+        """Whether an idle worker should fetch for the queues nobody watches (more queues than spare threads)."""
+        return (self.idle_mode and 0 in self.watchers
+                and time.monotonic() - self.polled >= UNWATCHED_POLL_SECONDS)
 
     def _outstanding(self) -> int:
         """Jobs fetched or caught and not yet finished (exact under ``cond``)."""
@@ -383,8 +432,9 @@ class Worker:
         are set before ``ready()`` is checked, so a job that ends meanwhile is seen by one or the other."""
         self.dispatcher_idle = idle
         self.dispatcher_waiting = True
-        if idle:
-            self.cond.wait_for(ready, timeout)
+        until = self.dispatcher_until = time.monotonic() + timeout
+        if idle:  # a caught job's end moves ``dispatcher_until`` closer to have its acknowledgement sent
+            self.cond.wait_for(lambda: ready() or self.dispatcher_until < until, timeout)
         elif not ready():
             self.cond.wait(timeout)
         self.dispatcher_waiting = False
@@ -413,6 +463,11 @@ class Worker:
                 self._run(item)
 
     def _run(self, unit: UnitOfWork) -> None:
+        self._execute(unit)
+        self._job_ended()
+
+    def _execute(self, unit: UnitOfWork) -> None:
+        """Run a plain job in this thread (and time it, for the prefetch)."""
         started = time.perf_counter()
         try:
             if not self.stopping.is_set():
@@ -422,10 +477,31 @@ class Worker:
         finally:
             elapsed = time.perf_counter() - started
             self.average_seconds = 0.99 * self.average_seconds + 0.01 * elapsed if self.average_seconds else elapsed
-            self._job_ended()
 
     def _watch(self, index: int) -> None:
-        """Block on one queue while the worker is idle; run a caught job in this thread (no hand-off)."""
+        """Watch the queues while the worker is idle: block on one, run each job caught in this thread (no
+        hand-off), and watch again, without the dispatcher, as long as the worker stays idle."""
+        watched: int | None = index
+        while watched is not None:
+            caught = self._catch(watched)
+            if caught is None:
+                return
+            if self.quiet.is_set() or self.stopping.is_set():
+                self._give_back(caught)
+                return
+            plain = self.lane is None or not self._is_async(caught)
+            if plain:
+                self._execute(caught)
+            else:
+                with self.cond:
+                    self.async_outstanding += 1
+                self._submit(caught)
+            watched = self._watch_again(plain)
+
+    def _catch(self, index: int) -> UnitOfWork | None:
+        """Block on queue ``index`` (counted in ``watchers``) until a job comes or the worker is no longer
+        idle; after each :data:`WATCH_SECONDS` without a catch the thread may move to a queue that needs it
+        more. Returns the job caught (counted as outstanding), or None."""
         backoff = Backoff("waiting for jobs")
         caught: UnitOfWork | None = None
         try:
@@ -437,23 +513,40 @@ class Worker:
                     backoff.failed(exc, self.stopping)
                     continue
                 backoff.succeeded()
+                if caught is None:
+                    with self.cond:
+                        self.watchers[index] -= 1
+                        index = self._queue_to_watch()
+                        self.watchers[index] += 1
         finally:
             with self.cond:
-                self.watching.discard(index)
-                if caught is not None:
+                self.watchers[index] -= 1
+                if caught is None:  # a spare thread again
+                    self.cond.notify()
+                else:
                     self.outstanding += 1
-                    self.deliveries += 1
+                    self.catches[index] += 1
+        return caught
+
+    def _watch_again(self, ended: bool) -> int | None:
+        """A caught job ended (``ended``: a plain one, run here) or went to the event loop: the queue this
+        thread watches next (counted in ``watchers``), or None when the worker is no longer idle or jobs
+        wait for threads (the thread is spare, and the dispatcher is woken). The job's acknowledgement
+        waits for the dispatcher's next fetch: it is woken when it would not come within
+        :data:`ACK_FLUSH_SECONDS`."""
+        with self.cond:
+            if ended:
+                self.outstanding -= 1
+            if not self.idle_mode or self.stopping.is_set() or self.quiet.is_set() or not self.work.empty():
                 self.cond.notify()
-        if caught is None:
-            return
-        if self.quiet.is_set() or self.stopping.is_set():
-            self._give_back(caught)
-        elif self.lane is not None and self._is_async(caught):
-            with self.cond:
-                self.async_outstanding += 1
-            self._submit(caught)
-        else:
-            self._run(caught)
+                return None
+            index = self._queue_to_watch()
+            self.watchers[index] += 1
+            flush_by = time.monotonic() + ACK_FLUSH_SECONDS
+            if ended and self.dispatcher_waiting and self.dispatcher_until > flush_by:
+                self.dispatcher_until = flush_by
+                self.cond.notify()
+            return index
 
     def _give_back(self, unit: UnitOfWork) -> None:
         """A job caught after quiet or stop goes straight back to its queue."""

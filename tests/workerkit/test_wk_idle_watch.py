@@ -1,0 +1,82 @@
+"""How an idle worker waits for jobs: every spare thread blocks on the queues (as each of Sidekiq's
+processors blocks in BRPOP), a thread that caught a job watches again by itself once it ran it, the watchers
+gather on the queues where jobs arrive, and no job is fetched for a thread that is blocked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import wk_jobs
+from polling import wait_for
+
+import workerkit
+from workerkit.fetch import QueueSpec
+from workerkit.worker import Worker, WorkerSettings
+
+StartWorker = Callable[..., Any]
+
+
+def blocked_in_blmove(conn: redis.Redis) -> int:
+    """How many clients of the server are blocked in BLMOVE now."""
+    return sum(1 for client in conn.client_list() if client["cmd"] == "blmove" and "b" in client["flags"])
+
+
+def three_queue_worker(conn: redis.Redis, concurrency: int = 10) -> Worker:
+    """A worker (not started) on critical, default and low."""
+    queues = [QueueSpec("critical"), QueueSpec("default"), QueueSpec("low")]
+    return Worker(WorkerSettings(queues=queues, concurrency=concurrency), conn=conn)
+
+
+def test_every_spare_thread_of_an_idle_worker_blocks_on_the_queues(wk: redis.Redis, start_worker: StartWorker) -> None:
+    worker = start_worker("-q", "default", "-c", "4")
+    wait_for(lambda: blocked_in_blmove(wk) == 4, what="all four threads blocked in BLMOVE",
+             detail=lambda: f"{blocked_in_blmove(wk)} blocked")
+    wk_jobs.Slow.perform_async("slow", 1.0)
+    wait_for(lambda: wk.get("started:slow") == b"1", what="the job to start")
+    assert blocked_in_blmove(wk) == 3  # the other three still watch while it runs
+    wait_for(lambda: wk.get("slow") == b"1", what="the job to end")
+    wait_for(lambda: blocked_in_blmove(wk) == 4, what="the thread that ran it to watch again")
+    wait_for(lambda: wk.get("stat:processed") == b"1", what="the job acknowledged (counted) while the threads watch")
+    assert worker.stop() == 0
+
+
+def test_an_idle_worker_with_more_queues_than_threads_runs_every_queue(
+    wk: redis.Redis, start_worker: StartWorker,
+) -> None:
+    worker = start_worker("-q", "first", "-q", "second", "-q", "third", "-c", "1")
+    wait_for(lambda: blocked_in_blmove(wk) == 1, what="the one thread blocked in BLMOVE")
+    workerkit.push("wk_jobs.Record", ["ran", "third"], queue="third")
+    workerkit.push("wk_jobs.Record", ["ran", "second"], queue="second")
+    wait_for(lambda: sorted(wk.lrange("ran", 0, -1)) == [b"second", b"third"], what="the jobs of unwatched queues")
+    assert worker.stop() == 0
+
+
+def test_watchers_spread_over_the_queues_then_gather_where_jobs_arrive(wk: redis.Redis) -> None:
+    worker = three_queue_worker(wk)
+    for _ in range(10):
+        worker.watchers[worker._queue_to_watch()] += 1
+    assert worker.watchers == [4, 3, 3]  # every queue first, then in turn, the first queue first
+    worker.catches[1] = 50.0  # jobs arrive on default only
+    for _ in range(10):  # every WATCH_SECONDS each watcher without a catch picks its queue again
+        for index in (0, 2):
+            if worker.watchers[index]:
+                worker.watchers[index] -= 1
+                worker.watchers[worker._queue_to_watch()] += 1
+    assert worker.watchers == [1, 8, 1]  # every queue keeps one watcher
+
+
+def test_no_job_is_fetched_for_a_thread_blocked_on_a_queue(wk: redis.Redis) -> None:
+    worker = three_queue_worker(wk)
+    assert worker.prefetch() == 10
+    assert worker._free_places() == 20  # starting: all ten threads, and ten ahead
+    worker.idle_mode, worker.watchers = True, [1, 8, 0]
+    assert worker._free_places() == 2  # idle: the one spare thread, and one more to see whether jobs wait
+    worker.idle_mode = False
+    assert worker._free_places() == 1  # busy again, with threads still blocked: none ahead, nothing for them
+    worker.watchers = [0, 0, 0]
+    worker.outstanding = 10
+    assert worker._free_places() == 10  # every thread runs a job: the prefetch
+    worker.idle_mode = True
+    assert worker._free_places() == 0  # idle and every thread busy: new jobs wait for the watchers
