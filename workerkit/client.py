@@ -238,8 +238,8 @@ def _round_trip(connection: Any, packed: list[bytes]) -> Any:
 
 
 def _direct(lifecycle: Lifecycle) -> Any:
-    """The client a sync push's script goes through: :class:`_Direct` on the lifecycle's client, or the client
-    itself while redis-py's metrics are on."""
+    """The client a sync push's one command goes through: :class:`_Direct` on the lifecycle's client, or the
+    client itself while redis-py's metrics are on."""
     if get_observability_instance().get_provider_manager() is not None:
         return lifecycle.conn
     return _Direct(lifecycle.conn)
