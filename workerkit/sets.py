@@ -35,6 +35,11 @@ SORT_LIMIT = 10_000
 or matching the filter), the whole of them is sorted; past it, each page is sorted within itself and the
 pages keep the set's time order (Sidekiq's Web UI does not sort by class at all: it pages by ``ZRANGE``
 with offsets)."""
+DECODE_BUDGET = 20_000
+"""Entries a page with a filter decodes at most (~4 µs each) once it has found its own matches: the count
+of matches stops there (``Page.counted`` is False, the page says "at least"). A filter that many entries
+can match (every entry holds ``boom``) would otherwise decode the whole set for each page. Bulk actions
+always look at every entry."""
 MOVE_CHUNK = 1000
 """Moves a bulk action sends in one pipeline (one round trip): each is still its own ``move_entry.lua`` call,
 whose ``ZREM`` decides."""
@@ -98,7 +103,12 @@ class SortedJobSet:
         By time, a page is a ``ZRANGE`` with offsets. By class or queue, the whole set (or every match of
         ``text``) is sorted when it holds at most :data:`SORT_LIMIT` entries; past that, the page is the one
         at the same place in time order (the set's default direction), sorted within itself
-        (``Page.sorted_within``), so that a request's work stays bounded whatever the size of the set."""
+        (``Page.sorted_within``), so that a request's work stays bounded whatever the size of the set.
+
+        With ``text``, the entries are looked at in the order shown (by time, or the set's time order) until
+        the page's matches are found and :data:`DECODE_BUDGET` entries decoded: ``Page.total`` counts every
+        match when the whole set was looked at, else those found so far (``Page.counted`` is False, and a
+        sort by class or queue is within the page)."""
         per_page = max(1, min(per_page, MAX_PER_PAGE))
         page = max(1, page)
         window = slice((page - 1) * per_page, page * per_page)
@@ -114,16 +124,29 @@ class SortedJobSet:
                     return Page(jobs, page, per_page, total)
                 jobs.sort(key=sort_key, reverse=descending)
                 return Page(jobs, page, per_page, total, sorted_within=True)
-        found = self._scan(text)
+        in_reverse = descending if by_time else self.which is JobSet.DEAD
+        found, counted = self._find(text, in_reverse, window.stop)
+        if not by_time and counted and len(found) <= SORT_LIMIT:
+            in_time_order = found[::-1] if in_reverse else found
+            ordered = sorted(_parsed(in_time_order), key=lambda item: sort_key(item[1]), reverse=descending)
+            return Page(self._scored(ordered[window]), page, per_page, len(found))
+        shown = self._scored(_parsed(found[window]))
         if by_time:
-            shown = (found[::-1] if descending else found)[window]
-            return Page(self._scored(_parsed(shown)), page, per_page, len(found))
-        if len(found) > SORT_LIMIT:
-            shown = (found[::-1] if self.which is JobSet.DEAD else found)[window]
-            return Page(sorted(self._scored(_parsed(shown)), key=sort_key, reverse=descending), page, per_page,
-                        len(found), sorted_within=True)
-        ordered = sorted(_parsed(found), key=lambda item: sort_key(item[1]), reverse=descending)[window]
-        return Page(self._scored(ordered), page, per_page, len(found))
+            return Page(shown, page, per_page, len(found), counted=counted)
+        return Page(sorted(shown, key=sort_key, reverse=descending), page, per_page, len(found), sorted_within=True,
+                    counted=counted)
+
+    def _find(self, text: str, in_reverse: bool, wanted: int) -> tuple[Entries, bool]:
+        """The entries matching ``text``, in time order or its reverse: all of them, and True; or, once
+        ``wanted`` are found and :data:`DECODE_BUDGET` entries decoded before the end, those found, and False."""
+        matches = _Matcher(text.lower())
+        found = []
+        for raw, score in self._entries(in_reverse):
+            if matches(raw):
+                found.append((raw, score))
+            if matches.decoded >= DECODE_BUDGET and len(found) >= wanted:
+                return found, False
+        return found, True
 
     def matching(self, text: str = "") -> list[JobView]:
         """Every job of the set whose class, args, error or jid contains ``text`` (any case), in time order.
@@ -139,14 +162,14 @@ class SortedJobSet:
         matches = _Matcher(text.lower())
         return [(raw, score) for raw, score in self._entries() if matches(raw)]
 
-    def _entries(self) -> Iterator[tuple[bytes, float | None]]:
-        """Every entry of the set, in time order, with its score when the read gave it."""
+    def _entries(self, in_reverse: bool = False) -> Iterator[tuple[bytes, float | None]]:
+        """Every entry of the set, in time order (or its reverse), with its score when the read gave it."""
         if self.size() <= SNAPSHOT_LIMIT:
-            for raw in cast(list[bytes], self.conn.zrange(self.key, 0, -1)):
+            for raw in cast(list[bytes], self.conn.zrange(self.key, 0, -1, desc=in_reverse)):
                 yield raw, None
             return
         rows = [cast(tuple[bytes, float], entry) for entry in self.conn.zscan_iter(self.key, count=CHUNK)]
-        rows.sort(key=lambda row: (row[1], row[0]))  # ZRANGE's order: by score, then by the bytes
+        rows.sort(key=lambda row: (row[1], row[0]), reverse=in_reverse)  # ZRANGE's order: score, then bytes
         yield from rows
 
     def _scored(self, found: list[tuple[bytes, JobView]]) -> list[JobView]:
@@ -306,6 +329,8 @@ class _Matcher:
 
     def __init__(self, needle: str) -> None:
         self.needle = needle
+        self.decoded = 0
+        """How many entries it has decoded."""
         runs = [run.encode("ascii") for run in _RAW_RUN.findall(needle)]
         self.runs = sorted(((run, _Run.of(run)) for run in runs), key=lambda item: item[1])
         self.lowers = any(char in run for run in runs for char in _LOWERS_TO_ASCII)
@@ -332,6 +357,7 @@ class _Matcher:
     def _decoded_matches(self, raw: bytes, admitted: bool) -> bool:
         """Decode ``raw`` and match it as a job; an entry that is not a job matches only when ``admitted``
         (its bytes hold every run, or may hold ``İ`` or the Kelvin sign)."""
+        self.decoded += 1
         try:
             payload = decode(as_text(raw))
         except PayloadError:

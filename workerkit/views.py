@@ -165,9 +165,13 @@ class Page:
     sorted_within: bool = False
     """The jobs are the page at this place in time order, sorted within the page (a set too big to sort
     whole, see ``workerkit.sets.SORT_LIMIT``)."""
+    counted: bool = True
+    """False when a filter's matches were counted only so far (``workerkit.sets.DECODE_BUDGET``): ``total``
+    is how many were found by then, and there may be more, on later pages."""
 
     @property
     def pages(self) -> int:
+        """How many pages ``total`` fills (at least that many when not ``counted``)."""
         return max(1, math.ceil(self.total / self.per_page))
 
 

@@ -203,3 +203,34 @@ def test_bulk_actions_on_a_filter_act_on_every_match(redis_client: redis.Redis, 
     assert retries.kill_all("app.job3") == len(threes) > 0
     assert not set(jids(threes)) & set(jids(every_entry(redis_client, KEYS.retry)))
     assert set(jids(threes)) <= set(jids(every_entry(redis_client, KEYS.dead)))
+
+
+@pytest.mark.parametrize("which", [JobSet.RETRIES, JobSet.DEAD])
+def test_a_page_counts_the_matches_only_so_far_past_the_decode_budget(
+    redis_client: redis.Redis, api: Api, client: Any, monkeypatch: pytest.MonkeyPatch, which: JobSet
+) -> None:
+    """Past ``DECODE_BUDGET`` decoded entries a page stops once it has its own matches: they are still the
+    matches at that place (never a non-match, none left out), the total is a lower bound and says so, and a
+    page further on, or a bulk action, looks at the whole set."""
+    seed(redis_client, 60)
+    every = every_entry(redis_client, which.key(KEYS))
+    matching = [job for job in every if job.matches("report")]
+    assert len(matching) == 40
+    monkeypatch.setattr(sets, "DECODE_BUDGET", 10)
+    entries = api.sorted_set(which)
+    for descending in (False, True):
+        in_order = matching[::-1] if descending else matching
+        first = entries.page(1, 25, text="REPORT", descending=descending)
+        assert [(job.jid, job.score) for job in first.jobs] == [(job.jid, job.score) for job in in_order[:25]]
+        assert not first.counted and 25 <= first.total < 40
+        second = entries.page(2, 25, text="report", descending=descending)
+        assert second.counted and second.total == 40
+        assert jids(second.jobs) == jids(in_order[25:])
+    by_class = entries.page(1, 25, sort="class", text="report")
+    in_time_order = matching[::-1] if which is JobSet.DEAD else matching
+    assert by_class.sorted_within and not by_class.counted
+    assert jids(by_class.jobs) == jids(sorted(in_time_order[:25], key=lambda job: job.class_name))
+    html = client.get(f"/workerkit/{which.value}?q=report").text
+    assert f"at least {first.total} jobs matching" in html and "Last »" not in html and 'rel="next"' in html
+    assert "at least" not in client.get(f"/workerkit/{which.value}?q=report&page=2").text
+    assert entries.delete_all("report") == 40
