@@ -102,14 +102,14 @@ def test_push_by_name(wk: redis.Redis) -> None:
 
 
 def test_push_bulk_keeps_order_and_checks_every_job_first(wk: redis.Redis) -> None:
-    jids = workerkit.push_bulk(wk_jobs.Record, [("k", n) for n in range(2500)])
-    assert len(set(jids)) == 2500
+    jids = workerkit.push_bulk(wk_jobs.Record, [("k", n) for n in range(2503)])
+    assert len(set(jids)) == 2503
     oldest_first = [json.loads(raw) for raw in reversed(wk.lrange("queue:default", 0, -1))]
-    assert [payload["args"][1] for payload in oldest_first] == list(range(2500))
+    assert [payload["args"][1] for payload in oldest_first] == list(range(2503))
     assert [payload["jid"] for payload in oldest_first] == jids
     with pytest.raises(TypeError, match=r"args\[1\]"):
         workerkit.push_bulk("wk_jobs.Record", [("k", 1), ("k", {1, 2})])
-    assert wk.llen("queue:default") == 2500
+    assert wk.llen("queue:default") == 2503
     workerkit.push_bulk(wk_jobs.Record, [("k", 1), ("k", 2)], at=time.time() + 60, queue="later")
     assert [payload["queue"] for payload, _ in scheduled(wk)] == ["later", "later"]
 

@@ -12,6 +12,16 @@ local function enqueue(queues_key, queue_key, queue_name, payload, next)
   end
 end
 
+-- Push ARGV[first..last] (payloads, in push order) to one queue: one SADD, then LPUSHes of up to 500 values
+-- each, which leave the queue as pushing them one by one would (each value goes to the left in turn).
+local function enqueue_many(queues_key, queue_key, queue_name, first, last)
+  if last < first then return end
+  redis.call('SADD', queues_key, queue_name)
+  for i = first, last, 500 do
+    redis.call('LPUSH', queue_key, unpack(ARGV, i, math.min(i + 499, last)))
+  end
+end
+
 -- A job enters the dead set, which keeps jobs younger than `cutoff` and at most `max_jobs` of them.
 local function bury(dead_key, member, score, max_jobs, cutoff)
   redis.call('ZADD', dead_key, score, member)
