@@ -125,7 +125,7 @@ class SortedJobSet:
                 jobs.sort(key=sort_key, reverse=descending)
                 return Page(jobs, page, per_page, total, sorted_within=True)
         in_reverse = descending if by_time else self.which is JobSet.DEAD
-        found, counted = self._find(text, in_reverse, window.stop)
+        found, counted = self._find(text, in_reverse, window.stop if text else math.inf)  # no text: all, to sort
         if not by_time and counted and len(found) <= SORT_LIMIT:
             in_time_order = found[::-1] if in_reverse else found
             ordered = sorted(_parsed(in_time_order), key=lambda item: sort_key(item[1]), reverse=descending)
@@ -136,7 +136,7 @@ class SortedJobSet:
         return Page(sorted(shown, key=sort_key, reverse=descending), page, per_page, len(found), sorted_within=True,
                     counted=counted)
 
-    def _find(self, text: str, in_reverse: bool, wanted: int) -> tuple[Entries, bool]:
+    def _find(self, text: str, in_reverse: bool, wanted: float) -> tuple[Entries, bool]:
         """The entries matching ``text``, in time order or its reverse: all of them, and True; or, once
         ``wanted`` are found and :data:`DECODE_BUDGET` entries decoded before the end, those found, and False."""
         matches = _Matcher(text.lower())
