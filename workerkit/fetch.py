@@ -13,10 +13,10 @@ import json
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
@@ -144,10 +144,16 @@ class ReliableFetch:
         self.inflight_keys = [keys.inflight(identity, spec.name) for spec in specs]
         self._owners = [json.dumps({"identity": identity, "queue": spec.name}) for spec in specs]
         self._order = fetch_order(specs)
-        self._acks: list[tuple[int, bytes]] = []
-        self._batch_acks: list[tuple[int, bytes, str, str]] = []
+        self._acks: deque[tuple[int, bytes]] = deque()
+        """Finished jobs: (queue index, payload). The job threads append without a lock (``deque.append`` is
+        atomic), the fetch takes them out; so do the next two."""
+        self._batch_acks: deque[tuple[int, bytes, str, str]] = deque()
         """Finished jobs of batches: (queue index, payload, bid, jid)."""
+        self._runs: deque[tuple[str, float, bool, float]] = deque()
+        """Runs not yet in ``metrics``: (class name, seconds, failed, when)."""
         self._oldest_ack = 0.0
+        """When the oldest pending acknowledgement was made (set without a lock: a race can only make it
+        older, and the flush come sooner)."""
         self._held: Counter[tuple[int, bytes]] = Counter()
         """Jobs this process moved in flight and has not taken out again: what its in-flight lists should hold."""
         self._lock = threading.Lock()
@@ -161,23 +167,28 @@ class ReliableFetch:
 
     def ack(self, unit: UnitOfWork, class_name: str = "", seconds: float | None = None) -> None:
         """Mark a job finished; it leaves the in-flight list with the next fetch. Given ``seconds``, its run
-        counts in the metrics of ``class_name`` (in the same lock)."""
+        counts in the metrics of ``class_name``. Takes no lock: every job's end comes here, from every
+        thread."""
         bid = unit.batch()
-        with self._lock:
-            if not self._acks and not self._batch_acks:
-                self._oldest_ack = time.monotonic()
-            if bid is None:
-                self._acks.append((unit.index, unit.raw))
-            else:
-                self._batch_acks.append((unit.index, unit.raw, bid, str(unit.payload().get("jid", ""))))
-            if seconds is not None and self.metrics is not None:
-                self.metrics.record(class_name, seconds, False, time.time())
+        if not self._acks and not self._batch_acks:
+            self._oldest_ack = time.monotonic()
+        if bid is None:
+            self._acks.append((unit.index, unit.raw))
+        else:
+            self._batch_acks.append((unit.index, unit.raw, bid, str(unit.payload().get("jid", ""))))
+        if seconds is not None and self.metrics is not None:
+            self._runs.append((class_name, seconds, False, time.time()))
 
     def record(self, class_name: str, seconds: float, failed: bool) -> None:
         """Count a run of ``class_name`` that took ``seconds`` in the metrics (nothing when they are off)."""
         if self.metrics is not None:
-            with self._lock:
-                self.metrics.record(class_name, seconds, failed, time.time())
+            self._runs.append((class_name, seconds, failed, time.time()))
+
+    def _fold_runs(self) -> None:
+        """Move the runs recorded into ``metrics`` (with the lock held)."""
+        if self.metrics is not None:
+            for _ in range(len(self._runs)):
+                self.metrics.record(*self._runs.popleft())
 
     def _sample_latency(self, units: list[UnitOfWork], now: float) -> None:
         """Record how long each of ``units``, the oldest job just taken from its queue, had waited (each
@@ -200,6 +211,7 @@ class ReliableFetch:
         """Seconds until pending acknowledgements or metrics must be flushed (0: now), or None when there
         are none."""
         with self._lock:
+            self._fold_runs()
             due = [self._oldest_ack + ACK_FLUSH_SECONDS] if self._acks or self._batch_acks else []
             if self.metrics:
                 due.append(self.metrics.since + FLUSH_SECONDS)
@@ -209,8 +221,9 @@ class ReliableFetch:
         """Acknowledge finished jobs, write the metrics recorded, and move up to ``count`` jobs into the
         in-flight lists, in one round trip."""
         with self._lock:
-            acks, self._acks = self._acks, []
-            batch_acks, self._batch_acks = self._batch_acks, []
+            acks = _take(self._acks)
+            batch_acks = _take(self._batch_acks)
+            self._fold_runs()
             flush = self.metrics.drain() if self.metrics else None
         if count <= 0 and not acks and not batch_acks and flush is None:
             return []
@@ -220,8 +233,8 @@ class ReliableFetch:
                                          now, flush, batch_acks)
         except BaseException:
             with self._lock:
-                self._acks[:0] = acks
-                self._batch_acks[:0] = batch_acks
+                self._acks.extendleft(reversed(acks))
+                self._batch_acks.extendleft(reversed(batch_acks))
                 if flush is not None and self.metrics is not None:
                     self.metrics.restore(flush)
             raise
@@ -296,6 +309,14 @@ class ReliableFetch:
         with self._lock:
             self._held.clear()
         return moved
+
+
+_Pending = TypeVar("_Pending")
+
+
+def _take(pending: deque[_Pending]) -> list[_Pending]:
+    """Take out what ``pending`` holds now, oldest first (what threads append meanwhile stays for later)."""
+    return [pending.popleft() for _ in range(len(pending))]
 
 
 def _raw(value: bytes | str) -> bytes:

@@ -24,9 +24,12 @@ def blocked_in_blmove(conn: redis.Redis) -> int:
 
 
 def three_queue_worker(conn: redis.Redis, concurrency: int = 10) -> Worker:
-    """A worker (not started) on critical, default and low."""
+    """A worker (not started) on critical, default and low, of threads only (the ``async def`` jobs other
+    tests registered would give it an event loop, whose room adds to what it fetches)."""
     queues = [QueueSpec("critical"), QueueSpec("default"), QueueSpec("low")]
-    return Worker(WorkerSettings(queues=queues, concurrency=concurrency), conn=conn)
+    worker = Worker(WorkerSettings(queues=queues, concurrency=concurrency), conn=conn)
+    worker.lane = None
+    return worker
 
 
 def test_every_spare_thread_of_an_idle_worker_blocks_on_the_queues(wk: redis.Redis, start_worker: StartWorker) -> None:
