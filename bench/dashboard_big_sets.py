@@ -9,7 +9,8 @@ every entry (the search and 100,000 moves); before each round of those, and afte
 and the queue are restored from a copy taken after the fill (``COPY``, not timed), so every round acts on
 the full set and later requests see it whole (a kill trims the dead set to ``dead_max_jobs``).
 ``?q=needle`` matches one entry, ``?q=report-1`` about 11% of them (more than ``SORT_LIMIT``, so sorted
-within the page), ``?q=boom`` every entry (each one decoded: the worst case of a filter).
+within the page), ``?q=boom`` every entry (each one a decode: the worst case of a filter, bounded on a
+page by ``DECODE_BUDGET``, not in a bulk action).
 """
 
 from __future__ import annotations
