@@ -206,13 +206,16 @@ def test_bulk_actions_on_a_filter_act_on_every_match(redis_client: redis.Redis, 
     assert set(jids(threes)) <= set(jids(every_entry(redis_client, KEYS.dead)))
 
 
+@pytest.mark.parametrize("snapshot_limit", [sets.SNAPSHOT_LIMIT, 0], ids=["snapshot", "zscan"])
 @pytest.mark.parametrize("which", [JobSet.RETRIES, JobSet.DEAD])
 def test_a_page_counts_the_matches_only_so_far_past_the_decode_budget(
-    redis_client: redis.Redis, api: Api, client: Any, monkeypatch: pytest.MonkeyPatch, which: JobSet
+    redis_client: redis.Redis, api: Api, client: Any, monkeypatch: pytest.MonkeyPatch, which: JobSet,
+    snapshot_limit: int,
 ) -> None:
     """Past ``DECODE_BUDGET`` decoded entries a page stops once it has its own matches: they are still the
-    matches at that place (never a non-match, none left out), the total is a lower bound and says so, and a
-    page further on, or a bulk action, looks at the whole set."""
+    matches at that place (never a non-match, none left out; read newest first too, ties included), the total
+    is a lower bound and says so, and a page further on, or a bulk action, looks at the whole set."""
+    monkeypatch.setattr(sets, "SNAPSHOT_LIMIT", snapshot_limit)
     seed(redis_client, 60)
     every = every_entry(redis_client, which.key(KEYS))
     matching = [job for job in every if job.matches("report")]
