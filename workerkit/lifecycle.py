@@ -17,6 +17,8 @@ retried after a lost reply lands once. ``docs/redis-model.md`` draws the diagram
 from __future__ import annotations
 
 import enum
+import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +33,11 @@ from workerkit.payload import Payload, PayloadError, decode, encode, quarantined
 
 PROMOTE_BATCH = 100
 """Due jobs read (and moved, in one pipelined round trip) per step of a promotion."""
+MOVE_BATCH = 1000
+"""Moves one ``move_entries.lua`` call makes (a few ms of the server's time)."""
+Move = tuple[bytes | str, str | bytes, str, str | float]
+"""One move out of a sorted set: the member, what to write at the destination, ``queue`` or ``dead``, and the
+queue's name or the score in the dead set (see :meth:`Lifecycle.move_entry`)."""
 
 
 class Outcome(enum.Enum):
@@ -86,6 +93,7 @@ class Lifecycle:
         self._requeue_all = conn.register_script(script("requeue_all"))
         self._forget_list = conn.register_script(script("forget_list"))
         self._move_entry = conn.register_script(script("move_entry"))
+        self._move_entries = conn.register_script(script("move_entries"))
         self._enqueue_tick = conn.register_script(script("periodic_enqueue"))
         self._push_unique = conn.register_script(script("push_unique"))
         self._drop = conn.register_script(script("drop"))
@@ -197,6 +205,27 @@ class Lifecycle:
             keys = [zset, self.keys.dead, self.keys.queues]
             args = [member, new, "dead", repr(score), settings.dead_max_jobs, repr(score - settings.dead_timeout)]
         return self._move_entry(keys=keys, args=args, client=client)
+
+    def move_entries(self, zset: str, moves: Iterable[Move]) -> int:
+        """Make many :meth:`move_entry` moves out of ``zset``, :data:`MOVE_BATCH` to a script call (each
+        still decided by its own ``ZREM``); returns how many entries were still there."""
+        settings = config.current()
+        head: list[Any] = [self.keys.prefix, settings.dead_max_jobs]
+        moved = 0
+        pending = iter(moves)
+        while chunk := list(itertools.islice(pending, MOVE_BATCH)):
+            args: list[Any] = []
+            newest = -math.inf
+            for member, new, to, where in chunk:
+                if to == "queue":
+                    args += (member, new, "queue", str(where))
+                else:
+                    newest = max(newest, float(where))
+                    args += (member, new, "dead", repr(float(where)))
+            cutoff = repr(newest - settings.dead_timeout) if newest > -math.inf else "0"
+            moved += int(self._move_entries(keys=[zset, self.keys.queues, self.keys.dead],
+                                            args=[*head, cutoff, *args]))
+        return moved
 
     def delete_entries(self, zset: str, members: Iterable[bytes | str]) -> int:
         """Delete entries of a sorted set; returns how many were still there."""

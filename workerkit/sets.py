@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import itertools
 import math
 import re
 import time
@@ -17,7 +16,7 @@ from typing import cast
 import redis
 
 from workerkit.keys import Keys
-from workerkit.lifecycle import Lifecycle, stamped
+from workerkit.lifecycle import Lifecycle, Move, stamped
 from workerkit.payload import Payload, PayloadError, decode, encode
 from workerkit.views import JobView, Page, as_float, as_text, payload_matches
 
@@ -40,14 +39,9 @@ DECODE_BUDGET = 10_000
 the count of matches stops there (``Page.counted`` is False, the page says "at least"). A filter that many
 entries can match (every entry holds ``boom``) would otherwise decode the whole set for each page. Bulk
 actions always look at every entry."""
-MOVE_CHUNK = 1000
-"""Moves a bulk action sends in one pipeline (one round trip): each is still its own ``move_entry.lua`` call,
-whose ``ZREM`` decides."""
 Rows = list[tuple[bytes, float]]
 Entries = list[tuple[bytes, float | None]]
 """Entries of a set as read, each with its score when the read gave it."""
-Move = tuple[str, str | bytes, str, str | float]
-"""One ``Lifecycle.move_entry``: the member, what to write at the destination, ``queue`` or ``dead``, where."""
 
 
 class JobSet(enum.Enum):
@@ -154,8 +148,9 @@ class SortedJobSet:
         The entries come from one snapshot of the set (``ZRANGE``; ``ZSCAN`` past :data:`SNAPSHOT_LIMIT`
         entries) and only those whose raw bytes can hold ``text`` are decoded (:class:`_Matcher`). A job's
         ``score`` is None when the snapshot did not read it (:meth:`page` reads the scores of the jobs it
-        shows)."""
-        return [job for _, job in _parsed(self._scan(text))]
+        shows). Each match is decoded once, by the matcher (a bulk action's moves take its payload)."""
+        matches = _Matcher(text.lower())
+        return [matches.job(raw, score) for raw, score in self._entries() if matches(raw)]
 
     def _scan(self, text: str) -> Entries:
         """The entries matching ``text``, in time order: their exact bytes, not yet read as jobs."""
@@ -207,7 +202,7 @@ class SortedJobSet:
     def retry(self, jobs: Iterable[JobView]) -> int:
         """Move jobs from the set to their queues now (scheduled: run now; retries and dead: retry now)."""
         now = time.time()
-        return self._move(self._retry_move(job, now) for job in jobs)
+        return self.lifecycle.move_entries(self.key, (self._retry_move(job, now) for job in jobs))
 
     def _retry_move(self, job: JobView, now: float) -> Move:
         original = job.quarantined_bytes()
@@ -221,18 +216,8 @@ class SortedJobSet:
     def kill(self, jobs: Iterable[JobView]) -> int:
         """Move jobs from the scheduled or retry set to the dead set."""
         now = time.time()
-        return self._move((job.raw, _rewritten(job, dict(job.payload)), "dead", now) for job in jobs)
-
-    def _move(self, moves: Iterable[Move]) -> int:
-        """Make the moves, :data:`MOVE_CHUNK` to a pipeline; returns how many entries were still there."""
-        moved = 0
-        pending = iter(moves)
-        while chunk := list(itertools.islice(pending, MOVE_CHUNK)):
-            pipe = self.conn.pipeline(transaction=False)
-            for member, new, to, where in chunk:
-                self.lifecycle.move_entry(self.key, member, new, to, where, client=pipe)
-            moved += sum(map(int, pipe.execute()))
-        return moved
+        return self.lifecycle.move_entries(self.key, ((job.raw, _rewritten(job, dict(job.payload)), "dead", now)
+                                                      for job in jobs))
 
     def delete(self, jobs: Iterable[JobView]) -> int:
         """Delete jobs from the set; returns how many were still there."""
@@ -331,6 +316,8 @@ class _Matcher:
         self.needle = needle
         self.decoded = 0
         """How many entries it has decoded."""
+        self._last: tuple[bytes, Payload | None] = (b"", None)
+        """The entry last decoded, and its payload (None: not a job)."""
         runs = [run.encode("ascii") for run in _RAW_RUN.findall(needle)]
         self.runs = sorted(((run, _Run.of(run)) for run in runs), key=lambda item: item[1])
         self.lowers = any(char in run for run in runs for char in _LOWERS_TO_ASCII)
@@ -361,5 +348,15 @@ class _Matcher:
         try:
             payload = decode(as_text(raw))
         except PayloadError:
+            self._last = (raw, None)
             return admitted and JobView.parse(raw).matches(self.needle)
+        self._last = (raw, payload)
         return payload_matches(payload, self.needle)
+
+    def job(self, raw: bytes, score: float | None) -> JobView:
+        """The entry ``raw`` that just matched, as a job: its payload as the match decoded it (every match is
+        decided by a decode), or read again when it is not a job."""
+        last, payload = self._last
+        if last is raw and payload is not None:
+            return JobView(as_text(raw), payload, score)
+        return JobView.parse(raw, score)

@@ -28,6 +28,7 @@ import workerkit
 from workerkit import config
 from workerkit.api import Api
 from workerkit.keys import Keys
+from workerkit.lifecycle import Lifecycle, Move
 from workerkit.periodic import PeriodicJob, enqueue_due
 from workerkit.server import running_server
 from workerkit.sets import JobSet
@@ -326,3 +327,28 @@ def test_a_worker_warns_when_redis_may_evict_jobs(wk: redis.Redis, start_worker:
         assert "maxmemory-policy is 'allkeys-lru'" in worker.output() and "noeviction" in worker.output()
     finally:
         wk.config_set("maxmemory-policy", "noeviction")
+
+
+def test_move_entries_moves_each_entry_once_to_its_queue_or_the_dead_set(wk: redis.Redis) -> None:
+    """The dashboard's bulk moves: one script call per thousand, each move decided by its own ZREM."""
+    workerkit.configure(dead_max_jobs=1_500)
+    lifecycle = Lifecycle(wk, config.keys())
+    members = [json.dumps({"class": "K", "args": [n], "jid": f"j{n}", "queue": f"q{n % 3}"}) for n in range(2_600)]
+    wk.zadd("retry", {member: n for n, member in enumerate(members)})
+    wk.zrem("retry", members[5], members[1_500])  # taken meanwhile by another click or the poller
+    now = time.time()
+    to_queues: list[Move] = [(m, m + " ", "queue", f"q{n % 3}") for n, m in enumerate(members[:2_000])]
+    to_dead: list[Move] = [(m, m, "dead", now) for m in members[2_000:]]
+    assert lifecycle.move_entries("retry", to_queues) == 1_998
+    assert lifecycle.move_entries("retry", to_dead) == 600
+    assert lifecycle.move_entries("retry", to_dead) == 0  # gone already: nothing is moved twice
+    assert wk.zcard("retry") == 0
+    for queue in range(3):
+        held = [raw.decode() for raw in reversed(wk.lrange(f"queue:q{queue}", 0, -1))]  # oldest first
+        assert held == [m + " " for n, m in enumerate(members[:2_000]) if n % 3 == queue and n not in (5, 1_500)]
+    assert wk.smembers("queues") == {b"q0", b"q1", b"q2"}
+    assert {raw.decode() for raw in wk.zrange("dead", 0, -1)} == set(members[2_000:])
+    wk.zadd("retry", {m: 0 for m in members[:2_000]})
+    assert lifecycle.move_entries("retry", [(m, m, "dead", now + 1) for m in members[:2_000]]) == 2_000
+    assert wk.zcard("dead") == 1_500  # trimmed to dead_max_jobs, the oldest out first
+    assert {score for _, score in wk.zrange("dead", 0, -1, withscores=True)} == {now + 1}

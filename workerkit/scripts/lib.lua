@@ -22,11 +22,16 @@ local function enqueue_many(queues_key, queue_key, queue_name, first, last)
   end
 end
 
--- A job enters the dead set, which keeps jobs younger than `cutoff` and at most `max_jobs` of them.
-local function bury(dead_key, member, score, max_jobs, cutoff)
-  redis.call('ZADD', dead_key, score, member)
+-- The dead set keeps jobs younger than `cutoff` and at most `max_jobs` of them.
+local function trim_dead(dead_key, max_jobs, cutoff)
   redis.call('ZREMRANGEBYSCORE', dead_key, '-inf', '(' .. cutoff)
   redis.call('ZREMRANGEBYRANK', dead_key, 0, -(tonumber(max_jobs) + 1))
+end
+
+-- A job enters the dead set, which is trimmed as it goes.
+local function bury(dead_key, member, score, max_jobs, cutoff)
+  redis.call('ZADD', dead_key, score, member)
+  trim_dead(dead_key, max_jobs, cutoff)
 end
 
 -- Count `n` finished jobs in a total counter and its daily twin (kept for five years).
