@@ -1,7 +1,11 @@
 """Worker memory over many jobs: one ``workerkit worker`` runs 1,000,000 no-op jobs; its RSS is sampled
 after every 100,000 (Sidekiq 6.4 alongside with ``--peer``, over the same number of jobs).
 
-    python3 bench/jobs_memory.py [--jobs 1000000] [--step 100000] [--peer]
+    python3 bench/jobs_memory.py [--jobs 1000000] [--step 100000] [--peer] [--workerkit PATH]
+
+``--workerkit`` is the ``workerkit`` executable to measure (another installation's, e.g. a virtualenv with
+the project's own dependencies only, without the dev extras: redis-py imports the OpenTelemetry SDK when it
+is installed; default: this one's).
 """
 
 from __future__ import annotations
@@ -46,13 +50,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--step", type=int, default=100_000)
     parser.add_argument("--peer", action="store_true", help="measure Sidekiq 6.4 too")
+    parser.add_argument("--workerkit", type=Path, default=None, help="the workerkit executable to measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data, running_server(Path(data), kind="auto") as server:
         workerkit.configure(redis_url=server.url)
         conn = redis.Redis.from_url(server.url)
         print(f"# {common.load_note()}")
-        runs = {"workerkit": rss_series(common.workerkit_peer(), "noop_workerkit.Noop", "queue:default", server.url,
-                                        conn, args.jobs, args.step)}
+        ours = common.workerkit_peer(script=args.workerkit)
+        runs = {"workerkit": rss_series(ours, "noop_workerkit.Noop", "queue:default", server.url, conn, args.jobs,
+                                        args.step)}
         sidekiq = common.sidekiq_command() if args.peer else None
         if sidekiq:
             runs["sidekiq"] = rss_series(common.sidekiq_peer(sidekiq), "NoopWorker", "queue:default", server.url,

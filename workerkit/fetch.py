@@ -1,7 +1,7 @@
 """Reliable fetch: a job moves atomically from its queue to this process's in-flight list and becomes a
 :class:`UnitOfWork`, which leaves that list in exactly one way: acknowledged (in batches, with the next
-fetch, or within :data:`ACK_FLUSH_SECONDS` when the worker is idle), settled (retry, dead, discarded) or
-requeued. Each of those is conditional on the job still being in the list (``workerkit.lifecycle``).
+fetch; when the worker is idle, at once, at most one flush per :data:`ACK_FLUSH_SECONDS`), settled (retry,
+dead, discarded) or requeued. Each of those is conditional on the job still being in the list (``workerkit.lifecycle``).
 
 When the queues are empty, idle worker threads block in ``BLMOVE`` on them (also queue -> in-flight, so
 still reliable) and run what they catch themselves, so a new job starts within a network round trip.
@@ -27,7 +27,8 @@ from workerkit.metrics import FLUSH_SECONDS, MetricsBatch
 from workerkit.payload import Payload, PayloadError, decode
 
 ACK_FLUSH_SECONDS = 0.1
-"""How long a finished job may wait for its acknowledgement when no fetch comes sooner."""
+"""How long a finished job may wait for its acknowledgement when no fetch comes sooner; and how soon after the
+last acknowledgements the next are sent when the worker is idle (the first after a quiet spell go at once)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ class ReliableFetch:
         self._oldest_ack = 0.0
         """When the oldest pending acknowledgement was made (set without a lock: a race can only make it
         older, and the flush come sooner)."""
+        self._acked_at = -ACK_FLUSH_SECONDS
+        """When the last acknowledgements were sent (``time.monotonic()``)."""
         self._held: Counter[tuple[int, bytes]] = Counter()
         """Jobs this process moved in flight and has not taken out again: what its in-flight lists should hold."""
         self._lock = threading.Lock()
@@ -212,7 +215,10 @@ class ReliableFetch:
         are none."""
         with self._lock:
             self._fold_runs()
-            due = [self._oldest_ack + ACK_FLUSH_SECONDS] if self._acks or self._batch_acks else []
+            due = []
+            if self._acks or self._batch_acks:  # at once after a quiet spell, else one flush per ACK_FLUSH_SECONDS
+                oldest = self._oldest_ack
+                due.append(min(oldest + ACK_FLUSH_SECONDS, max(oldest, self._acked_at + ACK_FLUSH_SECONDS)))
             if self.metrics:
                 due.append(self.metrics.since + FLUSH_SECONDS)
             return max(0.0, min(due) - time.monotonic()) if due else None
@@ -245,6 +251,8 @@ class ReliableFetch:
             oldest.append(taken[0])
             units += taken
         with self._lock:
+            if acks or batch_acks:
+                self._acked_at = time.monotonic()
             for ack in acks:
                 self._drop(ack)
             for index, raw, _, _ in batch_acks:

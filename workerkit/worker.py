@@ -323,6 +323,12 @@ class Worker:
                 backoff.failed(exc, self.stopping)
                 continue
             backoff.succeeded()
+            if free > 0:
+                # Fewer jobs than asked for: the queues are empty, spare threads watch them. As many as
+                # asked: there may be more, the threads take fetched jobs (and prefetch) until a fetch
+                # comes back short. Set before the jobs are handed out, so that no thread that sees one
+                # waiting goes back to watch.
+                self.idle_mode = len(units) < free
             if units:
                 to_loop = self._async_units(units)
                 with self.cond:
@@ -333,13 +339,8 @@ class Worker:
                         self._submit(unit)
                     else:
                         self.work.put(unit)
-            if free > 0:
-                # Fewer jobs than asked for: the queues are empty, spare threads watch them. As many as
-                # asked: there may be more, the threads take fetched jobs (and prefetch) until a fetch
-                # comes back short.
-                self.idle_mode = len(units) < free
-                if self.idle_mode:
-                    self._wait_for_jobs()
+            if free > 0 and self.idle_mode:
+                self._wait_for_jobs()
 
     def _is_async(self, unit: UnitOfWork) -> bool:
         """Whether the job is for the event loop (a registered ``async def`` job; anything else, unreadable
@@ -537,8 +538,8 @@ class Worker:
         """A caught job ended (``ended``: a plain one, run here) or went to the event loop: the queue this
         thread watches next (counted in ``watchers``), or None when the worker is no longer idle or jobs
         wait for threads (the thread is spare, and the dispatcher is woken). The job's acknowledgement
-        waits for the dispatcher's next fetch: it is woken when it would not come within
-        :data:`ACK_FLUSH_SECONDS`."""
+        goes with the dispatcher's next fetch: it is woken when that would come later than the
+        acknowledgement is due (at once after a quiet spell, see ``ReliableFetch.ack_due``)."""
         with self.cond:
             if ended:
                 self.outstanding -= 1
@@ -547,8 +548,9 @@ class Worker:
                 return None
             index = self._queue_to_watch()
             self.watchers[index] += 1
-            flush_by = time.monotonic() + ACK_FLUSH_SECONDS
-            if ended and self.dispatcher_waiting and self.dispatcher_until > flush_by:
+            due = self.fetch.ack_due() if ended and self.dispatcher_waiting else None
+            flush_by = time.monotonic() + (due or 0.0)
+            if due is not None and self.dispatcher_until > flush_by:
                 self.dispatcher_until = flush_by
                 self.cond.notify()
             return index
