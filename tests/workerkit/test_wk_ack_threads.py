@@ -8,7 +8,7 @@ import threading
 import redis
 
 from workerkit import config
-from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
+from workerkit.fetch import ACK_FLUSH_SECONDS, QueueSpec, ReliableFetch, UnitOfWork
 
 THREADS = 8
 JOBS_PER_THREAD = 250
@@ -49,3 +49,18 @@ def test_concurrent_acks_and_fetches_count_every_job_once(wk: redis.Redis) -> No
     runs = wk.hget("metrics:totals", "Acked|n")
     failures = wk.hget("metrics:totals", "Acked|f")
     assert (runs, failures) == (str(total + THREADS).encode(), str(THREADS).encode())
+
+
+def test_an_idle_worker_acknowledges_at_once_after_a_quiet_spell_then_at_most_every_flush(wk: redis.Redis) -> None:
+    wk.rpush("queue:default", *[f'{{"class":"Acked","args":[],"jid":"j{n}","queue":"default"}}' for n in range(2)])
+    fetch = ReliableFetch(wk, config.keys(), "host:1:due", [QueueSpec("default")], metrics=False)
+    first, second = fetch.fetch(2)
+    assert fetch.ack_due() is None
+    fetch.ack(first)
+    assert fetch.ack_due() == 0.0  # nothing was sent lately: due now
+    fetch.fetch(0)
+    fetch.ack(second)
+    due = fetch.ack_due()
+    assert due is not None and 0.0 < due <= ACK_FLUSH_SECONDS  # one flush per ACK_FLUSH_SECONDS
+    fetch.fetch(0)
+    assert wk.get("stat:processed") == b"2" and fetch.ack_due() is None
