@@ -16,6 +16,7 @@ AFTER = 6000
 than a reconnecting worker's longest back-off (5 s), so the reconnected host gets some if it works again."""
 
 
+@pytest.mark.slow  # 7 to 15 s: CI runs it on CPython 3.11 only (see .ci/run)
 @pytest.mark.skipif(UNAVAILABLE is not None, reason=f"ip netns unavailable: {UNAVAILABLE}")
 def test_a_host_cut_off_mid_run_has_its_jobs_recovered_and_comes_back(tmp_path: Path) -> None:
     with multihost.hosts(2) as both, multihost.shared_redis(tmp_path / "redis", [h.root_address for h in both]) as port:

@@ -16,6 +16,7 @@ from workerkit.server import RunningServer
 JOBS = 6000
 
 
+@pytest.mark.slow  # 7 to 15 s: CI runs it on CPython 3.11 only (see .ci/run)
 def test_workers_ride_out_kill_restart_client_kill_pause_and_outage(
     own_server: RunningServer, conn: redis.Redis, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import chaos_frozen_worker
 import chaos_workers
+import pytest
 import redis
 
 from workerkit.server import RunningServer
@@ -36,6 +37,7 @@ def test_kill_9_workers_mid_run_loses_nothing(own_server: RunningServer, conn: r
     assert result.tracebacks == 0
 
 
+@pytest.mark.slow  # 7 to 15 s: CI runs it on CPython 3.11 only (see .ci/run)
 def test_a_worker_frozen_past_its_heartbeat_then_killed_loses_nothing(
     own_server: RunningServer, conn: redis.Redis, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # 7 to 15 s: CI runs it on CPython 3.11 only (see .ci/run)
 def test_sidekiq_and_workerkit_side_by_side_under_procman(tmp_path: Path, sidekiq_view: object) -> None:
     if shutil.which("sidekiq") is None:
         pytest.skip("the sidekiq command is not installed (apt-get install ruby-sidekiq)")
