@@ -532,6 +532,8 @@ class Worker:
                 else:
                     self.outstanding += 1
                     self.catches[index] += 1
+                    if self.stopping.is_set():  # the shutdown waits for every watch to end
+                        self.cond.notify_all()
         return caught
 
     def _watch_again(self, ended: bool) -> int | None:
@@ -585,6 +587,9 @@ class Worker:
         timer = threading.Timer(10.0, give_up.set)
         timer.daemon = True
         timer.start()
+
+        with self.cond:  # a thread still blocked on a queue would catch a job pushed back below, and exit with it
+            self.cond.wait_for(lambda: not any(self.watchers), timeout=2 * WATCH_SECONDS + 1)
 
         def requeue() -> int:
             self.fetch.fetch(0)
