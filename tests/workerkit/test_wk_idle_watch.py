@@ -83,3 +83,14 @@ def test_no_job_is_fetched_for_a_thread_blocked_on_a_queue(wk: redis.Redis) -> N
     assert worker._free_places() == 10  # every thread runs a job: the prefetch
     worker.idle_mode = True
     assert worker._free_places() == 0  # idle and every thread busy: new jobs wait for the watchers
+
+
+def test_a_stop_pushes_back_a_running_job_that_no_watching_thread_takes_again(
+    wk: redis.Redis, start_worker: StartWorker,
+) -> None:
+    worker = start_worker("-q", "default", "-c", "4", "-t", "0")
+    wait_for(lambda: blocked_in_blmove(wk) == 4, what="all four threads blocked in BLMOVE")
+    wk_jobs.Slow.perform_async("held", 30.0)
+    wait_for(lambda: wk.get("started:held") == b"1" and blocked_in_blmove(wk) == 3, what="the job to start")
+    assert worker.stop() == 0  # -t 0: no wait for the job; it goes back while three threads still watch
+    assert wk.llen("queue:default") == 1 and wk.keys("inflight:*") == []
