@@ -26,6 +26,13 @@ def members(conn: redis.Redis, key: str) -> list[dict[str, Any]]:
     return [json.loads(member) for member in conn.zrange(key, 0, -1)]
 
 
+def where_the_jobs_are(conn: redis.Redis) -> dict[str, Any]:
+    """Every place a job can be after a stop, and who is connected: what a failed count reports."""
+    return {"queued": conn.llen("queue:default"), "retry": members(conn, "retry"), "dead": members(conn, "dead"),
+            "inflight": {key: conn.lrange(key, 0, -1) for key in conn.keys("inflight:*")},
+            "keys": sorted(conn.keys("*")), "clients": conn.client_list()}
+
+
 def start_async_worker(start_worker: StartWorker, *args: str) -> Any:
     return start_worker("-r", "wk_async_jobs", *args)
 
@@ -66,9 +73,10 @@ def test_the_async_concurrency_bounds_the_jobs_awaiting(wk: redis.Redis, start_w
     wait_for(lambda: wk.get("arrived:capped") == b"4", what="four jobs awaiting")
     wk_async_jobs.AsyncRecord.perform_async("probe", "fetched")  # fetched after them: proves the fetch went on
     assert worker.stop(timeout=60) == 0  # the four are cancelled after -t 1, all pushed back
-    assert wk.get("arrived:capped") == b"4" and wk.get("capped") is None
-    assert wk.llen("queue:default") + wk.llen("probe") == 6
-    assert wk.keys("inflight:*") == []
+    state = where_the_jobs_are(wk)
+    assert wk.get("arrived:capped") == b"4" and wk.get("capped") is None, (state, worker.output())
+    assert wk.llen("queue:default") + wk.llen("probe") == 6, (state, worker.output())
+    assert wk.keys("inflight:*") == [], (state, worker.output())
 
 
 def test_time_limits_cancel_the_await_and_failures_retry_then_die(wk: redis.Redis, start_worker: StartWorker) -> None:
