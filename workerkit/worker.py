@@ -379,9 +379,7 @@ class Worker:
     def _reconcile(self, backoff: Backoff) -> None:
         """Once the threads stopped blocking on the queues, give back in-flight jobs we never heard of."""
         self.idle_mode = False
-        with self.cond:
-            self.cond.wait_for(lambda: not any(self.watchers) or self.stopping.is_set(),
-                               timeout=2 * WATCH_SECONDS + 1)
+        self._wait_for_watches_to_end(unless=self.stopping.is_set)
         try:
             moved = self.fetch.reconcile()
         except REDIS_DOWN as exc:
@@ -390,6 +388,12 @@ class Worker:
         self.suspect = False
         if moved:
             log.warning("gave back %d job(s) fetched while the connection to Redis broke", moved)
+
+    def _wait_for_watches_to_end(self, unless: Callable[[], bool] = lambda: False) -> None:
+        """Wait until no thread blocks on a queue (at most two watches and a second), or ``unless()``: a job
+        a blocked thread moves in flight meanwhile would be missed by what the caller does next."""
+        with self.cond:
+            self.cond.wait_for(lambda: not any(self.watchers) or unless(), timeout=2 * WATCH_SECONDS + 1)
 
     def _wait_for_jobs(self) -> None:
         """No job to fetch for now. When the queues are empty (``idle_mode``), send every spare thread to
@@ -588,8 +592,7 @@ class Worker:
         timer.daemon = True
         timer.start()
 
-        with self.cond:  # a thread still blocked on a queue would catch a job pushed back below, and exit with it
-            self.cond.wait_for(lambda: not any(self.watchers), timeout=2 * WATCH_SECONDS + 1)
+        self._wait_for_watches_to_end()  # a thread still blocked on a queue would catch a job pushed back below
 
         def requeue() -> int:
             self.fetch.fetch(0)
