@@ -175,8 +175,6 @@ def _worker(args: argparse.Namespace) -> int:
         sweep_interval=_interval(args.sweep_interval, "WORKERKIT_SWEEP_INTERVAL", "--sweep-interval"),
         poll_interval=_interval(None, "WORKERKIT_POLL_INTERVAL", "WORKERKIT_POLL_INTERVAL", 1.0),
     )
-    # The dispatcher thread must get the GIL soon after its fetch returns, or threads idle: 1 ms, not 5.
-    sys.setswitchinterval(0.001)
     worker = Worker(settings)
     worker.install_signal_handlers()
     code = worker.run()
