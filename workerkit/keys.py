@@ -164,6 +164,16 @@ class Keys:
         """ZSET bid -> creation time of the batches kept (the dashboard's list), trimmed as they expire."""
         return self._k("batches")
 
+    # Dashboard --------------------------------------------------------------------------------------
+    def bulk_action(self, set_name: str) -> str:
+        """STRING JSON: how far the dashboard's last bulk action on a sorted set got (``workerkit.web.bulk``);
+        it lapses a minute after a running action's last step, ten minutes after it ended."""
+        return self._k(f"web:bulk:{set_name}")
+
+    def bulk_lock(self, set_name: str) -> str:
+        """STRING SET NX while a bulk action on a sorted set runs: its token (one at a time per set)."""
+        return self._k(f"web:bulk:{set_name}:lock")
+
     # Periodic jobs ------------------------------------------------------------------------------
     def periodic_tick(self, name: str, tick_epoch: int) -> str:
         """STRING set NX once per (periodic job, tick) so each tick is enqueued exactly once."""

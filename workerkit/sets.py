@@ -5,6 +5,7 @@ moment is never moved twice or lost."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import math
@@ -40,6 +41,10 @@ the count of matches stops there (``Page.counted`` is False, the page says "at l
 entries can match (every entry holds ``boom``) would otherwise decode the whole set for each page; one that
 matches a tenth of 100,000 entries reads half the set before it stops (at 10,000 such a page took 190 to
 201 ms). Bulk actions always look at every entry."""
+BULK_STEP = 1_000
+"""Entries one step of a bulk action looks at (matches, then moves or deletes in one script call: about 20 ms
+for 1,000 matches), so that it can stop between steps (see :meth:`SortedJobSet.act_on_matching`)."""
+BULK_ACTIONS = ("run", "kill", "delete")
 Rows = list[tuple[bytes, float]]
 Entries = list[tuple[bytes, float | None]]
 """Entries of a set as read, each with its score when the read gave it."""
@@ -68,6 +73,16 @@ def parse_key(key: str) -> tuple[float, str]:
     if not jid or math.isnan(score):
         raise NotFound(f"no job {key!r}")
     return score, jid
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Step:
+    """How far a bulk action has got, after one of its steps: ``looked_at`` of the ``total`` entries of its
+    snapshot, of which it ``acted`` on this many (the others did not match, or had left the set)."""
+
+    looked_at: int
+    total: int
+    acted: int
 
 
 class SortedJobSet:
@@ -153,11 +168,6 @@ class SortedJobSet:
         matches = _Matcher(text.lower())
         return [matches.job(raw, score) for raw, score in self._entries() if matches(raw)]
 
-    def _scan(self, text: str) -> Entries:
-        """The entries matching ``text``, in time order: their exact bytes, not yet read as jobs."""
-        matches = _Matcher(text.lower())
-        return [(raw, score) for raw, score in self._entries() if matches(raw)]
-
     def _entries(self, in_reverse: bool = False) -> Iterator[tuple[bytes, float | None]]:
         """Every entry of the set, in time order (or its reverse), with its score when the read gave it."""
         if self.size() <= SNAPSHOT_LIMIT:
@@ -208,39 +218,68 @@ class SortedJobSet:
     def _retry_move(self, job: JobView, now: float) -> Move:
         original = job.quarantined_bytes()
         if original is not None:  # an entry that was not a job: its exact bytes go back, to be tried again
-            return job.raw, original, "queue", job.queue
+            return job.member, original, "queue", job.queue
         payload = stamped(dict(job.payload), now)
         if self.which is not JobSet.SCHEDULED and isinstance(payload.get("retry_count"), int):
             payload["retry_count"] -= 1  # the next failure counts this attempt again
-        return job.raw, _rewritten(job, payload), "queue", job.queue
+        return job.member, _rewritten(job, payload), "queue", job.queue
 
     def kill(self, jobs: Iterable[JobView]) -> int:
         """Move jobs from the scheduled or retry set to the dead set."""
         now = time.time()
-        return self.lifecycle.move_entries(self.key, ((job.raw, _rewritten(job, dict(job.payload)), "dead", now)
+        return self.lifecycle.move_entries(self.key, ((job.member, _rewritten(job, dict(job.payload)), "dead", now)
                                                       for job in jobs))
 
     def delete(self, jobs: Iterable[JobView]) -> int:
         """Delete jobs from the set; returns how many were still there."""
-        return self.lifecycle.delete_entries(self.key, [job.raw for job in jobs])
+        return self.lifecycle.delete_entries(self.key, [job.member for job in jobs])
 
     def retry_all(self, text: str = "") -> int:
         """Run now / retry now every job of the set that matches ``text``."""
-        return self.retry(list(self.matching(text)))
+        return _drained(self.act_on_matching("run", text))
 
     def kill_all(self, text: str = "") -> int:
         """Send to the dead set every job of the set that matches ``text``."""
-        return self.kill(list(self.matching(text)))
+        return _drained(self.act_on_matching("kill", text))
 
     def delete_all(self, text: str = "") -> int:
         """Delete every job of the set that matches ``text`` (all of them when ``text`` is empty)."""
-        if not text:
+        return _drained(self.act_on_matching("delete", text))
+
+    def act_on_matching(self, action: str, text: str = "") -> Iterator[Step]:
+        """Run (``run``), kill or delete every job of the set that matches ``text``, :data:`BULK_STEP` entries
+        of one snapshot at a time; yield how far it got after each step (at least once).
+
+        Whoever drives it may stop between steps and go on later, from another thread too: each step is
+        whole (one script call, each move decided by its own ``ZREM``), and the entries not reached yet stay
+        in the set untouched. A delete of every entry (no ``text``) is one step: ``UNLINK``."""
+        if action not in BULK_ACTIONS:
+            raise ValueError(f"unknown bulk action {action!r}: one of {', '.join(BULK_ACTIONS)}")
+        if action == "delete" and not text:
             pipe = self.conn.pipeline(transaction=True)
             pipe.zcard(self.key)
             pipe.unlink(self.key)
             size: int = pipe.execute()[0]
-            return size
-        return self.lifecycle.delete_entries(self.key, [raw for raw, _ in self._scan(text)])
+            yield Step(size, size, size)
+            return
+        entries = list(self._entries())
+        matches = _Matcher(text.lower())
+        acted = 0
+        for start in range(0, len(entries), BULK_STEP):
+            chunk = entries[start:start + BULK_STEP]
+            if action == "delete":
+                acted += self.lifecycle.delete_entries(self.key, [raw for raw, _ in chunk if matches(raw)])
+            else:
+                jobs = [matches.job(raw, score) for raw, score in chunk if matches(raw)]
+                acted += self.retry(jobs) if action == "run" else self.kill(jobs)
+            yield Step(start + len(chunk), len(entries), acted)
+        if not entries:
+            yield Step(0, 0, 0)
+
+
+def _drained(steps: Iterator[Step]) -> int:
+    """How many entries a bulk action acted on, once all its steps are done."""
+    return collections.deque(steps, maxlen=1)[0].acted
 
 
 _SORT_KEYS: dict[str, Callable[[JobView], str]] = {  # besides "at", the time
@@ -256,7 +295,7 @@ def _parsed(entries: Entries) -> list[tuple[bytes, JobView]]:
 
 def _rewritten(job: JobView, payload: Payload) -> str | bytes:
     """What a move writes for ``job``: ``payload`` encoded, or the entry as it was when it is not a job."""
-    return encode(payload) if job.readable else job.raw
+    return encode(payload) if job.readable else job.member
 
 
 _RAW_RUN = re.compile(r'[^\x00-\x20"\\+/<>&\x7f-\U0010ffff]+')
@@ -359,5 +398,5 @@ class _Matcher:
         decided by a decode), or read again when it is not a job."""
         last, payload = self._last
         if last is raw and payload is not None:
-            return JobView(as_text(raw), payload, score)
+            return JobView(as_text(raw), payload, score, stored=raw)
         return JobView.parse(raw, score)

@@ -64,15 +64,25 @@ class JobView:
     payload: Payload
     score: float | None = None
     readable: bool = True
+    stored: bytes | None = None
+    """The bytes read from Redis, when the job came from them (``raw`` is their text, which replaces what is
+    not UTF-8)."""
 
     @classmethod
     def parse(cls, raw: bytes | str, score: float | None = None) -> JobView:
         """Decode ``raw``; a payload that is not a job is kept, shown as unreadable, never dropped."""
         text = as_text(raw)
+        stored = raw if isinstance(raw, bytes) else None
         try:
-            return cls(text, decode(text), score)
+            return cls(text, decode(text), score, stored=stored)
         except PayloadError as exc:
-            return cls(text, {"class": "(unreadable payload)", "args": [], "error_message": str(exc)}, score, False)
+            unreadable = {"class": "(unreadable payload)", "args": [], "error_message": str(exc)}
+            return cls(text, unreadable, score, False, stored)
+
+    @property
+    def member(self) -> bytes | str:
+        """The entry exactly as Redis holds it, which is what a command that removes it must name."""
+        return self.stored if self.stored is not None else self.raw
 
     @property
     def jid(self) -> str:

@@ -30,6 +30,7 @@ from workerkit.prometheus import CONTENT_TYPE, exposition
 from workerkit.sets import JobSet, NotFound
 from workerkit.views import JobView
 from workerkit.web.batch_pages import BatchPages
+from workerkit.web.bulk import BUDGET, BulkActions, Busy
 from workerkit.web.hosts import HostGuard, allowed_names
 from workerkit.web.metrics_pages import MetricsPages, latency_bars
 from workerkit.web.outage import REDIS_ERRORS, masked_url
@@ -50,6 +51,8 @@ NOTICES = {
     "enqueued": "Enqueued the periodic job.",
     "forgotten": "Forgot the periodic job (workers that still declare it list it again).",
     "gone": "Nothing to do: the job(s) had already moved on.",
+    "bulk_running": "Started: the rest goes on in the background, and this page shows how far it got.",
+    "bulk_busy": "Not started: an action on all matching jobs of this set is still running (shown below).",
     "cancelling": "Asked the worker to stop the job: it ends cancelled within a heartbeat (a plain job that "
                   "never looks at self.cancelled runs to its end).",
 }
@@ -95,10 +98,13 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
 class Dashboard:
     """Holds the API, templates, tokens and auth of one dashboard app; its methods are the endpoints."""
 
-    def __init__(self, api: Api | Callable[[], Api] | None, auth: Auth | None, secret: bytes) -> None:
+    def __init__(self, api: Api | Callable[[], Api] | None, auth: Auth | None, secret: bytes,
+                 bulk_budget: float = BUDGET) -> None:
         self.routes = Router()
         self._api_source = api
         self._api: Api | None = api if isinstance(api, Api) else None
+        self._bulk: BulkActions | None = None
+        self.bulk_budget = bulk_budget
         self.auth = auth
         self.tokens = CsrfTokens(secret)
         self.templates = Environment(
@@ -114,6 +120,12 @@ class Dashboard:
         if self._api is None:
             self._api = self._api_source() if callable(self._api_source) else Api()
         return self._api
+
+    @property
+    def bulk(self) -> BulkActions:
+        if self._bulk is None:
+            self._bulk = BulkActions(self.api.conn, self.api.keys, self.bulk_budget)
+        return self._bulk
 
     # Plumbing -----------------------------------------------------------------------------------
     def path(self, request: Request, route: str, /, **params: Any) -> str:
@@ -280,6 +292,7 @@ class Dashboard:
             sort=sort,
             descending=descending,
             text=text,
+            bulk=self.bulk.progress(job_set),
             query=lambda **changes: urlencode(
                 {"q": text, "sort": sort, "dir": "desc" if descending else "asc", "per_page": page.per_page, **changes}
             ),
@@ -301,8 +314,13 @@ class Dashboard:
             raise HTTPException(400, "Unknown action.")
         entries = self.api.sorted_set(job_set)
         if text is not None:
-            bulk = {"run": entries.retry_all, "delete": entries.delete_all, "kill": entries.kill_all}
-            count = bulk[action](text)
+            try:
+                progress = self.bulk.start(entries, action, text)
+            except Busy:
+                return self.back(request, "job_set", "bulk_busy", None, set=job_set.value)
+            if progress.running:
+                return self.back(request, "job_set", "bulk_running", None, set=job_set.value)
+            count = progress.acted
         else:
             single = {"run": entries.retry, "delete": entries.delete, "kill": entries.kill}
             count = single[action](jobs)
@@ -362,6 +380,7 @@ def dashboard(
     secret: bytes | str | None = None,
     allowed_hosts: Iterable[str] | None = None,
     metrics_auth: Auth | None = None,
+    bulk_budget: float = BUDGET,
 ) -> Starlette:
     """The dashboard as an ASGI app: mount it anywhere (``app.mount("/workerkit", dashboard())``).
 
@@ -373,10 +392,12 @@ def dashboard(
     127.0.0.1 and localhost (DNS-rebinding defence, see :mod:`workerkit.web.hosts`); without ``auth`` it
     answers for those only, with ``auth`` for any host unless ``allowed_hosts`` is given. ``/metrics``
     (Prometheus) is behind ``auth`` too, unless ``metrics_auth`` gives it a hook of its own (a scraper's
-    bearer token; ``lambda request: True`` to open it).
+    bearer token; ``lambda request: True`` to open it). ``bulk_budget`` is how many seconds an action on all
+    matching jobs of a set works within its request; what remains goes on in a background thread, and the
+    set's page shows how far it got (``workerkit.web.bulk``).
     """
     key = secret or os.environ.get("WORKERKIT_WEB_SECRET") or secrets.token_bytes(32)
-    board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key)
+    board = Dashboard(api, auth, key.encode() if isinstance(key, str) else key, bulk_budget)
     set_path, queue_path, post = "/{set:str}", f"/queues/{{name:{QUEUE_NAME}}}", board.posted
     metrics = MetricsPages(board)
     batches = BatchPages(board)
