@@ -144,6 +144,29 @@ def test_a_failed_job_is_retried_with_a_click_and_counts_as_processed(
     assert (stat(page, "processed"), stat(page, "failed"), stat(page, "retries")) == ("2", "1", "0")
 
 
+def test_retry_all_of_a_big_set_goes_on_in_the_background_and_the_page_follows_it(
+    running: Running, page: Any, conn: redis.Redis
+) -> None:
+    count, now = 50_000, time.time()  # about a second of work: more than a request's budget
+    pipe = conn.pipeline(transaction=False)
+    for number in range(count):  # a queue no worker here reads, so the moved jobs stay to be counted
+        job = new_payload("browser_jobs.Quick", [number], "parked", True, created_at=now)
+        job.update(error_class="RuntimeError", error_message="boom", retry_count=1, failed_at=now)
+        pipe.zadd(KEYS.retry, {encode(job): now + 3600 + number})  # not due: the poller leaves them
+    pipe.execute()
+
+    page.goto(running.url + "/retries")
+    page.on("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.get_by_role("button", name="Retry now all").click()
+
+    sync_api.expect(page.locator('.notice[role="status"]').first).to_have_text(
+        "Started: the rest goes on in the background, and this page shows how far it got.")
+    finished = page.locator('[data-field="bulk"][data-state="finished"]')
+    sync_api.expect(finished).to_contain_text("50,000 job(s) moved to their queues, finished", timeout=60_000)
+    assert conn.llen(KEYS.queue("parked")) == count and conn.zcard(KEYS.retry) == 0
+
+
 def test_hostile_arguments_and_errors_render_as_text(running: Running, page: Any, conn: redis.Redis) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -16,6 +18,7 @@ from starlette.testclient import TestClient
 
 from workerkit import sets
 from workerkit.api import Api
+from workerkit.server import running_server
 from workerkit.sets import BULK_STEP, JobSet, Step
 from workerkit.web import dashboard
 from workerkit.web.bulk import BulkActions, Progress
@@ -84,7 +87,7 @@ def test_the_set_page_follows_a_running_action(no_budget: TestClient, api: Api, 
     bulk = BulkActions(redis_client, KEYS)
     started = time.time() - 5
     running = Progress("kill", "mailer", "running", 2_000, 3_510, 1_990, started, started + 1)
-    bulk._record(JobSet.RETRIES, running)
+    bulk.record(JobSet.RETRIES, running)
 
     page = no_budget.get(f"{PREFIX}/retries").text
 
@@ -185,3 +188,39 @@ def test_a_step_counts_only_what_it_moved(api: Api, redis_client: redis.Redis, m
     assert next(steps) == Step(5, 5, 4)
     assert next(steps, None) is None
     assert len(queued(redis_client)) == 4 and redis_client.zcard(KEYS.retry) == 0
+
+
+def test_redis_killed_midway_stops_the_action_and_loses_nothing(tmp_path: Path) -> None:
+    with running_server(tmp_path / "redis", kind="embedded") as server:
+        conn = redis.Redis.from_url(server.url)
+        mailers, others = set(), set()
+        for _ in range(3):  # about ten steps
+            more_mailers, more_others = fill_retries(conn)
+            mailers, others = mailers | more_mailers, others | more_others
+        api = Api(redis.Redis.from_url(server.url, socket_timeout=5), KEYS)
+        app = Starlette(routes=[Mount(PREFIX, dashboard(api, secret="s", bulk_budget=0))])
+        with TestClient(app, base_url=LOCAL, follow_redirects=False) as client:
+            answer = post(client, f"{PREFIX}/retries", {"action": "run", "scope": "all", "q": "mailer"})
+            assert answer.headers["location"] == f"{PREFIX}/retries?done=bulk_running"
+            bulk = BulkActions(conn, KEYS)
+            deadline = time.monotonic() + 30
+            while ((progress := bulk.progress(JobSet.RETRIES)) is None or progress.acted < BULK_STEP) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert progress is not None and progress.running, progress  # a step done, others to go
+            server.stop(kill=True)  # kill -9, with the action's thread between steps or in one
+            server.start()
+            threads = [thread for thread in threading.enumerate() if thread.name == "workerkit-bulk-retries"]
+            for thread in threads:
+                thread.join(30)
+            assert not any(thread.is_alive() for thread in threads)
+
+        moved = [job["jid"] for job in queued(conn)]
+        left = jids(conn.zrange(KEYS.retry, 0, -1))
+        assert len(moved) == len(set(moved)) and len(left) == len(set(left))
+        assert set(moved).isdisjoint(left) and set(moved) | set(left) == mailers | others  # each in one place
+        assert others <= set(left)
+        assert BULK_STEP <= len(moved) <= len(mailers)  # the thread stops, or goes on once Redis is back
+        conn.delete(KEYS.bulk_lock("retries"))  # or wait RUNNING_TTL: the lock of the thread that died with Redis
+        assert Api(conn, KEYS).sorted_set(JobSet.RETRIES).retry_all("mailer") == len(mailers - set(moved))
+        assert {job["jid"] for job in queued(conn)} == mailers

@@ -1,6 +1,7 @@
 """The dashboard's bulk actions (run, kill or delete every job of a set matching a filter) within a request's
-time: a request acts for at most :data:`BUDGET` seconds, step by step, and when steps remain a background
-thread does them. How far an action got lives in Redis, so every page of every web process shows it.
+time: each runs on a thread of its own, step by step, and its request waits for it at most :data:`BUDGET`
+seconds; when it has not ended by then, the request answers that it goes on in the background. How far an
+action got lives in Redis, so every page of every web process shows it.
 
 One action at a time per set (a ``redis-py`` lock): a second click while one runs is refused with what the
 first has done, instead of starting another copy of a large snapshot. Nothing is lost when the web process
@@ -15,7 +16,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -23,12 +23,12 @@ import redis
 from redis.lock import Lock
 
 from workerkit.keys import Keys
-from workerkit.sets import JobSet, SortedJobSet, Step
+from workerkit.sets import BULK_ACTIONS, JobSet, SortedJobSet, Step
 from workerkit.views import as_text
 
-BUDGET = 0.15
-"""Seconds a request spends on a bulk action before it leaves the remaining steps to a thread (a step takes
-about 20 ms, so the answer comes within about 0.2 s)."""
+BUDGET = 0.1
+"""Seconds a request waits for its bulk action (which runs on a thread of its own) before it answers that
+the action goes on in the background."""
 RUNNING_TTL = 60
 """Seconds the lock and the progress of a running action live past its last step."""
 FINISHED_TTL = 600
@@ -75,6 +75,57 @@ class Busy(RuntimeError):
         self.progress = progress
 
 
+class _Run:
+    """One bulk action on its thread, and the hand-off between that thread and the request that started it:
+    until the request stops waiting, the thread records nothing (an action that ends within the budget is
+    reported by the request's notice alone); after it, the thread records every step and the end."""
+
+    def __init__(self, owner: BulkActions, entries: SortedJobSet, progress: Progress, lock: Lock) -> None:
+        self.owner, self.which, self.progress, self.lock = owner, entries.which, progress, lock
+        self.steps = entries.act_on_matching(progress.action, progress.text)
+        self.guard = threading.Lock()
+        self.handed_off = False
+        self.ended = False
+        self.error: redis.RedisError | None = None
+
+    def work(self) -> None:
+        """The thread: every step, then the end, with the lock released however it ends."""
+        try:
+            for step in self.steps:
+                with self.guard:
+                    self.progress = self.progress.after(step)
+                    if self.handed_off:
+                        self.lock.reacquire()
+                        self.owner.record(self.which, self.progress)
+            self._end(self.progress.ended("finished"))
+        except redis.RedisError as error:  # what is left stays in the set; the lock lapses if it cannot go
+            log.warning("bulk %s on %s stopped after %d of %d entries: %s", self.progress.action,
+                        self.which.value, self.progress.looked_at, self.progress.total, error)
+            with contextlib.suppress(redis.RedisError):
+                self._end(self.progress.ended("stopped", f"{type(error).__name__}: {error}"), error)
+        finally:
+            with contextlib.suppress(redis.RedisError):  # lapsed (held up past RUNNING_TTL) or unreachable
+                self.lock.release()
+
+    def _end(self, progress: Progress, error: redis.RedisError | None = None) -> None:
+        with self.guard:
+            self.progress, self.error, self.ended = progress, error, True
+            if self.handed_off:
+                self.owner.record(self.which, progress)
+
+    def answer(self, budget: float, thread: threading.Thread) -> Progress:
+        """What the request reports after waiting up to ``budget`` seconds: the end, or how far it got (then
+        the thread goes on alone). An error that ended it within the budget is raised here."""
+        thread.join(budget)
+        with self.guard:
+            if self.ended:
+                if self.error is not None:
+                    raise self.error
+                return self.progress
+            self.handed_off = True
+            return self.owner.record(self.which, self.progress)
+
+
 class BulkActions:
     """Starts the dashboard's bulk actions and reads their progress, for one Redis and namespace."""
 
@@ -82,31 +133,23 @@ class BulkActions:
         self.conn, self.keys, self.budget = conn, keys, budget
 
     def start(self, entries: SortedJobSet, action: str, text: str) -> Progress:
-        """Act on every job of ``entries`` matching ``text``: the steps that fit in the budget now, the rest
-        in a background thread. The progress returned is ``finished`` or ``running``; raises :class:`Busy`
-        when an action on this set runs already."""
+        """Act on every job of ``entries`` matching ``text`` on a thread of its own, and wait for it up to the
+        budget. The progress returned is ``finished`` or ``running`` (it goes on in the background); raises
+        :class:`Busy` when an action on this set runs already."""
+        if action not in BULK_ACTIONS:
+            raise ValueError(f"unknown bulk action {action!r}: one of {', '.join(BULK_ACTIONS)}")
         lock = self.conn.lock(self.keys.bulk_lock(entries.which.value), timeout=RUNNING_TTL, blocking=False,
                               thread_local=False)
         if not lock.acquire():
             raise Busy(self.progress(entries.which))
-        progress = Progress(action, text, "running", 0, 0, 0, time.time(), time.time())
-        steps = entries.act_on_matching(action, text)
+        run = _Run(self, entries, Progress(action, text, "running", 0, 0, 0, time.time(), time.time()), lock)
+        thread = threading.Thread(target=run.work, name=f"workerkit-bulk-{entries.which.value}", daemon=True)
         try:
-            deadline = time.monotonic() + self.budget
-            for step in steps:  # at least one step
-                progress = progress.after(step)
-                if time.monotonic() >= deadline:
-                    break
-            else:
-                lock.release()
-                return progress.ended("finished")
+            thread.start()
         except BaseException:
             lock.release()
             raise
-        self._record(entries.which, progress)
-        threading.Thread(target=self._go_on, args=(entries.which, progress, steps, lock),
-                         name=f"workerkit-bulk-{entries.which.value}", daemon=True).start()
-        return progress
+        return run.answer(self.budget, thread)
 
     def progress(self, which: JobSet) -> Progress | None:
         """The progress of the last bulk action on ``which`` that went on in the background, while it is kept
@@ -120,24 +163,8 @@ class BulkActions:
         except (ValueError, TypeError):
             return None
 
-    def _go_on(self, which: JobSet, progress: Progress, steps: Iterator[Step], lock: Lock) -> None:
-        """The thread's work: the remaining steps, each recorded (which keeps the lock), then the end."""
-        try:
-            for step in steps:
-                lock.reacquire()
-                progress = self._record(which, progress.after(step))
-            self._record(which, progress.ended("finished"))
-        except redis.RedisError as error:  # what is left stays in the set; the lock lapses if it cannot go
-            log.warning("bulk %s on %s stopped after %d of %d entries: %s", progress.action, which.value,
-                        progress.looked_at, progress.total, error)
-            try:
-                self._record(which, progress.ended("stopped", f"{type(error).__name__}: {error}"))
-            except redis.RedisError:
-                return
-        with contextlib.suppress(redis.RedisError):  # lapsed (held up past RUNNING_TTL) or unreachable
-            lock.release()
-
-    def _record(self, which: JobSet, progress: Progress) -> Progress:
+    def record(self, which: JobSet, progress: Progress) -> Progress:
+        """Write ``progress`` as the last bulk action on ``which`` (kept a minute while it runs, then ten)."""
         self.conn.set(self.keys.bulk_action(which.value), json.dumps(asdict(progress)),
                       ex=RUNNING_TTL if progress.running else FINISHED_TTL)
         return progress
