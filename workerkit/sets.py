@@ -67,12 +67,14 @@ class NotFound(LookupError):
 
 
 def parse_key(key: str) -> tuple[float, str]:
-    """Split a ``<score>-<jid>`` job key; raise NotFound when it is malformed."""
-    score_text, _, jid = key.rpartition("-")
-    score = as_float(score_text, math.nan)
-    if not jid or math.isnan(score):
-        raise NotFound(f"no job {key!r}")
-    return score, jid
+    """Split a ``<score>-<name>`` job key (``JobView.key``); raise NotFound when it is malformed. The score is
+    the shortest prefix before a ``-`` that reads as a number (a score may hold one, ``1e-05``; a jid too,
+    a UUID)."""
+    for at in (index for index, char in enumerate(key) if char == "-"):
+        score = as_float(key[:at], math.nan)
+        if not math.isnan(score) and key[at + 1:]:
+            return score, key[at + 1:]
+    raise NotFound(f"no job {key!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -191,12 +193,12 @@ class SortedJobSet:
         return jobs
 
     def find(self, key: str) -> JobView:
-        """The job with key ``<score>-<jid>`` in the set; raise NotFound when it is gone."""
-        score, jid = parse_key(key)
+        """The job with key ``<score>-<name>`` in the set (``JobView.key``); raise NotFound when it is gone."""
+        score, name = parse_key(key)
         rows = cast(Rows, self.conn.zrange(self.key, score, score, byscore=True, withscores=True))
         for raw, row_score in rows:
             job = JobView.parse(raw, row_score)
-            if job.jid == jid:
+            if job.name == name:
                 return job
         raise NotFound(f"no job {key!r} in {self.which.value}")
 

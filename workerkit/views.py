@@ -4,6 +4,7 @@ replies. Pure data and parsing; nothing here talks to Redis."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import zlib
@@ -129,9 +130,19 @@ class JobView:
         return count if isinstance(count, int) else None
 
     @property
+    def name(self) -> str:
+        """What tells the entry from the others of its score: its jid, or for an entry without one (bytes that
+        are not a job) ``raw-`` and a digest of its bytes."""
+        if self.jid:
+            return self.jid
+        member = self.member
+        data = member if isinstance(member, bytes) else member.encode("utf-8", "surrogatepass")
+        return "raw-" + hashlib.sha256(data).hexdigest()[:24]
+
+    @property
     def key(self) -> str:
-        """Identifies the job inside its sorted set: ``<score>-<jid>``."""
-        return f"{self.score!r}-{self.jid}"
+        """Identifies the job inside its sorted set: ``<score>-<name>``."""
+        return f"{self.score!r}-{self.name}"
 
     @property
     def log_lines(self) -> list[str]:

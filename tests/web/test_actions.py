@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -166,3 +167,37 @@ def test_racing_moves_of_one_job_move_it_once(api: Api, redis_client: redis.Redi
 
     assert sorted(results) == [0, 0, 0, 0, 0, 1]
     assert len(queued(redis_client)) + redis_client.zcard(KEYS.dead) == 1
+
+
+def test_an_entry_that_is_not_a_job_has_a_page_and_can_be_deleted_alone(
+    client: TestClient, api: Api, redis_client: redis.Redis
+) -> None:
+    broken, also_broken = b"\xff not a job", b'{"class": "app.jobs.Half"'
+    redis_client.zadd(KEYS.dead, {broken: 1000.0, also_broken: 1000.0})  # the same score: told apart by bytes
+    first, second = api.sorted_set(JobSet.DEAD).page().jobs
+    assert first.key != second.key and {first.key, second.key} == {
+        f"1000.0-raw-{hashlib.sha256(raw).hexdigest()[:24]}" for raw in (broken, also_broken)}
+
+    shown = client.get(f"{PREFIX}/dead/{first.key}")
+    deleted = post(client, f"{PREFIX}/dead/{first.key}", {"action": "delete"})
+    selected = post(client, f"{PREFIX}/dead", {"action": "delete", "key": [second.key]})
+
+    assert shown.status_code == 200 and "(unreadable payload)" in shown.text
+    assert deleted.headers["location"] == f"{PREFIX}/dead?done=deleted&n=1"
+    assert selected.headers["location"] == f"{PREFIX}/dead?done=deleted&n=1"
+    assert redis_client.zcard(KEYS.dead) == 0
+
+
+def test_a_job_whose_jid_or_score_holds_a_dash_is_found_by_its_key(
+    client: TestClient, api: Api, redis_client: redis.Redis
+) -> None:
+    job = failed(jid="0b0f5c2e-6d1c-4a55-9c1e-2f2b0f6c8d11")  # a UUID, as some producers write
+    add_to(redis_client, KEYS.retry, job, 1e-05)  # repr: '1e-05'
+    [entry] = api.sorted_set(JobSet.RETRIES).page().jobs
+    assert entry.key == "1e-05-0b0f5c2e-6d1c-4a55-9c1e-2f2b0f6c8d11"
+
+    assert client.get(f"{PREFIX}/retries/{entry.key}").status_code == 200
+    ran = post(client, f"{PREFIX}/retries/{entry.key}", {"action": "run"})
+
+    assert ran.headers["location"] == f"{PREFIX}/retries?done=run&n=1"
+    assert [moved["jid"] for moved in queued(redis_client)] == [job["jid"]]
