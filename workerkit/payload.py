@@ -143,7 +143,7 @@ _decoder = json.JSONDecoder(parse_float=_finite, parse_constant=_not_json)
 small payload's decoding time)."""
 
 _fast_decoder = msgspec.json.Decoder()
-"""msgspec's JSON decoder: a small payload in a seventh of the time. It refuses all that the strict decoder
+"""msgspec's JSON decoder: a small payload in a sixth of the time. It refuses all that the strict decoder
 refuses and gives the same values where both accept (``tests/workerkit/test_wk_perf_decode.py``); what
 it refuses (integers past 64 bits, UTF-16 text, a byte-order mark, lone surrogates, bad JSON) goes to the
 strict decoder, which has the last word."""
