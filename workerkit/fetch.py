@@ -210,9 +210,9 @@ class ReliableFetch:
             for queue, seconds in waits:
                 self.metrics.latency(queue, seconds, now)
 
-    def ack_due(self) -> float | None:
-        """Seconds until pending acknowledgements or metrics must be flushed (0: now), or None when there
-        are none."""
+    def ack_deadline(self) -> float | None:
+        """The ``time.monotonic()`` by which pending acknowledgements or metrics must be flushed, or None when
+        there are none. The same pending work gives the same deadline, so a waiter can compare it exactly."""
         with self._lock:
             self._fold_runs()
             due = []
@@ -221,7 +221,13 @@ class ReliableFetch:
                 due.append(min(oldest + ACK_FLUSH_SECONDS, max(oldest, self._acked_at + ACK_FLUSH_SECONDS)))
             if self.metrics:
                 due.append(self.metrics.since + FLUSH_SECONDS)
-            return max(0.0, min(due) - time.monotonic()) if due else None
+            return min(due) if due else None
+
+    def ack_due(self) -> float | None:
+        """Seconds until pending acknowledgements or metrics must be flushed (0: now), or None when there
+        are none."""
+        deadline = self.ack_deadline()
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def fetch(self, count: int) -> list[UnitOfWork]:
         """Acknowledge finished jobs, write the metrics recorded, and move up to ``count`` jobs into the

@@ -301,11 +301,11 @@ class Worker:
                 if not self._should_fetch():
                     # Busy: wait for room; the finished jobs' acknowledgements go with the next fetch, at
                     # most ACK_FLUSH_SECONDS after they finished.
-                    self._dispatcher_wait(self._idle_wait(ACK_FLUSH_SECONDS), idle=False, ready=self._should_fetch)
+                    self._dispatcher_wait(self._wake_by(ACK_FLUSH_SECONDS), idle=False, ready=self._should_fetch)
                 busy = self.quiet.is_set() or self.stopping.is_set()
                 free = 0 if busy else self._free_places()
             if free <= 0 and not busy:
-                if self._idle_wait(UNWATCHED_POLL_SECONDS) > 0 and not self._unwatched_poll_due():
+                if self._wake_by(UNWATCHED_POLL_SECONDS) > time.monotonic() and not self._unwatched_poll_due():
                     self._wait_for_jobs()  # every thread runs or watches, no acknowledgement is due
                     continue
                 # Acknowledgements due, or queues nobody watches: fetch one job with them, taken by the first
@@ -406,7 +406,7 @@ class Worker:
                     index = self._queue_to_watch()
                     self.watchers[index] += 1
                     self.work.put(Watch(index))
-            self._dispatcher_wait(self._idle_wait(UNWATCHED_POLL_SECONDS), idle=True, ready=lambda: (
+            self._dispatcher_wait(self._wake_by(UNWATCHED_POLL_SECONDS), idle=True, ready=lambda: (
                 self.stopping.is_set() or self.quiet.is_set() or self._spare_threads() > 0))
 
     def _queue_to_watch(self) -> int:
@@ -436,13 +436,15 @@ class Worker:
             self.finished.popleft()
         self.outstanding -= done
 
-    def _dispatcher_wait(self, timeout: float, *, idle: bool, ready: Callable[[], bool]) -> None:
-        """Wait (with ``cond`` held) up to ``timeout`` seconds unless ``ready()``: idle, until ``ready()``;
-        busy, until the first wake-up (a thread's, see :meth:`_job_ended`, or a stop or quiet). The flags
-        are set before ``ready()`` is checked, so a job that ends meanwhile is seen by one or the other."""
+    def _dispatcher_wait(self, until: float, *, idle: bool, ready: Callable[[], bool]) -> None:
+        """Wait (with ``cond`` held) until ``time.monotonic()`` reaches ``until`` unless ``ready()``: idle,
+        until ``ready()``; busy, until the first wake-up (a thread's, see :meth:`_job_ended`, or a stop or
+        quiet). The flags are set before ``ready()`` is checked, so a job that ends meanwhile is seen by one
+        or the other."""
         self.dispatcher_idle = idle
         self.dispatcher_waiting = True
-        until = self.dispatcher_until = time.monotonic() + timeout
+        self.dispatcher_until = until
+        timeout = max(0.0, until - time.monotonic())
         if idle:  # a caught job's end moves ``dispatcher_until`` closer to have its acknowledgement sent
             self.cond.wait_for(lambda: ready() or self.dispatcher_until < until, timeout)
         elif not ready():
@@ -457,10 +459,13 @@ class Worker:
             with self.cond:
                 self.cond.notify()
 
-    def _idle_wait(self, longest: float) -> float:
-        """How long the dispatcher may wait: ``longest``, or less when acknowledgements are due sooner."""
-        due = self.fetch.ack_due()
-        return longest if due is None else min(longest, due)
+    def _wake_by(self, longest: float) -> float:
+        """When (``time.monotonic()``) the dispatcher's wait must end: ``longest`` seconds from now, or
+        sooner when acknowledgements are due sooner (their deadline itself, so that :meth:`_watch_again`
+        compares like with like)."""
+        latest = time.monotonic() + longest
+        deadline = self.fetch.ack_deadline()
+        return latest if deadline is None else min(latest, deadline)
 
     def _work(self) -> None:
         while True:
@@ -554,10 +559,9 @@ class Worker:
                 return None
             index = self._queue_to_watch()
             self.watchers[index] += 1
-            due = self.fetch.ack_due() if ended and self.dispatcher_waiting else None
-            flush_by = time.monotonic() + (due or 0.0)
-            if due is not None and self.dispatcher_until > flush_by:
-                self.dispatcher_until = flush_by
+            deadline = self.fetch.ack_deadline() if ended and self.dispatcher_waiting else None
+            if deadline is not None and self.dispatcher_until > deadline:  # sooner than the wait ends
+                self.dispatcher_until = deadline
                 self.cond.notify()
             return index
 
