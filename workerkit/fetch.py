@@ -223,12 +223,6 @@ class ReliableFetch:
                 due.append(self.metrics.since + FLUSH_SECONDS)
             return min(due) if due else None
 
-    def ack_due(self) -> float | None:
-        """Seconds until pending acknowledgements or metrics must be flushed (0: now), or None when there
-        are none."""
-        deadline = self.ack_deadline()
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
-
     def fetch(self, count: int) -> list[UnitOfWork]:
         """Acknowledge finished jobs, write the metrics recorded, and move up to ``count`` jobs into the
         in-flight lists, in one round trip."""

@@ -550,7 +550,7 @@ class Worker:
         thread watches next (counted in ``watchers``), or None when the worker is no longer idle or jobs
         wait for threads (the thread is spare, and the dispatcher is woken). The job's acknowledgement
         goes with the dispatcher's next fetch: it is woken when that would come later than the
-        acknowledgement is due (at once after a quiet spell, see ``ReliableFetch.ack_due``)."""
+        acknowledgement is due (at once after a quiet spell, see ``ReliableFetch.ack_deadline``)."""
         with self.cond:
             if ended:
                 self.outstanding -= 1
