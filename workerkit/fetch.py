@@ -92,6 +92,15 @@ class UnitOfWork:
             self._payload = decode(self.raw)
         return self._payload
 
+    def waited(self, now: float) -> float | None:
+        """Seconds from its push (``enqueued_at``, either generation's unit) to ``now`` (epoch seconds), or
+        None when the payload has no such time or is not a job."""
+        try:
+            enqueued = to_seconds(self.payload().get("enqueued_at"))
+        except PayloadError:
+            return None
+        return None if enqueued is None else now - enqueued
+
     def ack(self, class_name: str = "", seconds: float | None = None) -> None:
         """The job succeeded: acknowledge it with the next fetch (or the idle flush), counted once (a job of
         a batch succeeds in it in the same step); given ``seconds``, its run counts in the metrics of
@@ -198,14 +207,7 @@ class ReliableFetch:
         payload decoded here is the one the runner uses)."""
         if self.metrics is None:
             return
-        waits = []
-        for unit in units:
-            try:
-                enqueued = to_seconds(unit.payload().get("enqueued_at"))
-            except PayloadError:
-                continue
-            if enqueued is not None:
-                waits.append((unit.queue, now - enqueued))
+        waits = [(unit.queue, waited) for unit in units if (waited := unit.waited(now)) is not None]
         with self._lock:
             for queue, seconds in waits:
                 self.metrics.latency(queue, seconds, now)

@@ -51,6 +51,10 @@ WATCH_SECONDS = 0.5
 queue)."""
 CATCH_MEMORY = 0.98
 """How much of a queue's count of recent catches each new watch keeps (about the last hundred catches)."""
+BACKLOG_SECONDS = 0.002
+"""A job caught this long after it was pushed (its ``enqueued_at``) shows that jobs wait for the watchers:
+the worker leaves the idle mode and fetches in batches until a fetch comes back short. A producer whose
+clock is behind makes this fire too often, which costs a round trip per catch, nothing more."""
 UNWATCHED_POLL_SECONDS = 1.0
 """How often an idle worker with more queues than spare threads fetches from the queues nobody watches."""
 ASYNC_SHARE_WEIGHT = 0.01
@@ -278,9 +282,12 @@ class Worker:
         one or its watch ends (up to :data:`WATCH_SECONDS`), so none is fetched for it; jobs are fetched
         ahead (the prefetch) only while every thread runs jobs. An idle worker asks for one more than its
         spare threads: getting it means the queues hold more than the watchers catch (see :meth:`_dispatch`),
-        and the worker fetches in batches again."""
+        and the worker fetches in batches again. Out of the idle mode, jobs are fetched ahead while any
+        thread runs a job (they wait for it to end) or none watches; threads still blocked on a queue after
+        the idle mode ended (up to :data:`WATCH_SECONDS`) do not stop it, so a backlog drains in batches."""
         spare = self._spare_threads()
-        ahead = int(spare > 0) if self.idle_mode else (0 if any(self.watchers) else self.prefetch())
+        running = self._outstanding() - self.async_outstanding
+        ahead = int(spare > 0) if self.idle_mode else (self.prefetch() if running or not any(self.watchers) else 0)
         if self.lane is None:
             return spare + ahead
         return max(0, spare + ahead) + self._async_room()
@@ -504,6 +511,7 @@ class Worker:
             if self.quiet.is_set() or self.stopping.is_set():
                 self._give_back(caught)
                 return
+            self._note_backlog(caught)
             plain = self.lane is None or not self._is_async(caught)
             if plain:
                 self._execute(caught)
@@ -512,6 +520,15 @@ class Worker:
                     self.async_outstanding += 1
                 self._submit(caught)
             watched = self._watch_again(plain)
+
+    def _note_backlog(self, caught: UnitOfWork) -> None:
+        """Leave the idle mode when ``caught`` waited in its queue past :data:`BACKLOG_SECONDS`: one job per
+        round trip per watcher does not keep up, a fetch of a batch does. The thread that caught it runs it
+        and then stays spare (see :meth:`_watch_again`), which wakes the dispatcher to fetch."""
+        waited = caught.waited(time.time()) if self.idle_mode else None
+        if waited is not None and waited > BACKLOG_SECONDS:
+            with self.cond:
+                self.idle_mode = False
 
     def _catch(self, index: int) -> UnitOfWork | None:
         """Block on queue ``index`` (counted in ``watchers``) until a job comes or the worker is no longer

@@ -87,6 +87,33 @@ def test_no_job_is_fetched_for_a_thread_blocked_on_a_queue(wk: redis.Redis) -> N
     assert worker._free_places() == 0  # idle and every thread busy: new jobs wait for the watchers
 
 
+def test_jobs_are_fetched_ahead_while_threads_run_even_with_threads_still_blocked(wk: redis.Redis) -> None:
+    """Out of the idle mode, the threads still blocked on the other queues (up to WATCH_SECONDS) held back
+    the prefetch: a backlog drained a few jobs per round trip, one per spare thread, while it grew."""
+    worker = three_queue_worker(wk)
+    worker.idle_mode, worker.watchers, worker.outstanding = False, [1, 0, 1], 5
+    assert worker._free_places() == 3 + 10  # three spare threads, and ten ahead for the five running
+    worker.outstanding = 0
+    assert worker._free_places() == 8  # nothing runs: none ahead (a job would wait for a blocked thread)
+
+
+def test_a_job_caught_after_waiting_in_its_queue_ends_the_idle_mode(wk: redis.Redis) -> None:
+    worker = three_queue_worker(wk)
+    now = time.time()
+    wk.lpush("queue:default", *[f'{{"class":"A","args":[],"jid":"j{n}","enqueued_at":{at}}}'
+                                for n, at in enumerate([now + 60, now - 0.05, int((now - 0.05) * 1000)])])
+    fresh, waited, waited_ms = (worker.fetch.wait_for_job(1, 1.0) for _ in range(3))
+    assert fresh is not None and waited is not None and waited_ms is not None
+    worker.idle_mode = True
+    worker._note_backlog(fresh)
+    assert worker.idle_mode  # no wait (a producer's clock ahead of ours): the watchers keep up
+    worker._note_backlog(waited)
+    assert not worker.idle_mode  # it waited 50 ms: fetch in batches
+    worker.idle_mode = True
+    worker._note_backlog(waited_ms)  # Sidekiq 7 writes milliseconds
+    assert not worker.idle_mode
+
+
 def test_a_job_end_does_not_wake_a_dispatcher_that_wakes_when_its_acknowledgement_is_due(wk: redis.Redis) -> None:
     """The idle dispatcher waits until the pending acknowledgements are due; each caught job's end compares
     that deadline with the one the dispatcher waits for. They were computed from two clock readings each, so
