@@ -132,7 +132,8 @@ class Worker:
         self.dispatcher_until = 0.0
         """``time.monotonic()`` when the dispatcher's current wait ends (see :meth:`_watch_again`)."""
         self.idle_mode = False
-        """The last fetch found the queues empty: every spare thread watches them (see :meth:`_wait_for_jobs`)."""
+        """The last fetch found the queues empty, and no caught job has waited since (:meth:`_note_backlog`):
+        every spare thread watches them (see :meth:`_wait_for_jobs`)."""
         self.watchers = [0] * len(settings.queues)
         """Threads watching (or sent to watch) each queue, by index (change it under ``cond``)."""
         self.catches = [0.0] * len(settings.queues)
@@ -279,12 +280,12 @@ class Worker:
     def _free_places(self) -> int:
         """How many jobs to fetch: one per thread neither busy nor watching, plus those fetched ahead, plus
         the event loop's expected room. A thread blocked in ``BLMOVE`` takes no fetched job until it catches
-        one or its watch ends (up to :data:`WATCH_SECONDS`), so none is fetched for it; jobs are fetched
-        ahead (the prefetch) only while every thread runs jobs. An idle worker asks for one more than its
-        spare threads: getting it means the queues hold more than the watchers catch (see :meth:`_dispatch`),
-        and the worker fetches in batches again. Out of the idle mode, jobs are fetched ahead while any
-        thread runs a job (they wait for it to end) or none watches; threads still blocked on a queue after
-        the idle mode ended (up to :data:`WATCH_SECONDS`) do not stop it, so a backlog drains in batches."""
+        one or its watch ends (up to :data:`WATCH_SECONDS`), so none is fetched for it. An idle worker asks
+        for one more than its spare threads: getting it means the queues hold more than the watchers catch
+        (see :meth:`_dispatch`), and the worker fetches in batches again. Out of the idle mode, jobs are
+        fetched ahead while any thread runs a job (they wait for it to end) or none watches; threads still
+        blocked on a queue after the idle mode ended (up to :data:`WATCH_SECONDS`) do not stop it, so a
+        backlog drains in batches."""
         spare = self._spare_threads()
         running = self._outstanding() - self.async_outstanding
         ahead = int(spare > 0) if self.idle_mode else (self.prefetch() if running or not any(self.watchers) else 0)
