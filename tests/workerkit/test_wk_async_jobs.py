@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -116,8 +117,9 @@ def test_async_and_plain_middleware_wrap_both_kinds_of_job(wk: redis.Redis, star
     wait_for(lambda: wk.llen("async-job") == 6 and wk.llen("plain-job") == 6, what="both jobs and their middleware")
     assert wk.lrange("async-job", 0, -1) == [
         b"async>", b"plain> on async-jobs-executor", b"async variant", b"job", b"<plain", b"<async"]
-    assert wk.lrange("plain-job", 0, -1) == [
-        b"async>", b"plain> on processor-0", b"plain variant", b"job", b"<plain", b"<async"]
+    plain = wk.lrange("plain-job", 0, -1)  # on whichever job thread caught or was handed it
+    assert re.fullmatch(rb"plain> on processor-\d+", plain[1]), plain
+    assert plain[:1] + plain[2:] == [b"async>", b"plain variant", b"job", b"<plain", b"<async"]
     assert worker.stop() == 0
 
 
