@@ -18,10 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis
-from redis.observability.providers import get_observability_instance
 from redis.utils import str_if_bytes
 
-from workerkit import batch_scope, config, registry, topology, unique
+from workerkit import batch_scope, config, direct, registry, topology, unique
 from workerkit.connection import REDIS_DOWN
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, stamped
@@ -196,51 +195,36 @@ class NotReplicated(redis.RedisError):
 class _Direct:
     """The client a sync push's one command goes through (``client=`` of the lifecycle's push transitions:
     its script's ``EVALSHA``, with ``SCRIPT LOAD`` first when the server lacks the script; ``ZADD`` for a job
-    for later). Each is sent as ``redis.Redis.execute_command`` sends it: on a connection of the client's own
-    pool (its health check, TLS, Sentinel and Cluster routing), under that connection's retry policy with a
-    disconnect between tries, raising the same errors; minus the layers that are pure overhead for these
-    commands: redis-py's per-command metrics hooks (which look their provider up again on every call while
-    metrics are off), its ``HIMPORT`` check and its reply-callback lookup (none of them has one). While
-    redis-py's metrics are on (``redis.observability``), :func:`_direct` keeps the client's own path, so
-    every push is still counted."""
+    for later). Each is one round trip of :class:`workerkit.direct.DirectConnections` on the client's own pool,
+    raising the errors ``redis.Redis.execute_command`` raises; minus the layers that are pure overhead for
+    these commands: the pool's checkout and release, redis-py's per-command metrics hooks (which look their
+    provider up again on every call while metrics are off), its ``HIMPORT`` check and its reply-callback
+    lookup (none of them has one). While redis-py's metrics are on (``redis.observability``), :func:`_direct`
+    keeps the client's own path, so every push is still counted."""
 
-    __slots__ = ("pool",)
+    __slots__ = ("connections",)
 
     def __init__(self, conn: redis.Redis) -> None:
-        self.pool = conn.connection_pool
-
-    def _execute(self, *args: Any) -> Any:
-        pool = self.pool
-        connection: Any = pool.get_connection()  # redis-py types its methods loosely
-        try:
-            packed = connection.pack_command(*args)
-            return connection.retry.call_with_retry(lambda: _round_trip(connection, packed),
-                                                    lambda _: connection.disconnect())
-        finally:
-            pool.release(connection)
+        self.connections = direct.connections(conn)
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         """``EVALSHA sha numkeys keys... args...``."""
-        return self._execute("EVALSHA", sha, numkeys, *keys_and_args)
+        return self.connections.execute("EVALSHA", sha, numkeys, *keys_and_args)
 
     def script_load(self, script: str) -> str:
         """``SCRIPT LOAD script``: the script's sha."""
-        return str_if_bytes(self._execute("SCRIPT", "LOAD", script))
+        return str_if_bytes(self.connections.execute("SCRIPT", "LOAD", script))
 
     def zadd(self, name: str, mapping: Mapping[str, float]) -> Any:
         """``ZADD name score member...`` (a job for later): how many members were new."""
-        return self._execute("ZADD", name, *(item for member, score in mapping.items() for item in (score, member)))
-
-
-def _round_trip(connection: Any, packed: list[bytes]) -> Any:
-    connection.send_packed_command(packed)
-    return connection.read_response()
+        return self.connections.execute("ZADD", name, *(item for member, score in mapping.items()
+                                                        for item in (score, member)))
 
 
 def _direct(lifecycle: Lifecycle) -> Any:
     """The client a sync push's one command goes through: :class:`_Direct` on the lifecycle's client, or the
     client itself while redis-py's metrics are on."""
-    if get_observability_instance().get_provider_manager() is not None:
+    if direct.metered():
         return lifecycle.conn
     return _Direct(lifecycle.conn)
 

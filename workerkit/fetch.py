@@ -9,6 +9,7 @@ still reliable) and run what they catch themselves, so a new job starts within a
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import threading
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from workerkit import direct
 from workerkit.compat import to_seconds
 from workerkit.keys import Keys
 from workerkit.lifecycle import Lifecycle, Outcome, Settlement
@@ -150,6 +152,10 @@ class ReliableFetch:
         self.identity = identity
         self.specs = specs
         self.lifecycle = Lifecycle(conn, keys)
+        self._blmove: Callable[..., Any] = (
+            functools.partial(conn.execute_command, "BLMOVE") if direct.metered()
+            else functools.partial(direct.connections(conn).execute, "BLMOVE"))
+        """``BLMOVE source destination RIGHT LEFT timeout``: once per job caught, so on a kept connection."""
         self.queue_keys = [keys.queue(spec.name) for spec in specs]
         self.inflight_keys = [keys.inflight(identity, spec.name) for spec in specs]
         self._owners = [json.dumps({"identity": identity, "queue": spec.name}) for spec in specs]
@@ -269,8 +275,7 @@ class ReliableFetch:
         ``register``: list the in-flight lists again once a job was caught (when the heartbeat may have
         lapsed, a sweep may have forgotten them; a fetch registers what it fills by itself).
         """
-        raw = self.conn.blmove(self.queue_keys[index], self.inflight_keys[index], timeout,  # type: ignore[arg-type]
-                               "RIGHT", "LEFT")
+        raw = self._blmove(self.queue_keys[index], self.inflight_keys[index], "RIGHT", "LEFT", timeout)
         if raw is None:
             return None
         if register:
