@@ -6,8 +6,10 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 from process_support import ChildProcess, Children
 
 HERE = Path(__file__).parent
@@ -31,3 +33,22 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Child
 
     yield start
     children.kill_all()
+
+
+@pytest.fixture
+def commands_via_redis_py(monkeypatch: pytest.MonkeyPatch) -> Callable[[redis.Redis], list[str]]:
+    """``watch(client)``: from now on, the name of each command ``client`` sends through redis-py's command
+    layer (``execute_command``) is appended to the list it returns."""
+
+    def watch(client: redis.Redis) -> list[str]:
+        sent: list[str] = []
+        real: Any = client.execute_command
+
+        def counting(*args: Any, **options: Any) -> Any:
+            sent.append(args[0])
+            return real(*args, **options)
+
+        monkeypatch.setattr(client, "execute_command", counting)
+        return sent
+
+    return watch

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -121,23 +122,18 @@ def test_one_set_of_connections_per_pool(redis_client: redis.Redis) -> None:
 
 @pytest.mark.parametrize("metrics_on", [False, True])
 def test_a_caught_job_comes_by_redis_py_command_layer_only_while_its_metrics_are_on(
-    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, metrics_on: bool,
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+    commands_via_redis_py: Callable[[redis.Redis], list[str]], metrics_on: bool,
 ) -> None:
     if metrics_on:
         monkeypatch.setattr(get_observability_instance(), "_provider_manager", object())
-    sent: list[Any] = []
-    real: Any = redis_client.execute_command
-
-    def counting(*args: Any, **options: Any) -> Any:
-        sent.append(args[0])
-        return real(*args, **options)
-
-    monkeypatch.setattr(redis_client, "execute_command", counting)
     keys = Keys("")
+    job = b'{"class":"A","args":[],"jid":"j1","queue":"default"}'
+    redis_client.lpush(keys.queue("default"), job)
+    sent = commands_via_redis_py(redis_client)
     fetch = ReliableFetch(redis_client, keys, "host:1", [QueueSpec("default")], metrics=False)
-    real("LPUSH", keys.queue("default"), b'{"class":"A","args":[],"jid":"j1","queue":"default"}')
     caught = fetch.wait_for_job(0, 1.0)
-    assert caught is not None and caught.raw == b'{"class":"A","args":[],"jid":"j1","queue":"default"}'
-    assert real("LRANGE", keys.inflight("host:1", "default"), 0, -1) == [caught.raw]
-    assert sent == (["BLMOVE"] if metrics_on else [])
+    assert caught is not None and caught.raw == job
     assert fetch.wait_for_job(0, 0.1) is None  # the queue is empty: the watch times out with nothing
+    assert sent == (["BLMOVE", "BLMOVE"] if metrics_on else [])
+    assert redis_client.lrange(keys.inflight("host:1", "default"), 0, -1) == [job]

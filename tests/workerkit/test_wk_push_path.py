@@ -8,6 +8,7 @@ import json
 import math
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -49,17 +50,9 @@ def test_a_push_to_a_server_nobody_serves_names_it(wk: redis.Redis) -> None:
 
 
 def test_pushes_skip_redis_py_command_layer_unless_its_metrics_are_on(
-    wk: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+    wk: redis.Redis, monkeypatch: pytest.MonkeyPatch, commands_via_redis_py: Callable[[redis.Redis], list[str]],
 ) -> None:
-    client = config.redis_client()
-    sent: list[Any] = []
-    real: Any = client.execute_command
-
-    def counting(*args: Any, **options: Any) -> Any:
-        sent.append(args[0])
-        return real(*args, **options)
-
-    monkeypatch.setattr(client, "execute_command", counting)
+    sent = commands_via_redis_py(config.redis_client())
     wk_jobs.Record.perform_async("k", 1)
     assert sent == []
     monkeypatch.setattr(get_observability_instance(), "_provider_manager", object())  # metrics on
