@@ -2,13 +2,14 @@
 (a sync push, a worker thread blocked on a queue).
 
 redis-py 8 takes a pool's lock twice per command and records connection metrics on every checkout and
-release: 15 to 20 µs of CPU per command here. :class:`DirectConnections` keeps the connections it took from
-the pool in a list of its own instead (``deque`` ``pop``/``append``, atomic under the GIL) and gives each
-back clean: any exception between the send and the end of the reply (a broken socket, a ``JobTimeout``
-raised in the thread, a KeyboardInterrupt) disconnects the connection, so none ever holds a reply nobody
-read. Like the pool, it checks a connection before each use for a socket the server closed. The connection
-stays the pool's own kind, so TLS, Sentinel and slot routing, the retry policy, the health check after 10
-idle seconds and the reconnect after a fork all work as on redis-py's path.
+release: a sync push took 91 to 100 µs of CPU here with them, 75 to 90 without (``docs/benchmarks.md``).
+:class:`DirectConnections` keeps the connections it took from the pool in a list of its own instead
+(``deque`` ``pop``/``append``, atomic under the GIL) and gives each back clean: any exception between the
+send and the end of the reply (a broken socket, a ``JobTimeout`` raised in the thread, a KeyboardInterrupt)
+disconnects the connection, so none ever holds a reply nobody read. Like the pool, it checks a connection
+before each use for a socket the server closed. The connection stays the pool's own kind, so TLS, Sentinel
+and slot routing, the retry policy, the health check after 10 idle seconds and the reconnect after a fork
+all work as on redis-py's path.
 """
 
 from __future__ import annotations
