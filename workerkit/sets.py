@@ -388,7 +388,7 @@ class _Matcher:
         (its bytes hold every run, or may hold ``İ`` or the Kelvin sign)."""
         self.decoded += 1
         try:
-            payload = decode(as_text(raw))
+            payload = decode(raw)  # as JobView.parse decodes it
         except PayloadError:
             self._last = (raw, None)
             return admitted and JobView.parse(raw).matches(self.needle)

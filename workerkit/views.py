@@ -71,11 +71,13 @@ class JobView:
 
     @classmethod
     def parse(cls, raw: bytes | str, score: float | None = None) -> JobView:
-        """Decode ``raw``; a payload that is not a job is kept, shown as unreadable, never dropped."""
+        """Decode ``raw``; a payload that is not a job is kept, shown as unreadable, never dropped. Bytes that
+        are not text in a JSON encoding are not a job, as the worker finds too: read as a job with U+FFFD
+        in their place, a move that writes the job again would lose them."""
         text = as_text(raw)
         stored = raw if isinstance(raw, bytes) else None
         try:
-            return cls(text, decode(text), score, stored=stored)
+            return cls(text, decode(raw), score, stored=stored)
         except PayloadError as exc:
             unreadable = {"class": "(unreadable payload)", "args": [], "error_message": str(exc)}
             return cls(text, unreadable, score, False, stored)

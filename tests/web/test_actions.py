@@ -201,3 +201,32 @@ def test_a_job_whose_jid_or_score_holds_a_dash_is_found_by_its_key(
 
     assert ran.headers["location"] == f"{PREFIX}/retries?done=run&n=1"
     assert [moved["jid"] for moved in queued(redis_client)] == [job["jid"]]
+
+
+NOT_UTF8 = b'{"class":"app.jobs.Mailer","args":["caf\xe9"],"jid":"4b1d5a0e9c3f2a7b6d8e1f00","queue":"critical"}'
+"""A job's JSON with one byte that is not UTF-8 (Latin-1's e-acute): the worker finds it is not a job."""
+
+
+def test_a_killed_entry_that_is_not_utf8_keeps_its_bytes(
+    client: TestClient, api: Api, redis_client: redis.Redis
+) -> None:
+    redis_client.zadd(KEYS.retry, {NOT_UTF8: 1000.0})
+    [entry] = api.sorted_set(JobSet.RETRIES).page().jobs
+    page = client.get(f"{PREFIX}/retries/{entry.key}")
+    killed = post(client, f"{PREFIX}/retries/{entry.key}", {"action": "kill"})
+
+    assert redis_client.zrange(KEYS.dead, 0, -1) == [NOT_UTF8]  # not rewritten with U+FFFD
+    assert killed.headers["location"] == f"{PREFIX}/retries?done=killed&n=1"
+    assert page.status_code == 200 and "(unreadable payload)" in page.text
+
+
+def test_an_entry_that_is_not_utf8_run_now_goes_to_the_queue_as_it_was(
+    client: TestClient, api: Api, redis_client: redis.Redis
+) -> None:
+    redis_client.zadd(KEYS.schedule, {NOT_UTF8: time.time() + 60})
+    [entry] = api.sorted_set(JobSet.SCHEDULED).page().jobs
+    ran = post(client, f"{PREFIX}/scheduled/{entry.key}", {"action": "run"})
+
+    assert ran.headers["location"] == f"{PREFIX}/scheduled?done=run&n=1"
+    assert redis_client.lrange(KEYS.queue("default"), 0, -1) == [NOT_UTF8]  # the worker will quarantine it whole
+    assert redis_client.zcard(KEYS.schedule) == 0
