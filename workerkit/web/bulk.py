@@ -7,11 +7,11 @@ One action at a time per set (a ``redis-py`` lock): a second click while one run
 first has done, instead of starting another copy of a large snapshot. Nothing is lost when the web process
 stops midway: each step is whole (``SortedJobSet.act_on_matching``), the entries not reached stay in the
 set, the lock and the progress lapse within :data:`RUNNING_TTL` seconds, and the action can be started again.
+When Redis fails an action midway, its thread frees the lock as soon as Redis is back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import redis
+from redis.exceptions import LockError
 from redis.lock import Lock
 
 from workerkit.keys import Keys
@@ -33,6 +34,8 @@ RUNNING_TTL = 60
 """Seconds the lock and the progress of a running action live past its last step."""
 FINISHED_TTL = 600
 """Seconds the progress of an action that ended stays shown."""
+RELEASE_RETRY_SECONDS = 0.05
+"""The first pause before the lock's release is tried again when Redis failed it (doubling up to 1 s)."""
 
 State = Literal["running", "finished", "stopped"]
 log = logging.getLogger("workerkit.web")
@@ -98,19 +101,40 @@ class _Run:
                         self.lock.reacquire()
                         self.owner.record(self.which, self.progress)
             self._end(self.progress.ended("finished"))
-        except redis.RedisError as error:  # what is left stays in the set; the lock lapses if it cannot go
+        except redis.RedisError as error:  # what is left stays in the set
             log.warning("bulk %s on %s stopped after %d of %d entries: %s", self.progress.action,
                         self.which.value, self.progress.looked_at, self.progress.total, error)
-            with contextlib.suppress(redis.RedisError):
-                self._end(self.progress.ended("stopped", f"{type(error).__name__}: {error}"), error)
+            self._end(self.progress.ended("stopped", f"{type(error).__name__}: {error}"), error, record=False)
         finally:
-            with contextlib.suppress(redis.RedisError):  # lapsed (held up past RUNNING_TTL) or unreachable
-                self.lock.release()
+            self._let_go()
 
-    def _end(self, progress: Progress, error: redis.RedisError | None = None) -> None:
+    def _let_go(self) -> None:
+        """Show a stop (when the request handed the action off) and release the lock. While Redis is away, try
+        again until it is back (the page then says the action stopped, and the set is free for a new one at
+        once, not when the lock lapses) or until :data:`RUNNING_TTL` has passed (both lapse by then)."""
+        with self.guard:
+            unshown = self.progress if self.handed_off and self.error is not None else None
+        give_up = time.monotonic() + RUNNING_TTL
+        delay = RELEASE_RETRY_SECONDS
+        while True:
+            try:
+                if unshown is not None:
+                    self.owner.record(self.which, unshown)
+                    unshown = None
+                self.lock.release()
+                return
+            except LockError:  # lapsed already (held up past RUNNING_TTL), or taken over: not ours to free
+                return
+            except redis.RedisError:
+                if time.monotonic() + delay > give_up:
+                    return
+                time.sleep(delay)
+                delay = min(2 * delay, 1.0)
+
+    def _end(self, progress: Progress, error: redis.RedisError | None = None, record: bool = True) -> None:
         with self.guard:
             self.progress, self.error, self.ended = progress, error, True
-            if self.handed_off:
+            if self.handed_off and record:
                 self.owner.record(self.which, progress)
 
     def answer(self, budget: float, thread: threading.Thread) -> Progress:
