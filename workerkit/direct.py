@@ -70,6 +70,8 @@ def _reopen_if_closed(connection: Any) -> None:
     """Disconnect ``connection`` (its next send connects again) when the server closed it meanwhile (a
     restart, a failover, ``CLIENT KILL``, its idle ``timeout``): its socket then reads as ready, at EOF. The
     pool checks each connection it hands out the same way; without it the next command would fail."""
+    if connection._sock is None:  # not connected (given back after an error): the send connects, once
+        return
     try:
         if connection.can_read():  # nothing else can be there: each is given back with no reply unread
             connection.disconnect()

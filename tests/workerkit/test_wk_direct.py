@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ import redis.connection
 from redis.observability.providers import get_observability_instance
 
 from workerkit import direct
+from workerkit.connection import single_try
 from workerkit.fetch import QueueSpec, ReliableFetch
 from workerkit.keys import Keys
+from workerkit.server import running_server
 
 
 class Interrupted(BaseException):
@@ -67,6 +70,29 @@ def test_a_connection_the_server_closed_is_opened_again(redis_client: redis.Redi
     assert kept.execute("GET", "k") == b"v"
     assert kept.execute("CLIENT", "ID") != first
     admin.close()
+
+
+def test_a_command_while_redis_is_down_tries_to_connect_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with running_server(tmp_path / "redis", kind="embedded") as server:
+        kept = direct.connections(redis.Redis.from_url(server.url, retry=single_try()))
+        assert kept.execute("PING") == b"PONG"  # a connection is kept
+        server.stop()
+        attempts: list[None] = []
+        real = redis.connection.AbstractConnection.connect_check_health
+
+        def connect(self: Any, *args: Any, **kwargs: Any) -> None:
+            attempts.append(None)
+            real(self, *args, **kwargs)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "connect_check_health", connect)
+        for _ in range(3):
+            with pytest.raises(redis.ConnectionError):
+                kept.execute("PING")
+        assert len(attempts) == 3  # one per command: an address that does not answer costs one connect timeout
+        server.start()
+        assert kept.execute("ECHO", "back") == b"back"
 
 
 def test_threads_each_get_their_own_replies_on_at_most_one_connection_each(redis_client: redis.Redis) -> None:
