@@ -7,7 +7,8 @@ One action at a time per set (a ``redis-py`` lock): a second click while one run
 first has done, instead of starting another copy of a large snapshot. Nothing is lost when the web process
 stops midway: each step is whole (``SortedJobSet.act_on_matching``), the entries not reached stay in the
 set, the lock and the progress lapse within :data:`RUNNING_TTL` seconds, and the action can be started again.
-When Redis fails an action midway, its thread frees the lock as soon as Redis is back.
+When Redis fails an action midway, its thread frees the lock as soon as Redis is back, if that is before the
+lock would lapse.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ FINISHED_TTL = 600
 """Seconds the progress of an action that ended stays shown."""
 RELEASE_RETRY_SECONDS = 0.05
 """The first pause before the lock's release is tried again when Redis failed it (doubling up to 1 s)."""
+LOCK_MARGIN_SECONDS = 2.0
+"""How long before the lock would lapse its release stops being tried (this clock and Redis' may differ)."""
 
 State = Literal["running", "finished", "stopped"]
 log = logging.getLogger("workerkit.web")
@@ -85,6 +88,8 @@ class _Run:
 
     def __init__(self, owner: BulkActions, entries: SortedJobSet, progress: Progress, lock: Lock) -> None:
         self.owner, self.which, self.progress, self.lock = owner, entries.which, progress, lock
+        self.held_until = time.monotonic() + RUNNING_TTL
+        """Until when the lock is surely ours (it was just taken, or taken again, for RUNNING_TTL seconds)."""
         self.steps = entries.act_on_matching(progress.action, progress.text)
         self.guard = threading.Lock()
         self.handed_off = False
@@ -99,6 +104,7 @@ class _Run:
                     self.progress = self.progress.after(step)
                     if self.handed_off:
                         self.lock.reacquire()
+                        self.held_until = time.monotonic() + RUNNING_TTL
                         self.owner.record(self.which, self.progress)
             self._end(self.progress.ended("finished"))
         except redis.RedisError as error:  # what is left stays in the set
@@ -111,10 +117,11 @@ class _Run:
     def _let_go(self) -> None:
         """Show a stop (when the request handed the action off) and release the lock. While Redis is away, try
         again until it is back (the page then says the action stopped, and the set is free for a new one at
-        once, not when the lock lapses) or until :data:`RUNNING_TTL` has passed (both lapse by then)."""
+        once, not when the lock lapses), but only while the lock is surely still this action's: once it may
+        have lapsed, another action may have started, and its progress must not be overwritten."""
         with self.guard:
             unshown = self.progress if self.handed_off and self.error is not None else None
-        give_up = time.monotonic() + RUNNING_TTL
+        give_up = self.held_until - LOCK_MARGIN_SECONDS
         delay = RELEASE_RETRY_SECONDS
         while True:
             try:
