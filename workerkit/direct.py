@@ -7,9 +7,10 @@ release: a sync push took 91 to 100 µs of CPU here with them, 75 to 90 without 
 (``deque`` ``pop``/``append``, atomic under the GIL) and gives each back clean: any exception between the
 send and the end of the reply (a broken socket, a ``JobTimeout`` raised in the thread, a KeyboardInterrupt)
 disconnects the connection, so none ever holds a reply nobody read. Like the pool, it checks a connection
-before each use for a socket the server closed. The connection stays the pool's own kind, so TLS, Sentinel
-and slot routing, the retry policy, the health check after 10 idle seconds and the reconnect after a fork
-all work as on redis-py's path.
+before each use for a socket the server closed. It keeps a few (:data:`KEPT_AT_MOST`, at most a quarter of
+the pool's limit, which they count against) and gives the rest back to the pool. The connection stays the
+pool's own kind, so TLS, Sentinel and slot routing, the retry policy, the health check after 10 idle
+seconds and the reconnect after a fork all work as on redis-py's path.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from typing import Any
 import redis
 from redis.observability.providers import get_observability_instance
 
+KEPT_AT_MOST = 16
+"""The most connections one pool's :class:`DirectConnections` keeps (never more than a quarter of the pool's
+``max_connections``, 100 by default in redis-py 8); past that, a connection goes back to the pool."""
+
 
 class DirectConnections:
     """The connections of one pool kept for direct round trips (see the module's docstring)."""
@@ -31,6 +36,8 @@ class DirectConnections:
         self._pool = weakref.ref(pool)  # the pool's entry in ``_by_pool`` must not keep it alive
         self._idle: deque[Any] = deque()
         self._pid = os.getpid()
+        self._keep = min(KEPT_AT_MOST, pool.max_connections // 4)
+        """How many connections to keep: the pool counts them as in use, so they take from its limit."""
 
     def execute(self, *args: Any) -> Any:
         """Send ``args`` as one command and return its reply (raw: no reply callback), retrying as the
@@ -48,7 +55,15 @@ class DirectConnections:
             connection.disconnect()  # a reply may be on its way: never reuse the socket it comes on
             raise
         finally:
+            self._give_back(connection)
+
+    def _give_back(self, connection: Any) -> None:
+        if len(self._idle) < self._keep:  # a race may keep one or two more: harmless
             self._idle.append(connection)
+            return
+        pool = self._pool()
+        if pool is not None:
+            pool.release(connection)
 
     def _take(self) -> Any:
         if self._pid != os.getpid():  # a forked child: the parent's sockets are not this process's to use

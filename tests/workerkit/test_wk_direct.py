@@ -119,6 +119,32 @@ def test_threads_each_get_their_own_replies_on_at_most_one_connection_each(redis
     assert redis_client.connection_pool._created_connections <= 8  # one per thread at most, none per command
 
 
+def test_it_keeps_few_connections_and_gives_the_rest_back_to_the_pool(redis_client: redis.Redis) -> None:
+    url = redis_client.get_connection_kwargs()
+    small = redis.Redis(connection_pool=redis.ConnectionPool(**url, max_connections=1))
+    assert direct.connections(small).execute("PING") == b"PONG"
+    assert small.ping() is True  # the pool's one connection is back in the pool, free for its own commands
+    bounded = redis.Redis(connection_pool=redis.ConnectionPool(**url, max_connections=12))
+    kept = direct.connections(bounded)
+    start = threading.Barrier(12)
+
+    def talk() -> None:
+        start.wait()
+        for n in range(100):
+            assert kept.execute("ECHO", str(n)) == str(n).encode()
+
+    threads = [threading.Thread(target=talk) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    in_use = bounded.connection_pool._in_use_connections
+    assert 1 <= len(kept._idle) <= 3  # a quarter of the limit (a race may keep one more)
+    assert len(in_use) == len(kept._idle)  # every other connection went back to the pool
+    small.close()
+    bounded.close()
+
+
 def test_a_forked_child_opens_its_own_connection(redis_client: redis.Redis) -> None:
     kept = direct.connections(redis_client)
     parent = kept.execute("CLIENT", "ID")
