@@ -104,6 +104,15 @@ def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> Non
             process.wait()
 
 
+QUIET = {"WORKERKIT_LOG_LEVEL": "warning"}
+"""workerkit's environment with its per-job log lines off (the ``quiet`` logging configuration)."""
+
+
+def log_env(logs: str) -> dict[str, str]:
+    """workerkit's environment for a logging configuration: ``quiet`` (per-job lines off) or ``default``."""
+    return QUIET if logs == "quiet" else {}
+
+
 def workerkit_peer(concurrency: int = 10, *, name: str = "workerkit", script: Path | None = None,
                    env: dict[str, str] | None = None, options: tuple[str, ...] = ()) -> Peer:
     """``workerkit worker -r noop_workerkit -c N [OPTIONS]``: this installation's, or the ``workerkit``

@@ -136,8 +136,9 @@ def main() -> None:
         if not label or not Path(path).is_file():
             parser.error(f"--other {label}={path}: expected LABEL=PATH, PATH a workerkit executable")
     peers = {(logs, name): with_queues(peer) for logs in logs_modes for name, peer in (
-        ("workerkit", common.workerkit_peer(env=quiet_env(logs))),
-        *((label, common.workerkit_peer(name=label, script=Path(path), env=quiet_env(logs))) for label, path in others),
+        ("workerkit", common.workerkit_peer(env=common.log_env(logs))),
+        *((label, common.workerkit_peer(name=label, script=Path(path), env=common.log_env(logs)))
+          for label, path in others),
         ("sidekiq", common.sidekiq_peer(sidekiq, log_level="warn" if logs == "quiet" else "")))}
     classes = {name: "StampWorker" if name == "sidekiq" else "noop_workerkit.Stamp" for _, name in peers}
     single: dict[str, list[float]] = {"workerkit": [], "sidekiq": []}
@@ -189,11 +190,6 @@ def main() -> None:
                     key = (logs, rate, name)
                     print(f"| {name} | {logs} | {rate:,.0f} | {percentile(start[key], 0.5):.2f} ms | "
                           f"{percentile(start[key], 0.99):.2f} ms | {statistics.median(round_p99[key]):.2f} ms |")
-
-
-def quiet_env(logs: str) -> dict[str, str]:
-    """workerkit's environment for a logging configuration: ``quiet`` turns its per-job lines off."""
-    return {"WORKERKIT_LOG_LEVEL": "warning"} if logs == "quiet" else {}
 
 
 def client_round(args: argparse.Namespace, url: str, conn: redis.Redis, single: dict[str, list[float]],

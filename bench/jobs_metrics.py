@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jobs_common as common
-from jobs_throughput import QUIET, Drain, Runtime
+from jobs_throughput import Drain, Runtime
 
 import workerkit
 from workerkit.fetch import QueueSpec, ReliableFetch, UnitOfWork
@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     left = lambda conn: args.jobs - int(conn.get("stat:processed") or 0)  # noqa: E731
     runtimes = [
-        Runtime(common.workerkit_peer(name=mode, env=QUIET if logs == "quiet" else {}, options=options), fill, left,
+        Runtime(common.workerkit_peer(name=mode, env=common.log_env(logs), options=options), fill, left,
                 args.jobs, logs)
         for logs in args.logs.split(",") for mode, options in MODES.items()
     ]

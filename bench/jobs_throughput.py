@@ -43,8 +43,6 @@ import jobs_common as common
 import workerkit
 from workerkit.server import running_server
 
-QUIET = {"WORKERKIT_LOG_LEVEL": "warning"}
-
 
 class Runtime:
     """One runtime in the comparison: how to fill its queue, start it, and see what is left."""
@@ -117,7 +115,7 @@ def workerkit_runtimes(args: argparse.Namespace, sidekiq: str | None, logs: str)
     """workerkit (this installation and every ``--other``) and Sidekiq with ``logs`` ("default" or "quiet")."""
     wanted = set(args.only.split(","))
     found: list[Runtime] = []
-    env = QUIET if logs == "quiet" else {}
+    env = common.log_env(logs)
     fill = _workerkit_fill("noop_workerkit.Noop")
     processed = lambda c: args.jobs - _int(c.get("stat:processed"))  # noqa: E731
     if "workerkit" in wanted:

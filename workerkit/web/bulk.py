@@ -24,6 +24,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from workerkit.connection import REDIS_DOWN, Backoff
 from workerkit.keys import Keys
 from workerkit.sets import BULK_ACTIONS, JobSet, SortedJobSet, Step
 from workerkit.views import as_text
@@ -35,8 +36,6 @@ RUNNING_TTL = 60
 """Seconds the lock and the progress of a running action live past its last step."""
 FINISHED_TTL = 600
 """Seconds the progress of an action that ended stays shown."""
-RELEASE_RETRY_SECONDS = 0.05
-"""The first pause before the lock's release is tried again when Redis failed it (doubling up to 1 s)."""
 LOCK_MARGIN_SECONDS = 2.0
 """How long before the lock would lapse its release stops being tried (this clock and Redis' may differ)."""
 
@@ -122,8 +121,8 @@ class _Run:
         with self.guard:
             unshown = self.progress if self.handed_off and self.error is not None else None
         give_up = self.held_until - LOCK_MARGIN_SECONDS
-        delay = RELEASE_RETRY_SECONDS
-        while True:
+        backoff = Backoff(f"ending the bulk {self.progress.action} on {self.which.value}")
+        while time.monotonic() < give_up:
             try:
                 if unshown is not None:
                     self.owner.record(self.which, unshown)
@@ -132,11 +131,10 @@ class _Run:
                 return
             except LockError:  # lapsed already (held up past RUNNING_TTL), or taken over: not ours to free
                 return
-            except redis.RedisError:
-                if time.monotonic() + delay > give_up:
-                    return
-                time.sleep(delay)
-                delay = min(2 * delay, 1.0)
+            except REDIS_DOWN as exc:
+                backoff.failed(exc)
+            except redis.RedisError:  # any other answer: the lock lapses by itself
+                return
 
     def _end(self, progress: Progress, error: redis.RedisError | None = None, record: bool = True) -> None:
         with self.guard:
