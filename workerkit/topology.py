@@ -32,6 +32,7 @@ import redis.asyncio.sentinel
 import redis.sentinel
 
 from workerkit.connection import single_try
+from workerkit.kernel_timeouts import timed_by_kernel
 from workerkit.slot_owner import (
     AsyncSlotOwnerConnection,
     AsyncSlotOwnerSSLConnection,
@@ -171,8 +172,15 @@ def masked_url(url: str) -> str:
 
 def sync_client(url: str, options: dict[str, Any], slot_key: str) -> redis.Redis:
     """A client of the deployment ``url`` names, with redis-py connection ``options`` (timeouts, keepalive,
-    retry). On a Cluster it is the client of the primary that serves ``slot_key``'s hash slot
-    (``workerkit.slot_owner``), so it serves every key with the same hash tag."""
+    retry), its ``socket_timeout`` kept by the kernel (``workerkit.kernel_timeouts``). On a Cluster it is the
+    client of the primary that serves ``slot_key``'s hash slot (``workerkit.slot_owner``), so it serves every
+    key with the same hash tag."""
+    client = _sync_client(url, options, slot_key)
+    timed_by_kernel(client.connection_pool)
+    return client
+
+
+def _sync_client(url: str, options: dict[str, Any], slot_key: str) -> redis.Redis:
     topology = parse(url)
     if topology.kind == "server":
         return redis.Redis.from_url(url, **options)

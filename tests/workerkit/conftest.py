@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,3 +54,30 @@ def commands_via_redis_py(monkeypatch: pytest.MonkeyPatch) -> Callable[[redis.Re
         return sent
 
     return watch
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers: a half-open Redis after a failover."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join(5)
+    for peer in accepted:
+        peer.close()
+    server.close()

@@ -9,9 +9,8 @@ import json
 import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -239,33 +238,6 @@ def test_9_a_schedule_that_can_never_fire_is_reported_and_skipped(wk: redis.Redi
     with TestClient(app, base_url="http://127.0.0.1") as client:
         page = client.get("/wk/periodic")
     assert page.status_code == 200 and "never: this schedule can never fire" in page.text
-
-
-@pytest.fixture
-def silent_peer() -> Iterator[str]:
-    """A TCP server that accepts connections and never answers: a half-open Redis after a failover."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    stop.set()
-    thread.join(5)
-    for peer in accepted:
-        peer.close()
-    server.close()
 
 
 def test_10_a_silent_peer_is_noticed_within_seconds(silent_peer: str) -> None:
