@@ -1,4 +1,4 @@
-"""Throughput: drain N no-op jobs with 1, 2 and 4 worker processes, side by side in one run.
+"""Throughput: drain N jobs with 1, 2 and 4 worker processes, side by side in one run.
 
 workerkit against Sidekiq 6.4 (Debian ruby-sidekiq), RQ (SimpleWorker, no fork per job), Dramatiq and
 Celery (one process, 10 threads each). The jobs are pushed first; the clock runs from the moment the first
@@ -8,8 +8,13 @@ worker processes and the Redis server used, per 1,000 jobs: unlike jobs/s, that 
 other load on the machine. Rounds interleave the runtimes.
 
     python3 bench/jobs_throughput.py [--jobs 100000] [--peer-jobs 5000] [--rounds 2] [--only workerkit,sidekiq]
-                                     [--processes 1,2,4] [--logs quiet,default]
-                                     [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
+                                     [--processes 1,2,4] [--logs quiet,default] [--job noop|roundtrip]
+                                     [--concurrency 10] [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
+
+``--job``: ``noop`` (the default) does nothing; ``roundtrip`` sends one command to Redis (an ``RPUSH``,
+through the runtime's own client: ``workerkit.config.redis_client()``, ``Sidekiq.redis``), as most real
+jobs wait on something; it runs workerkit and Sidekiq only. ``--concurrency``: the threads of each workerkit
+and Sidekiq process (``-c``).
 
 ``--logs`` (both by default, reported as two configurations): ``quiet`` turns off the per-job lines of
 workerkit (``WORKERKIT_LOG_LEVEL=warning``) and Sidekiq (its logger at WARN), the fair comparison of the
@@ -91,10 +96,17 @@ def _cpu(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def _workerkit_fill(class_name: str) -> Callable[[str, int], None]:
+JOBS = {
+    "noop": ("noop_workerkit.Noop", "NoopWorker", ()),
+    "roundtrip": ("noop_workerkit.Stamp", "StampWorker", ("bench:roundtrips", 0.0)),
+}
+"""``--job``: workerkit's class, Sidekiq's class, and the job's arguments."""
+
+
+def _workerkit_fill(class_name: str, arguments: tuple[object, ...]) -> Callable[[str, int], None]:
     def fill(url: str, jobs: int) -> None:
         workerkit.configure(redis_url=url)
-        workerkit.push_bulk(class_name, [()] * jobs)
+        workerkit.push_bulk(class_name, [arguments] * jobs)
 
     return fill
 
@@ -116,17 +128,19 @@ def workerkit_runtimes(args: argparse.Namespace, sidekiq: str | None, logs: str)
     wanted = set(args.only.split(","))
     found: list[Runtime] = []
     env = common.log_env(logs)
-    fill = _workerkit_fill("noop_workerkit.Noop")
+    ours, theirs, arguments = JOBS[args.job]
+    fill = _workerkit_fill(ours, arguments)
     processed = lambda c: args.jobs - _int(c.get("stat:processed"))  # noqa: E731
     if "workerkit" in wanted:
-        found.append(Runtime(common.workerkit_peer(env=env), fill, processed, args.jobs, logs))
+        found.append(Runtime(common.workerkit_peer(args.concurrency, env=env), fill, processed, args.jobs, logs))
         for other in args.other:
             label, _, path = other.partition("=")
-            peer = common.workerkit_peer(name=label, script=Path(path), env=env)
+            peer = common.workerkit_peer(args.concurrency, name=label, script=Path(path), env=env)
             found.append(Runtime(peer, fill, processed, args.jobs, logs))
     if sidekiq:
-        peer = common.sidekiq_peer(sidekiq, log_level="warn" if logs == "quiet" else "")
-        found.append(Runtime(peer, _workerkit_fill("NoopWorker"), lambda c: c.llen("queue:default"), args.jobs, logs))
+        peer = common.sidekiq_peer(sidekiq, args.concurrency, log_level="warn" if logs == "quiet" else "")
+        found.append(Runtime(peer, _workerkit_fill(theirs, arguments), lambda c: c.llen("queue:default"), args.jobs,
+                             logs))
     return found
 
 
@@ -171,13 +185,18 @@ def main() -> None:
     parser.add_argument("--logs", default="quiet,default", help="quiet, default, or both (quiet,default)")
     parser.add_argument("--other", action="append", default=[], metavar="LABEL=PATH",
                         help="another installation's workerkit executable, under LABEL")
+    parser.add_argument("--job", choices=sorted(JOBS), default="noop",
+                        help="noop, or roundtrip: one RPUSH through the runtime's client (workerkit and Sidekiq)")
+    parser.add_argument("--concurrency", type=int, default=10, help="threads per workerkit and Sidekiq process")
     args = parser.parse_args()
+    if args.job != "noop" and set(args.only.split(",")) - {"workerkit", "sidekiq"}:
+        parser.error(f"--job {args.job} runs workerkit and Sidekiq only: add --only workerkit,sidekiq")
     counts = [int(n) for n in args.processes.split(",")]
     chosen = runtimes(args)
     results: dict[tuple[str, str, int], list[Drain]] = {}
     with tempfile.TemporaryDirectory() as data, running_server(Path(data), kind="auto") as server:
         conn = redis.Redis.from_url(server.url)
-        print(f"# server {server.binary}, {common.load_note()}")
+        print(f"# server {server.binary}, {args.job} jobs, -c {args.concurrency}, {common.load_note()}")
         for round_number in range(args.rounds):
             for processes in counts:
                 for runtime in chosen:
