@@ -11,10 +11,11 @@ other load on the machine. Rounds interleave the runtimes.
                                      [--processes 1,2,4] [--logs quiet,default] [--job noop|roundtrip]
                                      [--concurrency 10] [--other "LABEL=/tmp/venv-before/bin/workerkit" ...]
 
-``--job``: ``noop`` (the default) does nothing; ``roundtrip`` sends one command to Redis (an ``RPUSH``,
-through the runtime's own client: ``workerkit.config.redis_client()``, ``Sidekiq.redis``), as most real
-jobs wait on something; it runs workerkit and Sidekiq only. ``--concurrency``: the threads of each workerkit
-and Sidekiq process (``-c``).
+``--job``: ``noop`` (the default) does nothing; ``roundtrip`` sends one command to Redis (an ``RPUSH``),
+as most real jobs wait on something: through the runtime's own client where it has one
+(``workerkit.config.redis_client()``, ``Sidekiq.redis``, Dramatiq's broker), else through a redis-py client
+of the job's module (RQ, Celery). ``--concurrency``: the threads of each workerkit and Sidekiq process
+(``-c``; Dramatiq and Celery keep 10).
 
 ``--logs`` (both by default, reported as two configurations): ``quiet`` turns off the per-job lines of
 workerkit (``WORKERKIT_LOG_LEVEL=warning``) and Sidekiq (its logger at WARN), the fair comparison of the
@@ -111,9 +112,9 @@ def _workerkit_fill(class_name: str, arguments: tuple[object, ...]) -> Callable[
     return fill
 
 
-def _python_fill(python: Path, script: str) -> Callable[[str, int], None]:
+def _python_fill(python: Path, script: str, job: str) -> Callable[[str, int], None]:
     def fill(url: str, jobs: int) -> None:
-        subprocess.run([str(python), script, url, str(jobs)], cwd=common.PEERS, check=True,
+        subprocess.run([str(python), script, url, str(jobs), job], cwd=common.PEERS, check=True,
                        env={"BENCH_REDIS_URL": url, "PATH": "/usr/bin:/bin"})
 
     return fill
@@ -159,18 +160,18 @@ def runtimes(args: argparse.Namespace) -> list[Runtime]:
         if "rq" in wanted:
             rq = common.Peer("rq", lambda url: [str(bin_dir / "rq"), "worker", "--url", url, "-w",
                                                 "rq.worker.SimpleWorker", "default"], env)
-            found.append(Runtime(rq, _python_fill(python, "noop_rq.py"), lambda c: c.llen("rq:queue:default"),
+            found.append(Runtime(rq, _python_fill(python, "noop_rq.py", args.job), lambda c: c.llen("rq:queue:default"),
                                  args.peer_jobs))
         if "dramatiq" in wanted:
             dramatiq = common.Peer("dramatiq", lambda url: [str(bin_dir / "dramatiq"), "noop_dramatiq",
                                                             "--processes", "1", "--threads", "10"], env)
-            found.append(Runtime(dramatiq, _python_fill(python, "noop_dramatiq.py"),
+            found.append(Runtime(dramatiq, _python_fill(python, "noop_dramatiq.py", args.job),
                                  lambda c: c.hlen("dramatiq:default.msgs"), args.peer_jobs))
         if "celery" in wanted:
             celery = common.Peer("celery", lambda url: [str(bin_dir / "celery"), "-A", "noop_celery", "worker",
                                                         "-P", "threads", "-c", "10", "--without-gossip",
                                                         "--without-mingle", "--without-heartbeat"], env)
-            found.append(Runtime(celery, _python_fill(python, "noop_celery.py"),
+            found.append(Runtime(celery, _python_fill(python, "noop_celery.py", args.job),
                                  lambda c: c.llen("celery") + c.hlen("unacked"), args.peer_jobs))
     return found
 
@@ -185,12 +186,9 @@ def main() -> None:
     parser.add_argument("--logs", default="quiet,default", help="quiet, default, or both (quiet,default)")
     parser.add_argument("--other", action="append", default=[], metavar="LABEL=PATH",
                         help="another installation's workerkit executable, under LABEL")
-    parser.add_argument("--job", choices=sorted(JOBS), default="noop",
-                        help="noop, or roundtrip: one RPUSH through the runtime's client (workerkit and Sidekiq)")
+    parser.add_argument("--job", choices=sorted(JOBS), default="noop", help="noop, or roundtrip: one RPUSH per job")
     parser.add_argument("--concurrency", type=int, default=10, help="threads per workerkit and Sidekiq process")
     args = parser.parse_args()
-    if args.job != "noop" and set(args.only.split(",")) - {"workerkit", "sidekiq"}:
-        parser.error(f"--job {args.job} runs workerkit and Sidekiq only: add --only workerkit,sidekiq")
     counts = [int(n) for n in args.processes.split(",")]
     chosen = runtimes(args)
     results: dict[tuple[str, str, int], list[Drain]] = {}
