@@ -9,12 +9,14 @@ receive alone, and a command whose reply does not come within ``socket_timeout``
 ``redis.TimeoutError`` and drops its connection, as before.
 
 TLS connections keep Python's timeouts: a blocking SSL socket retries a read that the kernel timed out
-instead of failing it. A ``socket_timeout`` of None or 0 is left to redis-py as well.
+instead of failing it. A ``socket_timeout`` that is not a finite number above 0 (None, 0, a negative one) is
+left to redis-py as well.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import socket
 import struct
 from typing import Any
@@ -42,7 +44,9 @@ class KernelTimed(AbstractConnection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         timeout = kwargs.get("socket_timeout")
-        self.kernel_timeout: float | None = timeout if timeout else None
+        bounded = (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                   and 0 < timeout < math.inf)  # else redis-py's own handling
+        self.kernel_timeout: float | None = timeout if bounded else None
         if self.kernel_timeout is not None:
             kwargs["socket_connect_timeout"] = kwargs.get("socket_connect_timeout") or timeout
             kwargs["socket_timeout"] = None  # Python then polls before nothing
@@ -51,8 +55,9 @@ class KernelTimed(AbstractConnection):
     def _connect(self) -> Any:
         sock = super()._connect()  # type: ignore[safe-super,no-untyped-call]  # the concrete class after this mixin has it
         if self.kernel_timeout is not None:
-            seconds = int(self.kernel_timeout)
-            timeval = struct.pack("ll", seconds, int((self.kernel_timeout - seconds) * 1_000_000))
+            # at least 1 µs: a timeval of zero would mean no timeout at all
+            seconds, micro = divmod(max(1, round(self.kernel_timeout * 1_000_000)), 1_000_000)
+            timeval = struct.pack("ll", seconds, micro)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
         return sock

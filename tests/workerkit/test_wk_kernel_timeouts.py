@@ -4,6 +4,7 @@ against a real server and a frozen one (SIGSTOP)."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -45,6 +46,25 @@ def test_a_workerkit_connection_is_blocking_with_the_kernel_keeping_its_timeout(
     assert client.blmove("kernel:nothing", "kernel:list", 0.2, "RIGHT", "LEFT") is None  # blocks, times out in Redis
     assert client.lrange("kernel:list", 0, -1) == [b"a"]
     client.close()
+
+
+def test_a_timeout_shorter_than_the_kernels_unit_still_bounds_the_wait(redis_url: str) -> None:
+    connection = config.new_redis_client(redis_url, socket_timeout=1e-9).connection_pool.make_connection()
+    sock = connection._connect()  # the socket alone, before redis-py's handshake
+    try:
+        received, sent = _kernel_timeouts(sock)  # rounded up to the kernel's tick; zero would wait for ever
+        assert 0 < received <= 0.1 and 0 < sent <= 0.1
+    finally:
+        sock.close()
+    assert _kernel_timeouts_for(redis_url, 2.5) == (2.5, 2.5)
+
+
+def _kernel_timeouts_for(redis_url: str, timeout: float) -> tuple[float, float]:
+    sock = config.new_redis_client(redis_url, socket_timeout=timeout).connection_pool.make_connection()._connect()
+    try:
+        return _kernel_timeouts(sock)
+    finally:
+        sock.close()
 
 
 @pytest.fixture
@@ -92,14 +112,14 @@ def test_a_send_the_frozen_server_never_reads_fails_with_a_timeout(
     assert client.ping() is True
 
 
-def test_tls_and_no_timeout_keep_redis_pys_own_sockets() -> None:
+def test_tls_and_a_timeout_that_is_not_a_bound_keep_redis_pys_own_sockets() -> None:
     tls = config.new_redis_client("rediss://127.0.0.1:1/0")
     assert tls.connection_pool.connection_class is redis.SSLConnection  # SSL retries a read the kernel timed out
-    for unbounded in (None, 0):
+    for unbounded in (None, 0, -1.0, math.inf, math.nan, True):
         connection = config.new_redis_client("redis://127.0.0.1:1/0", socket_timeout=unbounded).connection_pool
         made = connection.make_connection()
         assert isinstance(made, KernelTimed) and made.kernel_timeout is None
-        assert made.socket_timeout == unbounded
+        assert made.socket_timeout is unbounded  # left to redis-py, untouched
 
 
 def test_every_topology_gets_kernel_timeouts() -> None:
