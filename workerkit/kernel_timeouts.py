@@ -3,8 +3,8 @@
 A Python socket with a timeout polls before each send and each receive: for one Redis command, two more
 system calls, and each lets go of the GIL. In a worker whose threads all talk to Redis, every release with
 other threads waiting hands the GIL over and takes it back: at 10 threads running jobs that send one command
-each, about 20 futex calls per job, a third more CPU per job and fewer jobs per second than with the polls
-gone (``docs/benchmarks.md``). A blocking socket with the kernel's timeouts set makes the send and the
+each, about 20 futex calls per job against 7 to 15 without the polls, and 13 to 21% fewer jobs per second
+(``docs/benchmarks.md``). A blocking socket with the kernel's timeouts set makes the send and the
 receive alone, and a command whose reply does not come within ``socket_timeout`` still fails with
 ``redis.TimeoutError`` and drops its connection, as before.
 

@@ -49,18 +49,16 @@ def test_a_workerkit_connection_is_blocking_with_the_kernel_keeping_its_timeout(
 
 
 def test_a_timeout_shorter_than_the_kernels_unit_still_bounds_the_wait(redis_url: str) -> None:
-    connection = config.new_redis_client(redis_url, socket_timeout=1e-9).connection_pool.make_connection()
-    sock = connection._connect()  # the socket alone, before redis-py's handshake
-    try:
-        received, sent = _kernel_timeouts(sock)  # rounded up to the kernel's tick; zero would wait for ever
-        assert 0 < received <= 0.1 and 0 < sent <= 0.1
-    finally:
-        sock.close()
+    received, sent = _kernel_timeouts_for(redis_url, 1e-9)  # rounded up to the kernel's tick
+    assert 0 < received <= 0.1 and 0 < sent <= 0.1  # a timeval of zero would wait for ever
     assert _kernel_timeouts_for(redis_url, 2.5) == (2.5, 2.5)
 
 
 def _kernel_timeouts_for(redis_url: str, timeout: float) -> tuple[float, float]:
-    sock = config.new_redis_client(redis_url, socket_timeout=timeout).connection_pool.make_connection()._connect()
+    """The kernel's timeouts on a socket of a workerkit client with ``socket_timeout=timeout`` (the socket
+    alone, before redis-py's handshake, which a timeout of a nanosecond would fail)."""
+    connection = config.new_redis_client(redis_url, socket_timeout=timeout).connection_pool.make_connection()
+    sock = connection._connect()
     try:
         return _kernel_timeouts(sock)
     finally:
