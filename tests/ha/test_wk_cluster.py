@@ -61,8 +61,15 @@ def test_a_namespace_lives_in_one_slot_and_every_kind_of_job_runs(
     assert enqueue_due(conn, config.keys(), time.time(), [tick]) == 1
     expected = {"now", "later", "tick", *(f"bulk{n}" for n in range(50)), *(f"batch{n}" for n in range(3)),
                 "batch succeeded", "batch died"}
-    wait_for(lambda: {value.decode() for value in conn.lrange(key(RAN), 0, -1)} == expected, "every job to run",
-             30, worker.output)
+    ran = lambda: {value.decode() for value in conn.lrange(key(RAN), 0, -1)}  # noqa: E731
+
+    def state() -> str:  # what a timeout leaves to look at: the jobs missing, and where jobs wait
+        sets = {name: conn.zrange(name, 0, -1, withscores=True)
+                for name in (config.keys().schedule, config.keys().retry)}
+        return (f"missing {sorted(expected - ran())}, at {time.time():.3f}: {sets}, "
+                f"queue {conn.lrange(config.keys().queue('default'), 0, -1)}\n{worker.output()}")
+
+    wait_for(lambda: ran() == expected, "every job to run", 30, state)
     wait_for(lambda: conn.zcard(config.keys().dead) == 1, "the failing job in the dead set", 30, worker.output)
     assert worker.stop() == 0, worker.output()
     assert sorted(conn.lrange(key(RAN), 0, -1)) == sorted(value.encode() for value in expected)  # each once
