@@ -58,14 +58,13 @@ class Runtime:
             subprocess.run(self.fill, cwd=common.PEERS, env={"BENCH_REDIS_URL": url, "PATH": "/usr/bin:/bin"},
                            check=True)
         [worker] = self.peer.start(url, 1)
-        process = psutil.Process(worker.pid)
         threads, rss = 0, 0
         try:
             started = common.wait_until(lambda: int(conn.get("bench:started") or 0) > 0, timeout=120)
 
             def all_done() -> bool:
                 nonlocal threads, rss
-                for member in [process, *process.children(recursive=True)]:
+                for member in common.process_tree(worker.pid):
                     try:
                         threads = max(threads, member.num_threads())
                         rss = max(rss, member.memory_info().rss)

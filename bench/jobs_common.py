@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "jobs_peers"
 VENV = ROOT / "build" / "bench-venv"
@@ -134,6 +136,12 @@ def sidekiq_peer(sidekiq: str, concurrency: int = 10, *, log_level: str = "") ->
         lambda url: [sidekiq, "-r", "./noop_sidekiq.rb", "-c", str(concurrency), "-e", "production"],
         lambda url: {"REDIS_URL": url, "BENCH_SIDEKIQ_LOG_LEVEL": log_level},
     )
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and every process it started (forked workers, such as Dramatiq's)."""
+    process = psutil.Process(pid)
+    return [process, *process.children(recursive=True)]
 
 
 def load_note() -> str:

@@ -15,7 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psutil
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,12 +33,10 @@ def rss_series(peer: common.Peer, class_name: str, left: str, url: str, conn: re
     [worker] = peer.start(url, 1)
     series: list[float] = []
     try:
-        process = psutil.Process(worker.pid)
         for _ in range(jobs // step):
             workerkit.push_bulk(class_name, [()] * step)
             common.wait_until(lambda: conn.llen(left) == 0, timeout=600, poll=0.05)
-            tree = [process, *process.children(recursive=True)]
-            series.append(sum(p.memory_info().rss for p in tree) / 2**20)
+            series.append(sum(p.memory_info().rss for p in common.process_tree(worker.pid)) / 2**20)
     finally:
         common.stop([worker])
     return series

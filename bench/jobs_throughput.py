@@ -72,7 +72,7 @@ class Runtime:
         try:
             started = common.wait_until(lambda: self.left(conn) < self.jobs, timeout=120)
             at_start = self.left(conn)
-            watched = _with_children(workers)  # Dramatiq's workers are forked children, up by now
+            watched = [member for worker in workers for member in common.process_tree(worker.pid)]  # forked: up by now
             cpu_at_start = [_cpu(process) for process in watched], _cpu(server)
             finished = common.wait_until(lambda: self.left(conn) == 0, timeout=600)
             worker_cpu = sum(_cpu(p) - before for p, before in zip(watched, cpu_at_start[0], strict=True))
@@ -90,15 +90,6 @@ class Drain:
     rate: float
     worker_ms: float
     server_ms: float
-
-
-def _with_children(workers: list[subprocess.Popen[bytes]]) -> list[psutil.Process]:
-    """The worker processes and every process they started, so that forked workers' CPU is counted too."""
-    found = []
-    for worker in workers:
-        process = psutil.Process(worker.pid)
-        found += [process, *process.children(recursive=True)]
-    return found
 
 
 def _cpu(process: psutil.Process) -> float:
